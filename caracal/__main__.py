@@ -1,0 +1,3 @@
+from caracal.cli.main import main
+
+main()

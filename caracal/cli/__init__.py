@@ -1,0 +1,1 @@
+"""The product CLI (typer): one module per noun, thin over the service facade."""

@@ -1,0 +1,95 @@
+"""Helpers every command uses: the open workspace, output, confirmation, secret input."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from caracal.core.errors import RefusedError, ValidationError
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+
+def workspace_override(ctx: typer.Context) -> str | None:
+    root = ctx.find_root()
+    return (root.obj or {}).get("workspace") if isinstance(root.obj, dict) else None
+
+
+@contextmanager
+def open_workspace(ctx: typer.Context) -> Iterator[Caracal]:
+    from caracal.services.facade import Caracal
+
+    app = Caracal.open(workspace_override(ctx))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def echo(text: str = "") -> None:
+    typer.echo(text)
+
+
+def note(text: str) -> None:
+    """Progress and hints go to stderr so stdout stays clean for pipes."""
+    typer.echo(text, err=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "(none)") -> None:
+    if not rows:
+        echo(empty)
+        return
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Proceed only with --yes or an explicit 'y' at a terminal."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError(f"{question} Refusing without a terminal; pass --yes to confirm.")
+    if not typer.confirm(question, default=False):
+        raise RefusedError("Cancelled; nothing was changed.")
+
+
+def read_secret(env_var: str | None, from_stdin: bool, what: str) -> str | None:
+    """Secrets come from an environment variable or stdin, never from argv."""
+    if env_var and from_stdin:
+        raise ValidationError(
+            f"Give the {what} through --credential-env or --credential-stdin, not both."
+        )
+    if env_var:
+        value = os.environ.get(env_var)
+        if not value:
+            raise ValidationError(f"Environment variable {env_var} is not set or empty.")
+        return value
+    if from_stdin:
+        if sys.stdin.isatty():
+            import getpass
+
+            value = getpass.getpass(f"{what.capitalize()}: ")
+        else:
+            value = sys.stdin.read().rstrip("\r\n")
+        if not value:
+            raise ValidationError(f"No {what} was read from stdin.")
+        return value
+    return None

@@ -1,0 +1,83 @@
+"""`caracal config ...`: read and change the workspace's config.yaml."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from caracal.cli.common import echo, emit_json, open_workspace, table
+from caracal.core.errors import ValidationError
+
+app = typer.Typer(help="Read and change the workspace configuration.", no_args_is_help=True)
+
+RevealOption = Annotated[
+    bool, typer.Option("--reveal", help="Print secret values in clear (careful).")
+]
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    reveal: RevealOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Every setting with its value (secrets masked)."""
+    with open_workspace(ctx) as caracal:
+        items = caracal.settings.items(reveal=reveal)
+    if as_json:
+        emit_json(items)
+        return
+    table(["key", "value"], [[k, "null" if v is None else v] for k, v in items.items()])
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    key: str,
+    reveal: RevealOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Print one setting (secrets masked unless --reveal)."""
+    with open_workspace(ctx) as caracal:
+        value = caracal.settings.get(key, reveal=reveal)
+    if as_json:
+        emit_json(value)
+    elif isinstance(value, dict):
+        table(["key", "value"], [[k, "null" if v is None else v] for k, v in value.items()])
+    else:
+        echo("null" if value is None else str(value))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: str,
+    value: Annotated[str | None, typer.Argument(help="The value; omit with --stdin.")] = None,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the value from stdin (for secrets).")
+    ] = False,
+) -> None:
+    """Change one setting; secret settings are stored encrypted."""
+    if (value is None) == (not stdin):
+        raise ValidationError("Give the value as an argument or with --stdin, not both.")
+    text = sys.stdin.read().rstrip("\r\n") if stdin else value
+    with open_workspace(ctx) as caracal:
+        shown = caracal.settings.set_value(key, text or "")
+    echo(f"{key} = {shown}")
+
+
+@app.command()
+def encrypt(ctx: typer.Context) -> None:
+    """Read a value from stdin and print it as ENC[...] for config.yaml."""
+    if sys.stdin.isatty():
+        import getpass
+
+        text = getpass.getpass("Value to encrypt: ")
+    else:
+        text = sys.stdin.read().rstrip("\r\n")
+    if not text:
+        raise ValidationError("Nothing to encrypt: stdin was empty.")
+    with open_workspace(ctx) as caracal:
+        echo(caracal.settings.encrypt(text))

@@ -1,0 +1,99 @@
+"""Entry point: the `caracal` command tree and the one error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from caracal import __version__
+from caracal.cli import config as config_cmd
+from caracal.cli import provider, workspace
+from caracal.core.errors import CaracalError, ExitCode
+
+app = typer.Typer(
+    name="caracal",
+    help=(
+        "Caracal gives AI agents authority instead of credentials.\n\n"
+        "Start here:  caracal workspace create demo  →  caracal provider add ...  →  "
+        "caracal provider scopes"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(workspace.app, name="workspace")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(provider.app, name="provider")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"caracal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    workspace_name: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            metavar="NAME",
+            help="Act on this workspace instead of the active one (this command only).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"workspace": workspace_name}
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; usage errors are typer's (exit 2), domain errors map to the enum."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="caracal", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except CaracalError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        return 130
+    except Exception as exc:
+        mapped = _map_adapter_error(exc)
+        if mapped is not None:
+            typer.echo(f"error: {mapped.message}", err=True)
+            return int(mapped.exit_code)
+        logging.getLogger("caracal").exception("internal error")
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug; the workspace log "
+            "has the details.",
+            err=True,
+        )
+        return int(ExitCode.INTERNAL)
+    return 0
+
+
+def _map_adapter_error(exc: Exception) -> CaracalError | None:
+    from caracal.core.errors import UnavailableError
+
+    module = type(exc).__module__
+    if module.startswith("sqlalchemy") and type(exc).__name__ == "OperationalError":
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
+        return UnavailableError(
+            f"The workspace store failed: {first[0] if first else exc}; check the database."
+        )
+    return None

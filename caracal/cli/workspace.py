@@ -1,0 +1,94 @@
+"""`caracal workspace ...`: create, list, switch and delete workspaces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from caracal.cli.common import confirm, echo, emit_json, note, table, workspace_override
+
+if TYPE_CHECKING:
+    from caracal.services.workspaces import WorkspaceManager
+
+app = typer.Typer(help="Create, list, switch and delete workspaces.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+
+
+def _manager() -> WorkspaceManager:
+    from caracal.services.workspaces import WorkspaceManager
+
+    return WorkspaceManager()
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits, '-' or '_'.")],
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url",
+            help="PostgreSQL URL (postgresql+psycopg://…) instead of the embedded SQLite store; "
+            "defaults to $CARACAL_STORE_URL.",
+        ),
+    ] = None,
+    use: Annotated[bool, typer.Option("--use", help="Make it the active workspace.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a workspace (the first one becomes active)."""
+    info = _manager().create(name, store_url=store_url, activate=True if use else None)
+    for notice in info.notices:
+        note(f"warning: {notice}")
+    if as_json:
+        emit_json(info.to_dict())
+        return
+    echo(f"Created workspace {info.name} ({info.store}) at {info.path}")
+    if info.active:
+        echo("It is now the active workspace. Next: caracal provider add NAME --base-url URL")
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List workspaces; the active one is marked."""
+    infos = _manager().list()
+    if as_json:
+        emit_json([i.to_dict() for i in infos])
+        return
+    table(
+        ["", "name", "store", "path"],
+        [["*" if i.active else "", i.name, i.store, str(i.path)] for i in infos],
+        empty="No workspaces yet; create one with `caracal workspace create NAME`.",
+    )
+
+
+@app.command()
+def use(name: str) -> None:
+    """Make NAME the active workspace."""
+    _manager().use(name)
+    echo(f"Active workspace: {name}")
+
+
+@app.command()
+def current(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the workspace commands act on."""
+    manager = _manager()
+    name = manager.resolve(workspace_override(ctx))
+    info = manager.info(name)
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        echo(f"{info.name} ({info.store}) {info.path}")
+
+
+@app.command()
+def delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a workspace and its store (not the active one)."""
+    manager = _manager()
+    manager.check_deletable(name)  # before asking, so nobody confirms in vain
+    confirm(f"Delete workspace {name!r} and everything in it?", yes=yes)
+    manager.delete(name)
+    note(f"Deleted workspace {name}.")

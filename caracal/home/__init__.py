@@ -1,0 +1,1 @@
+"""CARACAL_HOME layout, workspaces and their files."""

@@ -1,0 +1,253 @@
+"""`config.yaml`: a strict pydantic model, `${VAR}` expansion and `ENC[...]` secrets."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from caracal.core.errors import ConfigError, NotFoundError, ValidationError
+from caracal.home.atomic import atomic_write_text
+from caracal.vault.cipher import is_encrypted_value
+
+__all__ = ["is_encrypted_value"]  # re-exported: config values may be ENC[...]
+
+CONFIG_VERSION = 1
+MASK = "********"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _secret(**kwargs: Any) -> Any:
+    return Field(json_schema_extra={"secret": True}, **kwargs)
+
+
+class StoreSettings(_Section):
+    url: str = _secret(
+        default="sqlite:///store.db",
+        description="SQLAlchemy URL; a relative SQLite path is inside the workspace folder.",
+    )
+    pg_schema: str | None = Field(None, description="PostgreSQL schema holding this workspace.")
+    pool_size: int = Field(5, ge=1, le=64)
+    busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+
+
+class LedgerSettings(_Section):
+    checkpoint_every: int = Field(1000, ge=10, le=1_000_000, description="Events per checkpoint.")
+
+
+class ValidationSettings(_Section):
+    clock_leeway_seconds: int = Field(30, ge=0, le=600)
+    cache_size: int = Field(10_000, ge=0, le=10_000_000)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class RuntimeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    redis_url: str | None = _secret(default=None)
+    max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+
+
+class WorkspaceConfig(_Section):
+    version: int = CONFIG_VERSION
+    workspace: str
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+
+
+def secret_keys() -> set[str]:
+    out: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+            elif isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret"):
+                out.add(f"{prefix}{name}")
+
+    walk(WorkspaceConfig, "")
+    return out
+
+
+def expand_vars(raw: Any, env: dict[str, str], where: str) -> Any:
+    if isinstance(raw, dict):
+        return {k: expand_vars(v, env, where) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [expand_vars(v, env, where) for v in raw]
+    if not isinstance(raw, str):
+        return raw
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{where}: environment variable {name} is not set; set it or write ${{{name}:default}}."
+        )
+
+    return _VAR.sub(substitute, raw)
+
+
+def decrypt_values(raw: Any, decrypt: Callable[[str], str]) -> Any:
+    if isinstance(raw, dict):
+        return {k: decrypt_values(v, decrypt) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [decrypt_values(v, decrypt) for v in raw]
+    return decrypt(raw) if is_encrypted_value(raw) else raw
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is missing; recreate the workspace or restore a backup."
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path}{line}: {problem}; fix the YAML syntax.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values.")
+    return data
+
+
+def validate_raw(
+    raw: dict[str, Any],
+    where: str,
+    env: dict[str, str],
+    decrypt: Callable[[str], str] | None = None,
+) -> WorkspaceConfig:
+    resolved = expand_vars(raw, env, where)
+    if decrypt is not None:
+        resolved = decrypt_values(resolved, decrypt)
+    try:
+        return WorkspaceConfig.model_validate(resolved)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(
+                f"{where}: unknown key {key!r}; remove it or check its spelling."
+            ) from None
+        raise ConfigError(f"{where}: {key}: {first['msg']}.") from None
+
+
+def dump_raw(raw: dict[str, Any]) -> str:
+    return yaml.safe_dump(raw, sort_keys=False, default_flow_style=False)
+
+
+def default_raw(workspace: str, store_url: str | None, pg_schema: str | None) -> dict[str, Any]:
+    config = WorkspaceConfig(workspace=workspace)
+    raw = config.model_dump(mode="json")
+    if store_url:
+        raw["store"]["url"] = store_url
+        raw["store"]["pg_schema"] = pg_schema
+    return raw
+
+
+def write_raw(path: Path, raw: dict[str, Any]) -> None:
+    atomic_write_text(path, dump_raw(raw))
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def known_keys() -> list[str]:
+    return sorted(flatten(WorkspaceConfig(workspace="x").model_dump(mode="json")))
+
+
+def get_path(raw: dict[str, Any], key: str) -> Any:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise NotFoundError(f"Unknown config key {key!r}; see `caracal config list`.")
+        node = node[part]
+    return node
+
+
+def set_path(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    if key not in known_keys():
+        raise ValidationError(f"Unknown config key {key!r}; see `caracal config list`.")
+    updated = copy.deepcopy(raw)
+    parts = key.split(".")
+    node = updated
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+    return updated
+
+
+def parse_cli_value(text: str) -> Any:
+    """`config set` values: YAML scalars, so `5` is an int, `null` is None, `true` a bool."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, dict | list):
+        return text
+    return value
+
+
+def mask_value(key: str, value: Any, secrets: set[str]) -> Any:
+    if value is None:
+        return None
+    if is_encrypted_value(value):
+        return MASK
+    if key not in secrets or not isinstance(value, str):
+        return value
+    if "://" in value:
+        return mask_url(value)
+    return MASK
+
+
+def mask_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:{MASK}@{host}" if parts.username else f":{MASK}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

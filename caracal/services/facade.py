@@ -1,0 +1,106 @@
+"""`Caracal(workspace)`: the one facade behind Flow, the CLI and the runtime service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from caracal.home import config as cfg
+from caracal.home.paths import HomePaths, WorkspacePaths
+from caracal.services.logs import attach_workspace_log
+from caracal.services.workspaces import WorkspaceManager
+from caracal.store.engine import Store, StoreLocation, open_store, resolve_location
+
+if TYPE_CHECKING:
+    from caracal.services.config_service import ConfigService
+    from caracal.services.providers import ProviderService
+    from caracal.services.secrets import SecretVault
+    from caracal.vault.cipher import SecretCipher
+
+log = logging.getLogger(__name__)
+
+
+class Caracal:
+    """One open workspace. Cheap to construct; the store and master key open on first use."""
+
+    def __init__(self, manager: WorkspaceManager, name: str) -> None:
+        self.manager = manager
+        self.name = name
+        self.paths: WorkspacePaths = manager.home.workspace(name)
+        self.env = manager.env
+        self._store: Store | None = None
+        self._raw = cfg.read_raw(self.paths.config)
+        # Plain validation first (no decryption), so a broken file fails before any key lookup.
+        self.config = cfg.validate_raw(self._raw, str(self.paths.config), self.env)
+        if any(cfg.is_encrypted_value(v) for v in cfg.flatten(self._raw).values()):
+            self.config = cfg.validate_raw(
+                self._raw, str(self.paths.config), self.env, decrypt=self.cipher.decrypt_value
+            )
+        attach_workspace_log(self.paths.log_file, self.config.logging.level)
+
+    @classmethod
+    def open(
+        cls,
+        workspace: str | None = None,
+        *,
+        home: HomePaths | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Caracal:
+        manager = WorkspaceManager(home, dict(os.environ if env is None else env))
+        return cls(manager, manager.resolve(workspace))
+
+    # ---- adapters, opened lazily ---------------------------------------------------------
+    @property
+    def location(self) -> StoreLocation:
+        return resolve_location(self.config.store.url, self.config.store.pg_schema, self.paths.root)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(
+                self.location,
+                pool_size=self.config.store.pool_size,
+                busy_timeout_ms=self.config.store.busy_timeout_ms,
+            )
+        return self._store
+
+    @cached_property
+    def cipher(self) -> SecretCipher:
+        from caracal.vault.cipher import SecretCipher
+        from caracal.vault.master_key import resolve_master_key
+
+        account = (self.paths.keys / "workspace.id").read_text().strip()
+        return SecretCipher(resolve_master_key(self.paths.keys, account, create=False).key)
+
+    @cached_property
+    def vault(self) -> SecretVault:
+        from caracal.services.secrets import SecretVault
+
+        return SecretVault(self.cipher)
+
+    # ---- services -----------------------------------------------------------------------
+    @cached_property
+    def providers(self) -> ProviderService:
+        from caracal.services.providers import ProviderService
+
+        return ProviderService(self)
+
+    @cached_property
+    def settings(self) -> ConfigService:
+        from caracal.services.config_service import ConfigService
+
+        return ConfigService(self)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+    def __enter__(self) -> Caracal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,223 @@
+"""Providers: the systems agents act on, their credentials (sealed) and scope catalog."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from caracal.core.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
+from caracal.core.scopes import Catalog
+from caracal.home.atomic import atomic_write_text
+from caracal.services.probe import ProbeResult, probe
+from caracal.store import provider_rows
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+log = logging.getLogger(__name__)
+EXPORT_FORMAT = "caracal-provider/1"
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class ProviderView:
+    spec: ProviderSpec
+    credential: str  # "none" | "set" | "missing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.spec.to_dict(), "credential": self.credential}
+
+
+def _credential_state(spec: ProviderSpec, ref: str | None) -> str:
+    if spec.auth == "none":
+        return "none"
+    return "set" if ref else "missing"
+
+
+def _credential_ref(name: str) -> str:
+    return f"provider/{name}/credential"
+
+
+class ProviderService:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+
+    # ---- queries ------------------------------------------------------------------------
+    def all(self) -> list[ProviderView]:
+        with self.app.store.read() as conn:
+            rows = provider_rows.load_all(conn)
+        return [ProviderView(spec, _credential_state(spec, ref)) for spec, ref in rows]
+
+    def get(self, name: str) -> ProviderView:
+        with self.app.store.read() as conn:
+            rows = provider_rows.load_all(conn, name)
+        if not rows:
+            raise NotFoundError(f"Provider {name!r} does not exist; see `caracal provider list`.")
+        spec, ref = rows[0]
+        return ProviderView(spec, _credential_state(spec, ref))
+
+    def catalog(self, conn: Connection | None = None) -> Catalog:
+        if conn is None:
+            with self.app.store.read() as own:
+                rows = provider_rows.load_all(own)
+        else:
+            rows = provider_rows.load_all(conn)
+        return Catalog({spec.name: spec.catalog() for spec, _ in rows})
+
+    def scopes(self, provider: str | None = None) -> list[str]:
+        if provider is not None:
+            self.get(provider)
+            return [s for s in self.catalog().scopes() if s.split(":")[1] == provider]
+        return self.catalog().scopes()
+
+    # ---- changes ------------------------------------------------------------------------
+    def add(self, spec: ProviderSpec, credential: str | None = None) -> ProviderView:
+        validate_spec(spec, has_credential=bool(credential))
+
+        def work(conn: Connection) -> None:
+            if provider_rows.exists(conn, spec.name):
+                raise ConflictError(
+                    f"Provider {spec.name!r} already exists; use `caracal provider update`."
+                )
+            ref = self._store_credential(conn, spec.name, credential)
+            provider_rows.save(conn, spec, ref)
+            self._record(conn, "provider.added", spec)
+
+        self.app.store.write(work)
+        log.info("provider %s added (%s, auth %s)", spec.name, spec.mode, spec.auth)
+        return self.get(spec.name)
+
+    def update(
+        self,
+        name: str,
+        *,
+        credential: str | None = None,
+        clear_credential: bool = False,
+        **changes: Any,
+    ) -> ProviderView:
+        """Change the given fields; `resources`/`actions`, when given, replace the catalog."""
+        if credential and clear_credential:
+            raise ValidationError("Give a new credential or --clear-credential, not both.")
+        changes = {k: v for k, v in changes.items() if v is not None}
+
+        def work(conn: Connection) -> None:
+            rows = provider_rows.load_all(conn, name)
+            if not rows:
+                raise NotFoundError(
+                    f"Provider {name!r} does not exist; see `caracal provider list`."
+                )
+            current, ref = rows[0]
+            updated = current.with_changes(**changes)
+            has_credential = bool(credential) or (bool(ref) and not clear_credential)
+            validate_spec(updated, has_credential=has_credential)
+            new_ref = ref
+            if clear_credential and ref:
+                self.app.vault.remove(conn, ref)
+                new_ref = None
+            if credential:
+                new_ref = self._store_credential(conn, name, credential)
+            provider_rows.save(conn, updated, new_ref)
+            self._record(conn, "provider.updated", updated)
+
+        self.app.store.write(work)
+        log.info("provider %s updated", name)
+        return self.get(name)
+
+    def remove(self, name: str) -> None:
+        def work(conn: Connection) -> None:
+            rows = provider_rows.load_all(conn, name)
+            if not rows:
+                raise NotFoundError(
+                    f"Provider {name!r} does not exist; see `caracal provider list`."
+                )
+            spec, ref = rows[0]
+            if ref:
+                self.app.vault.remove(conn, ref)
+            provider_rows.remove(conn, name)
+            self._record(conn, "provider.removed", spec)
+
+        self.app.store.write(work)
+        log.info("provider %s removed", name)
+
+    def test(self, name: str, timeout: float = 5.0) -> ProbeResult:
+        """Probe the provider's health path; raise UnavailableError unless healthy."""
+        view = self.get(name)
+        credential = None
+        if view.spec.auth != "none":
+            if view.credential != "set":
+                raise UnavailableError(
+                    f"Provider {name!r} has no credential; set one with "
+                    f"`caracal provider update {name} --credential-env VAR`."
+                )
+            with self.app.store.read() as conn:
+                ref = provider_rows.credential_ref(conn, name)
+                credential = self.app.vault.get(conn, ref or "").decode()
+        result = probe(view.spec, credential, timeout)
+        log.info("provider %s test: %s", name, result.detail)
+        return result
+
+    def credential(self, name: str) -> str | None:
+        """The plaintext credential, for the runtime's outbound calls only."""
+        with self.app.store.read() as conn:
+            ref = provider_rows.credential_ref(conn, name)
+            return self.app.vault.get(conn, ref).decode() if ref else None
+
+    # ---- import / export ---------------------------------------------------------------
+    def export(self, name: str, path: Path) -> None:
+        data = {"format": EXPORT_FORMAT, **self.get(name).spec.to_dict()}
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=0o644)
+
+    def import_file(
+        self, path: Path, *, replace: bool = False, credential: str | None = None
+    ) -> ProviderView:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise NotFoundError(f"Cannot read {path}: {exc.strerror}.") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})."
+            ) from None
+        if isinstance(data, dict) and data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
+            raise ValidationError(f"{path} has unknown format {data.get('format')!r}.")
+        spec = spec_from_dict(data)
+        # Exports carry no secret, so an authenticated provider may arrive without one.
+        validate_spec(spec, has_credential=spec.auth != "none")
+
+        def work(conn: Connection) -> None:
+            old_ref = None
+            if provider_rows.exists(conn, spec.name):
+                if not replace:
+                    raise ConflictError(
+                        f"Provider {spec.name!r} already exists; pass --replace to overwrite it."
+                    )
+                old_ref = provider_rows.credential_ref(conn, spec.name)
+            ref = old_ref if spec.auth != "none" else None
+            if credential:
+                ref = self._store_credential(conn, spec.name, credential)
+            elif old_ref and ref is None:
+                self.app.vault.remove(conn, old_ref)
+            provider_rows.save(conn, spec, ref)
+            self._record(conn, "provider.imported", spec)
+
+        self.app.store.write(work)
+        return self.get(spec.name)
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _store_credential(self, conn: Connection, name: str, credential: str | None) -> str | None:
+        if not credential:
+            return None
+        ref = _credential_ref(name)
+        self.app.vault.put(conn, ref, "provider-credential", credential.encode())
+        return ref
+
+    def _record(self, conn: Connection, event: str, spec: ProviderSpec) -> None:
+        """Hook for the ledger (provider changes are recorded events)."""

@@ -1,0 +1,112 @@
+"""Provider rows and their catalog (resources and actions)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec
+from caracal.store.schema import provider_actions, provider_resources, providers
+
+
+def exists(conn: Connection, name: str) -> bool:
+    return (
+        conn.execute(select(providers.c.name).where(providers.c.name == name)).first() is not None
+    )
+
+
+def credential_ref(conn: Connection, name: str) -> str | None:
+    return conn.execute(select(providers.c.credential_ref).where(providers.c.name == name)).scalar()
+
+
+def save(conn: Connection, spec: ProviderSpec, credential_ref: str | None) -> None:
+    """Insert or replace a provider and its whole catalog."""
+    now = time.time()
+    row: dict[str, Any] = {
+        "service_type": spec.service_type,
+        "base_url": spec.base_url,
+        "auth": spec.auth,
+        "header_name": spec.header_name,
+        "health_path": spec.health_path,
+        "credential_ref": credential_ref,
+        "updated_at": now,
+    }
+    if exists(conn, spec.name):
+        conn.execute(providers.update().where(providers.c.name == spec.name).values(**row))
+        conn.execute(delete(provider_actions).where(provider_actions.c.provider == spec.name))
+        conn.execute(delete(provider_resources).where(provider_resources.c.provider == spec.name))
+    else:
+        conn.execute(providers.insert().values(name=spec.name, created_at=now, **row))
+    if spec.resources:
+        conn.execute(
+            provider_resources.insert(),
+            [
+                {
+                    "provider": spec.name,
+                    "resource_id": r.resource_id,
+                    "description": r.description,
+                    "position": i,
+                }
+                for i, r in enumerate(spec.resources)
+            ],
+        )
+    if spec.actions:
+        conn.execute(
+            provider_actions.insert(),
+            [
+                {
+                    "provider": spec.name,
+                    "resource_id": a.resource_id,
+                    "action_id": a.action_id,
+                    "method": a.method,
+                    "path_prefix": a.path_prefix,
+                    "position": i,
+                }
+                for i, a in enumerate(spec.actions)
+            ],
+        )
+
+
+def remove(conn: Connection, name: str) -> None:
+    conn.execute(delete(provider_actions).where(provider_actions.c.provider == name))
+    conn.execute(delete(provider_resources).where(provider_resources.c.provider == name))
+    conn.execute(delete(providers).where(providers.c.name == name))
+
+
+def load_all(conn: Connection, name: str | None = None) -> list[tuple[ProviderSpec, str | None]]:
+    """Every provider (or one) with its credential reference, ordered by name."""
+    query = select(providers).order_by(providers.c.name)
+    res_query = select(provider_resources).order_by(
+        provider_resources.c.provider, provider_resources.c.position
+    )
+    act_query = select(provider_actions).order_by(
+        provider_actions.c.provider, provider_actions.c.position
+    )
+    if name is not None:
+        query = query.where(providers.c.name == name)
+        res_query = res_query.where(provider_resources.c.provider == name)
+        act_query = act_query.where(provider_actions.c.provider == name)
+    resources: dict[str, list[ProviderResource]] = {}
+    for r in conn.execute(res_query):
+        resources.setdefault(r.provider, []).append(ProviderResource(r.resource_id, r.description))
+    actions: dict[str, list[ProviderAction]] = {}
+    for a in conn.execute(act_query):
+        actions.setdefault(a.provider, []).append(
+            ProviderAction(a.resource_id, a.action_id, a.method, a.path_prefix)
+        )
+    out = []
+    for p in conn.execute(query):
+        spec = ProviderSpec(
+            name=p.name,
+            base_url=p.base_url,
+            service_type=p.service_type,
+            auth=p.auth,
+            header_name=p.header_name,
+            health_path=p.health_path,
+            resources=tuple(resources.get(p.name, ())),
+            actions=tuple(actions.get(p.name, ())),
+        )
+        out.append((spec, p.credential_ref))
+    return out

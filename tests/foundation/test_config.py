@@ -1,0 +1,126 @@
+"""`config.yaml` and `caracal config ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from caracal.core.errors import ExitCode
+from tests.support.cli import run_cli
+
+
+@pytest.fixture
+def workspace(home: Path) -> Path:
+    assert run_cli("workspace", "create", "demo").code == 0
+    return home / "workspaces" / "demo"
+
+
+def test_generated_defaults_are_listed(workspace: Path) -> None:
+    items = run_cli("config", "list", "--json").json()
+    assert items["workspace"] == "demo"
+    assert items["store.url"] == "sqlite:///store.db"
+    assert items["validation.clock_leeway_seconds"] == 30
+
+
+def test_set_validates_types_and_writes_atomically(workspace: Path) -> None:
+    assert run_cli("config", "set", "validation.clock_leeway_seconds", "5").code == 0
+    assert run_cli("config", "get", "validation.clock_leeway_seconds").stdout.strip() == "5"
+    before = (workspace / "config.yaml").read_text()
+    bad = run_cli("config", "set", "validation.clock_leeway_seconds", "a lot")
+    assert bad.code == ExitCode.INVALID and "clock_leeway_seconds" in bad.stderr
+    out_of_range = run_cli("config", "set", "runtime.port", "70000")
+    assert out_of_range.code == ExitCode.INVALID
+    unknown = run_cli("config", "set", "runtime.nope", "1")
+    assert unknown.code == ExitCode.INVALID and "runtime.nope" in unknown.stderr
+    assert (workspace / "config.yaml").read_text() == before
+    assert [p.name for p in workspace.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_unknown_key_in_file_names_file_and_key(workspace: Path) -> None:
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["store"]["colour"] = "blue"
+    path.write_text(yaml.safe_dump(data))
+    result = run_cli("provider", "list")
+    assert result.code == ExitCode.CONFIG
+    assert str(path) in result.stderr and "store.colour" in result.stderr
+
+
+def test_malformed_yaml_names_the_line(workspace: Path) -> None:
+    path = workspace / "config.yaml"
+    lines = path.read_text().splitlines()
+    lines.insert(3, "  url: [unclosed")
+    path.write_text("\n".join(lines) + "\n")
+    result = run_cli("config", "list")
+    assert result.code == ExitCode.CONFIG
+    assert "line " in result.stderr and str(path) in result.stderr
+
+
+def test_environment_expansion_with_defaults(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["runtime"]["port"] = "${CARACAL_TEST_PORT:9090}"
+    data["runtime"]["host"] = "${CARACAL_TEST_HOST}"
+    path.write_text(yaml.safe_dump(data))
+    missing = run_cli("provider", "list")
+    assert missing.code == ExitCode.CONFIG and "CARACAL_TEST_HOST" in missing.stderr
+    monkeypatch.setenv("CARACAL_TEST_HOST", "0.0.0.0")
+    from caracal.services.facade import Caracal
+
+    with Caracal.open() as caracal:
+        assert caracal.config.runtime.port == 9090 and caracal.config.runtime.host == "0.0.0.0"
+    monkeypatch.setenv("CARACAL_TEST_PORT", "7070")
+    with Caracal.open() as caracal:
+        assert caracal.config.runtime.port == 7070
+    # `config get` shows what is written, so references survive a `config set` elsewhere.
+    assert run_cli("config", "set", "logging.level", "DEBUG").code == 0
+    assert "${CARACAL_TEST_PORT:9090}" in path.read_text()
+
+
+def test_secrets_are_encrypted_masked_and_revealed_on_request(workspace: Path) -> None:
+    url = "redis://:s3cret-redis-pass@127.0.0.1:6379/0"
+    assert run_cli("config", "set", "runtime.redis_url", "--stdin", input=url + "\n").code == 0
+    raw = (workspace / "config.yaml").read_text()
+    assert "s3cret-redis-pass" not in raw and "ENC[" in raw
+    assert (
+        run_cli("config", "get", "runtime.redis_url").stdout.strip()
+        == "redis://:********@127.0.0.1:6379/0"
+    )
+    assert "s3cret" not in run_cli("config", "list").stdout
+    assert run_cli("config", "get", "runtime.redis_url", "--reveal").stdout.strip() == url
+    from caracal.services.facade import Caracal
+
+    with Caracal.open() as caracal:
+        assert caracal.config.runtime.redis_url == url
+
+
+def test_encrypt_prints_a_value_that_decrypts_in_config(workspace: Path) -> None:
+    result = run_cli("config", "encrypt", input="postgres-password\n")
+    assert result.code == 0 and result.stdout.startswith("ENC[")
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["runtime"]["redis_url"] = result.stdout.strip()
+    path.write_text(yaml.safe_dump(data))
+    assert (
+        run_cli("config", "get", "runtime.redis_url", "--reveal").stdout.strip()
+        == "postgres-password"
+    )
+    assert run_cli("config", "encrypt", input="").code == ExitCode.INVALID
+
+
+def test_url_secrets_mask_only_the_password(workspace: Path) -> None:
+    assert (
+        run_cli(
+            "config", "set", "store.url", "--stdin", input="postgresql+psycopg://u:pw@h/db"
+        ).code
+        == 0
+    )
+    # (the store now points at an unreachable database; config commands still work)
+    assert "pw" not in (workspace / "config.yaml").read_text()
+    shown = run_cli("config", "get", "store.url").stdout.strip()
+    assert shown == "postgresql+psycopg://u:********@h/db"
+    assert run_cli("config", "get", "store.url", "--reveal").stdout.strip().endswith("u:pw@h/db")
