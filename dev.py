@@ -40,7 +40,7 @@ def ensure_venv(extras: str) -> Path:
         print("Creating virtualenv in .venv ...", file=sys.stderr)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     current = MARKER.read_text().strip() if MARKER.exists() else ""
-    installed = set(current.split(":", 1)[1].split(",")) if ":" in current else set()
+    installed = {e for e in current.split(":", 1)[1].split(",") if e} if ":" in current else set()
     wanted_extras = sorted({e for e in extras.split(",") if e} | installed)
     wanted = _wanted_marker(",".join(wanted_extras))
     if current != wanted:
