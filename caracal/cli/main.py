@@ -10,7 +10,7 @@ import typer
 
 from caracal import __version__
 from caracal.cli import config as config_cmd
-from caracal.cli import provider, workspace
+from caracal.cli import ledger, mandate, policy, principal, provider, workspace
 from caracal.core.errors import CaracalError, ExitCode
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app = typer.Typer(
     help=(
         "Caracal gives AI agents authority instead of credentials.\n\n"
         "Start here:  caracal workspace create demo  →  caracal provider add ...  →  "
-        "caracal provider scopes"
+        "caracal principal register ...  →  caracal policy create ...  →  caracal mandate issue ..."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -28,6 +28,10 @@ app = typer.Typer(
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(provider.app, name="provider")
+app.add_typer(principal.app, name="principal")
+app.add_typer(policy.app, name="policy")
+app.add_typer(mandate.app, name="mandate")
+app.add_typer(ledger.app, name="ledger")
 
 
 def _version(value: bool) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -14,9 +17,16 @@ from caracal.services.workspaces import WorkspaceManager
 from caracal.store.engine import Store, StoreLocation, open_store, resolve_location
 
 if TYPE_CHECKING:
+    from caracal.core.validation import Validator
     from caracal.services.config_service import ConfigService
+    from caracal.services.ledger import LedgerService
+    from caracal.services.mandates import MandateService
+    from caracal.services.policies import PolicyService
+    from caracal.services.principals import PrincipalService
     from caracal.services.providers import ProviderService
     from caracal.services.secrets import SecretVault
+    from caracal.services.signing import SigningKeys
+    from caracal.services.validation import ValidationService
     from caracal.vault.cipher import SecretCipher
 
 log = logging.getLogger(__name__)
@@ -25,9 +35,18 @@ log = logging.getLogger(__name__)
 class Caracal:
     """One open workspace. Cheap to construct; the store and master key open on first use."""
 
-    def __init__(self, manager: WorkspaceManager, name: str) -> None:
+    def __init__(
+        self,
+        manager: WorkspaceManager,
+        name: str,
+        *,
+        actor: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.manager = manager
         self.name = name
+        self.actor = actor or _default_actor()
+        self.clock = clock
         self.paths: WorkspacePaths = manager.home.workspace(name)
         self.env = manager.env
         self._store: Store | None = None
@@ -47,9 +66,11 @@ class Caracal:
         *,
         home: HomePaths | None = None,
         env: dict[str, str] | None = None,
+        actor: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Caracal:
         manager = WorkspaceManager(home, dict(os.environ if env is None else env))
-        return cls(manager, manager.resolve(workspace))
+        return cls(manager, manager.resolve(workspace), actor=actor, clock=clock)
 
     # ---- adapters, opened lazily ---------------------------------------------------------
     @property
@@ -80,7 +101,66 @@ class Caracal:
 
         return SecretVault(self.cipher)
 
+    @cached_property
+    def workspace_id(self) -> str:
+        from caracal.store import meta
+
+        with self.store.read() as conn:
+            value = meta.get(conn, "workspace_id")
+        if not value:
+            from caracal.core.errors import IntegrityError
+
+            raise IntegrityError(
+                "The workspace store has no workspace id; restore it from a backup."
+            )
+        return value
+
+    @cached_property
+    def signing(self) -> SigningKeys:
+        from caracal.services.signing import SigningKeys
+
+        return SigningKeys(self)
+
+    @cached_property
+    def validator(self) -> Validator:
+        from caracal.core.validation import Validator
+
+        return Validator(
+            leeway_seconds=self.config.validation.clock_leeway_seconds,
+            cache_size=self.config.validation.cache_size,
+        )
+
     # ---- services -----------------------------------------------------------------------
+    @cached_property
+    def ledger(self) -> LedgerService:
+        from caracal.services.ledger import LedgerService
+
+        return LedgerService(self)
+
+    @cached_property
+    def principals(self) -> PrincipalService:
+        from caracal.services.principals import PrincipalService
+
+        return PrincipalService(self)
+
+    @cached_property
+    def policies(self) -> PolicyService:
+        from caracal.services.policies import PolicyService
+
+        return PolicyService(self)
+
+    @cached_property
+    def mandates(self) -> MandateService:
+        from caracal.services.mandates import MandateService
+
+        return MandateService(self)
+
+    @cached_property
+    def validation(self) -> ValidationService:
+        from caracal.services.validation import ValidationService
+
+        return ValidationService(self)
+
     @cached_property
     def providers(self) -> ProviderService:
         from caracal.services.providers import ProviderService
@@ -104,3 +184,11 @@ class Caracal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"local:{user}"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from caracal.core.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from caracal.core.ledger import NewEvent
 from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
 from caracal.core.scopes import Catalog
 from caracal.home.atomic import atomic_write_text
@@ -220,4 +221,13 @@ class ProviderService:
         return ref
 
     def _record(self, conn: Connection, event: str, spec: ProviderSpec) -> None:
-        """Hook for the ledger (provider changes are recorded events)."""
+        """Provider changes are ledger events (the definition, never the credential)."""
+        summary = {
+            "name": spec.name,
+            "mode": spec.mode,
+            "base_url": spec.base_url,
+            "auth": spec.auth,
+            "resources": [r.resource_id for r in spec.resources],
+            "actions": [f"{a.resource_id}:{a.action_id}" for a in spec.actions],
+        }
+        self.app.ledger.record(conn, NewEvent(event, summary))

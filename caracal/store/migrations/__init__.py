@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect, select
 
 from caracal.core.errors import ConfigError
 from caracal.store import schema
-from caracal.store.migrations import v001_initial
+from caracal.store.migrations import v001_initial, v002_authority
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,10 @@ class Migration:
     upgrade: Callable[[Connection], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", v001_initial.upgrade),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", v001_initial.upgrade),
+    Migration(2, "authority", v002_authority.upgrade),
+)
 LATEST = MIGRATIONS[-1].version
 
 

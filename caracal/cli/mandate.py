@@ -1,0 +1,289 @@
+"""`caracal mandate ...`: issue, delegate, revoke, validate and inspect mandates."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from caracal.cli.common import confirm, echo, emit_json, note, open_workspace, table
+from caracal.cli.format import relative, when
+from caracal.core.errors import ExitCode, ValidationError
+
+app = typer.Typer(
+    help="Issue, delegate, revoke, validate and inspect mandates.", no_args_is_help=True
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+MandateArg = Annotated[str, typer.Argument(metavar="ID", help="Mandate id (or a unique prefix).")]
+Resources = Annotated[
+    list[str],
+    typer.Option("--resource", metavar="SCOPE", help="provider:<p>:resource:<id> (repeatable)"),
+]
+Actions = Annotated[
+    list[str],
+    typer.Option("--action", metavar="SCOPE", help="provider:<p>:action:<id> (repeatable)"),
+]
+Intent = Annotated[
+    str | None, typer.Option("--intent", metavar="JSON", help="Bind the mandate to this intent.")
+]
+
+
+def _intent(text: str | None) -> Any:
+    from caracal.core.canonical import parse_intent
+
+    return parse_intent(text)
+
+
+def _print_issued(issued: Any, as_json: bool) -> None:
+    data = issued.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    echo(data["id"])
+    capped = " (capped at the source's expiry)" if data["expiry_capped"] else ""
+    note(
+        f"Valid until {when(data['expires_at'])}{capped}. Token: caracal mandate token {data['id']}"
+    )
+
+
+@app.command()
+def issue(
+    ctx: typer.Context,
+    issuer: Annotated[str, typer.Option("--issuer", metavar="P", help="Who grants (name or id).")],
+    subject: Annotated[
+        str, typer.Option("--subject", metavar="P", help="Who receives (name or id).")
+    ],
+    resource: Resources,
+    action: Actions,
+    ttl: Annotated[str, typer.Option("--ttl", help="Validity, e.g. 15m, 1h, 7d.")],
+    delegation_depth: Annotated[
+        int, typer.Option("--delegation-depth", help="How often it may be delegated on.")
+    ] = 0,
+    intent: Intent = None,
+    starts_in: Annotated[
+        str | None, typer.Option("--starts-in", help="Become valid after this delay.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a signed mandate within the subject's policy."""
+    with open_workspace(ctx) as caracal:
+        issued = caracal.mandates.issue(
+            issuer,
+            subject,
+            resource,
+            action,
+            ttl,
+            delegation_depth=delegation_depth,
+            intent=_intent(intent),
+            starts_in=starts_in,
+        )
+    _print_issued(issued, as_json)
+
+
+@app.command()
+def delegate(
+    ctx: typer.Context,
+    source_id: Annotated[
+        str, typer.Argument(metavar="SOURCE_ID", help="The mandate to delegate from.")
+    ],
+    subject: Annotated[
+        str, typer.Option("--subject", metavar="P", help="Who receives (name or id).")
+    ],
+    resource: Resources,
+    action: Actions,
+    ttl: Annotated[str, typer.Option("--ttl", help="Validity; capped at the source's expiry.")],
+    delegation_depth: Annotated[
+        int | None, typer.Option("--delegation-depth", help="Default: the source's minus one.")
+    ] = None,
+    intent: Intent = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delegate a subset of a mandate to another principal (signed by the source's subject)."""
+    with open_workspace(ctx) as caracal:
+        issued = caracal.mandates.delegate(
+            source_id,
+            subject,
+            resource,
+            action,
+            ttl,
+            delegation_depth=delegation_depth,
+            intent=_intent(intent),
+        )
+    _print_issued(issued, as_json)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    subject: Annotated[str | None, typer.Option("--subject", metavar="P")] = None,
+    active: Annotated[bool, typer.Option("--active", help="Only mandates valid now.")] = False,
+    status: Annotated[
+        str | None, typer.Option("--status", help="active | expired | revoked")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 200,
+    as_json: JsonOption = False,
+) -> None:
+    """List mandates, newest first."""
+    if active and status not in (None, "active"):
+        raise ValidationError("Give --active or --status, not both.")
+    with open_workspace(ctx) as caracal:
+        rows = caracal.mandates.listing(
+            subject_ref=subject, status="active" if active else status, limit=limit
+        )
+        names = {p["id"]: p["name"] for p in caracal.principals.all()}
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ["id", "status", "issuer", "subject", "expires", "parent", "actions"],
+        [
+            [
+                r["id"],
+                r["status"],
+                names.get(r["issuer_id"], r["issuer_id"]),
+                names.get(r["subject_id"], r["subject_id"]),
+                relative(r["expires_at"]),
+                r["parent_id"] or "-",
+                ",".join(a.split(":")[-1] for a in r["actions"]),
+            ]
+            for r in rows
+        ],
+        empty="No mandates.",
+    )
+
+
+@app.command()
+def show(ctx: typer.Context, mandate_id: MandateArg, as_json: JsonOption = False) -> None:
+    """Show one mandate (its token only with `mandate token`)."""
+    with open_workspace(ctx) as caracal:
+        row = caracal.mandates.get(mandate_id)
+    row.pop("token", None)
+    if as_json:
+        emit_json(row)
+        return
+    for key in (
+        "id",
+        "status",
+        "issuer_id",
+        "subject_id",
+        "parent_id",
+        "root_id",
+        "kid",
+        "depth",
+        "intent_hash",
+    ):
+        echo(f"{key + ':':13} {row[key] if row[key] is not None else '-'}")
+    echo(f"{'not before:':13} {when(row['not_before'])}")
+    echo(f"{'expires:':13} {when(row['expires_at'])} ({relative(row['expires_at'])})")
+    if row["revoked_at"]:
+        echo(f"{'revoked:':13} {when(row['revoked_at'])} {row['revoked_reason'] or ''}".rstrip())
+    for scope in row["resources"]:
+        echo(f"{'resource:':13} {scope}")
+    for scope in row["actions"]:
+        echo(f"{'action:':13} {scope}")
+
+
+@app.command()
+def token(ctx: typer.Context, mandate_id: MandateArg) -> None:
+    """Print the mandate's compact JWS (verifiable offline with the issuer's public key)."""
+    with open_workspace(ctx) as caracal:
+        row = caracal.mandates.get(mandate_id)
+    echo(row["token"])
+
+
+@app.command()
+def graph(ctx: typer.Context, mandate_id: MandateArg, as_json: JsonOption = False) -> None:
+    """The delegation tree: ancestors above, every descendant below."""
+    with open_workspace(ctx) as caracal:
+        data = caracal.mandates.graph(mandate_id)
+        names = {p["id"]: p["name"] for p in caracal.principals.all()}
+    if as_json:
+        emit_json(data)
+        return
+
+    def label(row: dict[str, Any], mark: str = "") -> str:
+        who = f"{names.get(row['issuer_id'], row['issuer_id'])} -> {names.get(row['subject_id'], row['subject_id'])}"
+        return f"{row['id']}{mark}  {who}  [{row['status']}]"
+
+    indent = ""
+    for row in data["ancestors"]:
+        echo(indent + label(row))
+        indent += "    "
+    echo(indent + label(data["mandate"], " *"))
+
+    def walk(children: list[dict[str, Any]], prefix: str) -> None:
+        for i, child in enumerate(children):
+            last = i == len(children) - 1
+            echo(prefix + ("└── " if last else "├── ") + label(child))
+            walk(child["children"], prefix + ("    " if last else "│   "))
+
+    walk(data["descendants"], indent)
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    mandate_id: MandateArg,
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the ledger.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a mandate and every mandate delegated from it."""
+    with open_workspace(ctx) as caracal:
+        preview = caracal.mandates.preview_revocation(mandate_id)
+        pending = [r for r in preview if r["revoked_at"] is None]
+        confirm(
+            f"Revoke {preview[0]['id']} and {max(len(pending) - 1, 0)} descendant mandate(s)?",
+            yes=yes,
+        )
+        result = caracal.mandates.revoke(mandate_id, reason)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    echo(f"Revoked {len(result.revoked)} mandate(s).")
+    if result.already:
+        note(f"{len(result.already)} were already revoked.")
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    mandate_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Mandate id (or use --token).")
+    ] = None,
+    token_text: Annotated[
+        str | None, typer.Option("--token", metavar="TOKEN", help="The token; '-' reads stdin.")
+    ] = None,
+    action: Annotated[str, typer.Option("--action", metavar="SCOPE")] = "",
+    resource: Annotated[str, typer.Option("--resource", metavar="SCOPE")] = "",
+    caller: Annotated[
+        str | None, typer.Option("--caller", metavar="P", help="Who presents the mandate.")
+    ] = None,
+    intent: Intent = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decide (fail-closed) whether the mandate allows ACTION on RESOURCE; exit 6 when denied."""
+    if (mandate_id is None) == (token_text is None):
+        raise ValidationError("Give a mandate ID or --token, not both (and not neither).")
+    if not action or not resource:
+        raise ValidationError("Both --action and --resource are required.")
+    if token_text == "-":
+        token_text = sys.stdin.read().strip()
+    with open_workspace(ctx) as caracal:
+        decision = caracal.validation.validate(
+            action,
+            resource,
+            token=token_text,
+            mandate_id=mandate_id,
+            caller=caller,
+            intent=_intent(intent),
+        )
+    if as_json:
+        emit_json(decision.to_dict())
+    elif decision.allowed:
+        echo(f"allowed ({decision.mandate_id})")
+    else:
+        echo(f"denied: {decision.reason_code} - {decision.reason}")
+    if not decision.allowed:
+        raise typer.Exit(int(ExitCode.DENIED))

@@ -1,0 +1,64 @@
+"""Canonical JSON (sorted keys, no spaces, ASCII, no NaN) and strict parsing.
+
+Strict parsing matters for signed data: Python's `json.loads` silently keeps the last of two
+duplicate keys and accepts NaN/Infinity, so a verifier and an attacker could read one claim set
+two ways.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from caracal.core.errors import ValidationError
+
+
+class StrictJSONError(ValueError):
+    """The text is not strict JSON (duplicate key, NaN/Infinity, or malformed)."""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def canonical_bytes(value: Any) -> bytes:
+    return canonical_json(value).encode("ascii")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StrictJSONError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise StrictJSONError(f"{name} is not allowed")
+
+
+def strict_loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except StrictJSONError:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise StrictJSONError(str(exc)) from None
+
+
+def parse_intent(text: str | None) -> Any:
+    """An intent given on the command line: strict JSON, or a clear error."""
+    if text is None:
+        return None
+    try:
+        return strict_loads(text)
+    except StrictJSONError as exc:
+        raise ValidationError(f"--intent must be strict JSON: {exc}.") from None
+
+
+def intent_hash(intent: Any) -> str:
+    return hashlib.sha256(canonical_bytes(intent)).hexdigest()

@@ -1,0 +1,92 @@
+"""ES256 (ECDSA P-256 with SHA-256) key pairs, raw r||s signatures, and key ids."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+_CURVE = ec.SECP256R1()
+_ALG = ec.ECDSA(hashes.SHA256())
+SIGNATURE_BYTES = 64
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    kid: str
+    private_der: bytes  # PKCS#8 DER; goes only into the vault
+    public_pem: str  # SubjectPublicKeyInfo PEM; stored in the clear
+
+
+def new_kid() -> str:
+    return "k_" + secrets.token_hex(8)
+
+
+def generate_key_pair() -> KeyPair:
+    private = ec.generate_private_key(_CURVE)
+    private_der = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+    return KeyPair(new_kid(), private_der, public_pem)
+
+
+def load_private(der: bytes) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_der_private_key(der, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _CURVE.name:
+        raise ValueError("not a P-256 private key")
+    return key
+
+
+def load_public(pem: str) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_public_key(pem.encode("ascii"))
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
+        raise ValueError("not a P-256 public key")
+    return key
+
+
+def sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    r, s = decode_dss_signature(private.sign(data, _ALG))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def verify(public: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:
+    if len(signature) != SIGNATURE_BYTES:
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    try:
+        public.verify(encode_dss_signature(r, s), data, _ALG)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    if not text or len(text) % 4 == 1 or not _B64URL.issuperset(text):
+        raise ValueError("invalid base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url(raw) != text:  # one byte string, one encoding: no alternative spellings
+        raise ValueError("non-canonical base64url")
+    return raw
+
+
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

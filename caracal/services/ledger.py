@@ -1,0 +1,301 @@
+"""The ledger service: record events inside callers' transactions, list, verify, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from caracal.core.errors import IntegrityError, ValidationError
+from caracal.core.keys import (
+    b64url,
+    b64url_decode,
+    generate_key_pair,
+    load_private,
+    load_public,
+    sign,
+    verify,
+)
+from caracal.core.ledger import GENESIS_HASH, ChainWalk, NewEvent, checkpoint_message
+from caracal.home.atomic import atomic_writer
+from caracal.store import ledger_rows
+from caracal.store.schema import ledger_events, ledger_keys
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from caracal.services.facade import Caracal
+
+log = logging.getLogger(__name__)
+LEDGER_KEY_REF = "ledger/signing-key/{kid}"
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    events: int
+    checkpoints: int
+    head_seq: int
+    head_hash: str
+    problem: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "checkpoints": self.checkpoints,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "problem": self.problem,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class LedgerFilter:
+    types: list[str] = field(default_factory=list)  # exact type, or a prefix ending in '.'
+    principal_id: str | None = None
+    mandate_id: str | None = None
+    since_us: int | None = None
+    reason_code: str | None = None
+
+
+class LedgerService:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+        self._signer: tuple[str, ec.EllipticCurvePrivateKey] | None = None
+
+    # ---- writing --------------------------------------------------------------------------
+    def record(self, conn: Connection, *events: NewEvent) -> int:
+        """Append events in the caller's transaction; returns the last sequence number."""
+        rows = ledger_rows.append(
+            conn,
+            events,
+            actor=self.app.actor,
+            ts_us=int(self.app.clock() * 1_000_000),
+            checkpoint_every=self.app.config.ledger.checkpoint_every,
+            on_checkpoint=self._sign_checkpoint,
+        )
+        return rows[-1][0] if rows else 0
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign a checkpoint over everything after the last one (e.g. before a backup)."""
+
+        def work(conn: Connection) -> dict[str, Any] | None:
+            seq, head_hash = ledger_rows.head(conn, lock=True)
+            last = ledger_rows.last_checkpoint_seq(conn)
+            if seq <= last:
+                return None
+            self._sign_checkpoint(conn, last + 1, seq, head_hash)
+            return {"seq_from": last + 1, "seq_to": seq, "head_hash": head_hash}
+
+        return self.app.store.write(work)
+
+    def _sign_checkpoint(
+        self, conn: Connection, seq_from: int, seq_to: int, head_hash: str
+    ) -> None:
+        kid, private = self._ledger_key(conn)
+        message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, head_hash)
+        ledger_rows.insert_checkpoint(
+            conn,
+            seq_from,
+            seq_to,
+            head_hash,
+            kid,
+            b64url(sign(private, message)),
+            int(self.app.clock() * 1e6),
+        )
+
+    def _ledger_key(self, conn: Connection) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        if self._signer is None:
+            row = conn.execute(
+                select(ledger_keys.c.kid, ledger_keys.c.secret_ref)
+                .order_by(ledger_keys.c.created_at.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                pair = generate_key_pair()
+                ref = LEDGER_KEY_REF.format(kid=pair.kid)
+                self.app.vault.put(conn, ref, "ledger-key", pair.private_der)
+                conn.execute(
+                    ledger_keys.insert().values(
+                        kid=pair.kid,
+                        public_pem=pair.public_pem,
+                        secret_ref=ref,
+                        created_at=time.time(),
+                    )
+                )
+                self._signer = (pair.kid, load_private(pair.private_der))
+            else:
+                self._signer = (row.kid, load_private(self.app.vault.get(conn, row.secret_ref)))
+        return self._signer
+
+    # ---- reading --------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        with self.app.store.read() as conn:
+            return ledger_rows.head(conn)
+
+    def events(
+        self,
+        flt: LedgerFilter,
+        *,
+        limit: int | None = 50,
+        before_seq: int | None = None,
+        newest_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        query = select(ledger_events).where(*self._where(flt))
+        if before_seq is not None:
+            query = query.where(ledger_events.c.seq < before_seq)
+        order = ledger_events.c.seq.desc() if newest_first else ledger_events.c.seq
+        query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.app.store.read() as conn:
+            return [self._event_dict(r._mapping) for r in conn.execute(query)]
+
+    def iter_events(self, flt: LedgerFilter, batch: int = 10_000) -> Iterator[dict[str, Any]]:
+        """All matching events, oldest first, streamed."""
+        after = 0
+        while True:
+            query = (
+                select(ledger_events)
+                .where(*self._where(flt), ledger_events.c.seq > after)
+                .order_by(ledger_events.c.seq)
+                .limit(batch)
+            )
+            with self.app.store.read() as conn:
+                rows = [self._event_dict(r._mapping) for r in conn.execute(query)]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1]["seq"]
+
+    @staticmethod
+    def _where(flt: LedgerFilter) -> list[Any]:
+        from sqlalchemy import or_
+
+        where: list[Any] = []
+        if flt.types:
+            clauses = [
+                ledger_events.c.type.startswith(t) if t.endswith(".") else ledger_events.c.type == t
+                for t in flt.types
+            ]
+            where.append(or_(*clauses))
+        if flt.principal_id:
+            where.append(ledger_events.c.principal_id == flt.principal_id)
+        if flt.mandate_id:
+            where.append(ledger_events.c.mandate_id == flt.mandate_id)
+        if flt.since_us is not None:
+            where.append(ledger_events.c.ts >= flt.since_us)
+        if flt.reason_code:
+            where.append(ledger_events.c.reason_code == flt.reason_code)
+        return where
+
+    @staticmethod
+    def _event_dict(row: Any) -> dict[str, Any]:
+        data = dict(row)
+        data["payload"] = json.loads(data["payload"])
+        return data
+
+    # ---- verification ---------------------------------------------------------------------
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        started = time.perf_counter()
+        with self.app.store.read() as conn:
+            head_seq, head_hash = ledger_rows.head(conn)
+            checkpoints = ledger_rows.checkpoints(conn)
+            public = {
+                r.kid: load_public(r.public_pem)
+                for r in conn.execute(select(ledger_keys.c.kid, ledger_keys.c.public_pem))
+            }
+            walk = ChainWalk(wanted={cp[1] for cp in checkpoints})
+            for batch in ledger_rows.stream_rows(conn):
+                if not walk.feed(batch):
+                    break
+                if progress is not None:
+                    progress(walk.count, head_seq)
+        report = VerifyReport(True, walk.count, len(checkpoints), head_seq, head_hash)
+        report.problem = self._first_problem(walk, checkpoints, public, head_seq, head_hash)
+        report.ok = report.problem is None
+        report.seconds = time.perf_counter() - started
+        log.info("ledger verify: %s", report.problem or f"{walk.count} events intact")
+        return report
+
+    def _first_problem(
+        self,
+        walk: ChainWalk,
+        checkpoints: list[tuple[int, int, str, str, str]],
+        public: dict[str, ec.EllipticCurvePublicKey],
+        head_seq: int,
+        head_hash: str,
+    ) -> str | None:
+        if walk.failure is not None:
+            return walk.failure.describe()
+        last_seq = walk.expected_seq - 1
+        for seq_from, seq_to, cp_hash, kid, signature in checkpoints:
+            label = f"checkpoint over events {seq_from}-{seq_to}"
+            key = public.get(kid)
+            message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, cp_hash)
+            try:
+                sig = b64url_decode(signature)
+            except ValueError:
+                sig = b""
+            if key is None or not verify(key, message, sig):
+                return f"{label}: signature does not verify"
+            if seq_to > last_seq:
+                return f"{label}: the ledger ends at event {last_seq} (events were removed)"
+            if walk.seen.get(seq_to) != cp_hash:
+                return f"{label}: event {seq_to} is not the event that was signed"
+        if head_seq != last_seq or (head_hash != walk.prev_hash and last_seq > 0):
+            return (
+                f"ledger head records event {head_seq} but the last event is {last_seq} "
+                "(events were removed or added outside Caracal)"
+            )
+        if last_seq == 0 and head_hash != GENESIS_HASH:
+            return "ledger head does not match an empty ledger"
+        return None
+
+    def require_intact(self) -> VerifyReport:
+        report = self.verify()
+        if not report.ok:
+            raise IntegrityError(f"Ledger verification failed at {report.problem}.")
+        return report
+
+    # ---- export ---------------------------------------------------------------------------
+    def export(self, path: Path, fmt: str, flt: LedgerFilter | None = None) -> int:
+        if fmt not in ("json", "csv"):
+            raise ValidationError(f"Unknown export format {fmt!r}: use json or csv.")
+        flt = flt or LedgerFilter()
+        columns = list(ledger_rows.COLUMNS)
+        count = 0
+        with atomic_writer(path) as raw:
+            out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            if fmt == "csv":
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                for event in self.iter_events(flt):
+                    event["payload"] = json.dumps(
+                        event["payload"], sort_keys=True, separators=(",", ":")
+                    )
+                    writer.writerow([event[c] for c in columns])
+                    count += 1
+            else:
+                out.write("[\n")
+                for event in self.iter_events(flt):
+                    out.write(
+                        ("" if count == 0 else ",\n")
+                        + json.dumps({c: event[c] for c in columns}, sort_keys=True)
+                    )
+                    count += 1
+                out.write("\n]\n")
+            out.flush()
+            out.detach()  # the atomic writer owns (and closes) the file
+        return count

@@ -1,0 +1,123 @@
+"""Policies: the upper bound of what a principal may be granted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from caracal.core.durations import parse_duration
+from caracal.core.errors import ConflictError, NotFoundError, ValidationError
+from caracal.core.ledger import NewEvent
+from caracal.core.mandates import Policy
+from caracal.services.ids import new_id
+from caracal.services.principals import resolve
+from caracal.store import policy_rows
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+log = logging.getLogger(__name__)
+MAX_DEPTH = 16
+
+
+class PolicyService:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+
+    def create(
+        self,
+        principal_ref: str,
+        max_validity: str | int,
+        resources: Sequence[str],
+        actions: Sequence[str],
+        delegation_depth: int = 0,
+        *,
+        replace: bool = False,
+    ) -> Policy:
+        validity = parse_duration(max_validity)
+        if not 0 <= delegation_depth <= MAX_DEPTH:
+            raise ValidationError(f"Delegation depth must be between 0 and {MAX_DEPTH}.")
+
+        policy_id = new_id("pol")
+
+        def work(conn: Connection) -> Policy:
+            principal = resolve(conn, principal_ref)
+            if principal.status == "revoked":
+                raise ConflictError(f"{principal.name} is revoked; it cannot get a policy.")
+            catalog = self.app.providers.catalog(conn)
+            res = catalog.require_patterns(resources, "resource")
+            act = catalog.require_patterns(actions, "action")
+            current = policy_rows.active_for(conn, principal.id)
+            if current is not None:
+                if not replace:
+                    raise ConflictError(
+                        f"{principal.name} already has active policy {current.id}; pass --replace "
+                        "to supersede it, or deactivate it first."
+                    )
+                policy_rows.deactivate(conn, current.id)
+                self.app.ledger.record(
+                    conn,
+                    NewEvent(
+                        "policy.deactivated",
+                        {"policy_id": current.id, "superseded_by": policy_id},
+                        principal_id=principal.id,
+                    ),
+                )
+            policy = Policy(
+                policy_id, principal.id, validity, tuple(res), tuple(act), delegation_depth, True
+            )
+            policy_rows.insert(conn, policy)
+            self.app.ledger.record(
+                conn,
+                NewEvent(
+                    "policy.created",
+                    {
+                        "policy_id": policy.id,
+                        "max_validity": validity,
+                        "resources": res,
+                        "actions": act,
+                        "delegation_depth": delegation_depth,
+                        "replaced": current.id if current else None,
+                    },
+                    principal_id=principal.id,
+                ),
+            )
+            return policy
+
+        policy = self.app.store.write(work)
+        log.info("policy %s created for %s", policy.id, policy.principal_id)
+        return policy
+
+    def all(self, principal_ref: str | None = None) -> list[dict[str, Any]]:
+        with self.app.store.read() as conn:
+            principal_id = resolve(conn, principal_ref).id if principal_ref else None
+            return policy_rows.rows(conn, principal_id)
+
+    def get(self, policy_id: str) -> dict[str, Any]:
+        for row in self.all():
+            if row["id"] == policy_id:
+                return row
+        raise NotFoundError(f"Policy {policy_id!r} does not exist; see `caracal policy list`.")
+
+    def deactivate(self, policy_id: str) -> Policy:
+        def work(conn: Connection) -> Policy:
+            policy = policy_rows.get(conn, policy_id)
+            if policy is None:
+                raise NotFoundError(
+                    f"Policy {policy_id!r} does not exist; see `caracal policy list`."
+                )
+            if not policy.active:
+                raise ConflictError(f"Policy {policy_id} is already inactive.")
+            policy_rows.deactivate(conn, policy_id)
+            self.app.ledger.record(
+                conn,
+                NewEvent(
+                    "policy.deactivated", {"policy_id": policy_id}, principal_id=policy.principal_id
+                ),
+            )
+            return policy
+
+        return self.app.store.write(work)

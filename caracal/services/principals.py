@@ -1,0 +1,154 @@
+"""Principals: register, inspect, rotate keys, suspend, activate, revoke."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from caracal.core.errors import ConflictError, NotFoundError, ValidationError
+from caracal.core.ledger import NewEvent
+from caracal.core.mandates import Principal
+from caracal.core.names import check_principal_name
+from caracal.core.principals import KINDS
+from caracal.services.ids import new_id
+from caracal.store import mandate_rows, principal_rows
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+log = logging.getLogger(__name__)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def resolve(conn: Connection, ref: str) -> Principal:
+    found = principal_rows.find(conn, ref)
+    if found is None:
+        raise NotFoundError(f"Principal {ref!r} does not exist; see `caracal principal list`.")
+    return found
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    principal: Principal
+    new_kid: str
+    old_kids: list[str]
+    revoked_old: bool
+
+
+class PrincipalService:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+
+    def register(self, kind: str, name: str, email: str | None = None) -> Principal:
+        if kind not in KINDS:
+            raise ValidationError(
+                f"Unknown principal kind {kind!r}: use one of {', '.join(KINDS)}."
+            )
+        check_principal_name(name)
+        if email is not None and not _EMAIL.fullmatch(email):
+            raise ValidationError(f"Invalid email address {email!r}.")
+        principal = Principal(new_id("pr"), name, kind, "active")
+
+        def work(conn: Connection) -> None:
+            if principal_rows.name_taken(conn, name):
+                raise ConflictError(f"A principal named {name!r} already exists.")
+            principal_rows.insert(conn, principal, email)
+            pair = self.app.signing.create(conn, principal.id)
+            self.app.ledger.record(
+                conn,
+                NewEvent(
+                    "principal.registered",
+                    {"name": name, "kind": kind, "kid": pair.kid},
+                    principal_id=principal.id,
+                ),
+            )
+
+        self.app.store.write(work)
+        log.info("principal %s (%s) registered as %s", name, kind, principal.id)
+        return principal
+
+    def get(self, ref: str) -> Principal:
+        with self.app.store.read() as conn:
+            return resolve(conn, ref)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self.app.store.read() as conn:
+            return principal_rows.all_rows(conn)
+
+    def detail(self, ref: str) -> dict[str, Any]:
+        now = int(self.app.clock())
+        with self.app.store.read() as conn:
+            principal = resolve(conn, ref)
+            data = principal_rows.detail(conn, principal.id)
+            data["keys"] = principal_rows.keys_of(conn, principal.id)
+            data["mandates"] = {
+                "held_active": mandate_rows.count(
+                    conn, status="active", now=now, subject_id=principal.id
+                ),
+                "held_total": mandate_rows.count(
+                    conn, status=None, now=now, subject_id=principal.id
+                ),
+            }
+        return data
+
+    def rotate_key(self, ref: str, *, revoke_old: bool = False) -> KeyRotation:
+        def work(conn: Connection) -> KeyRotation:
+            principal = resolve(conn, ref)
+            if principal.status == "revoked":
+                raise ConflictError(f"{principal.name} is revoked; its keys cannot be rotated.")
+            old = principal_rows.retire_keys(conn, principal.id, revoke=revoke_old)
+            pair = self.app.signing.create(conn, principal.id)
+            self.app.ledger.record(
+                conn,
+                NewEvent(
+                    "principal.key_rotated",
+                    {"new_kid": pair.kid, "old_kids": old, "old_keys_revoked": revoke_old},
+                    principal_id=principal.id,
+                ),
+            )
+            return KeyRotation(principal, pair.kid, old, revoke_old)
+
+        rotation = self.app.store.write(work)
+        self.app.signing.forget(rotation.old_kids)
+        if revoke_old:
+            self.app.validator.forget()
+        log.info("principal %s key rotated to %s", rotation.principal.name, rotation.new_kid)
+        return rotation
+
+    def suspend(self, ref: str) -> Principal:
+        return self._set_status(ref, "suspended", allowed_from={"active"})
+
+    def activate(self, ref: str) -> Principal:
+        return self._set_status(ref, "active", allowed_from={"suspended"})
+
+    def revoke(self, ref: str) -> Principal:
+        return self._set_status(ref, "revoked", allowed_from={"active", "suspended"})
+
+    def _set_status(self, ref: str, status: str, allowed_from: set[str]) -> Principal:
+        def work(conn: Connection) -> Principal:
+            principal = resolve(conn, ref)
+            if principal.status == status:
+                raise ConflictError(f"{principal.name} is already {status}.")
+            if principal.status not in allowed_from:
+                raise ConflictError(
+                    f"{principal.name} is {principal.status}; it cannot become {status}."
+                )
+            principal_rows.set_status(conn, principal.id, status)
+            affected = mandate_rows.held_or_issued_by(conn, principal.id)
+            self.app.ledger.record(
+                conn,
+                NewEvent(
+                    f"principal.{status if status != 'active' else 'activated'}",
+                    {"from": principal.status, "to": status, "mandates_affected": len(affected)},
+                    principal_id=principal.id,
+                ),
+            )
+            return Principal(principal.id, principal.name, principal.kind, status)
+
+        updated = self.app.store.write(work)
+        log.info("principal %s is now %s", updated.name, status)
+        return updated

@@ -1,0 +1,60 @@
+"""Principal key material: private keys out of the vault (cached per process), public keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Connection
+
+from caracal.core.errors import ConflictError
+from caracal.core.keys import KeyPair, generate_key_pair, load_private, load_public
+from caracal.store import principal_rows
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+
+def key_ref(principal_id: str, kid: str) -> str:
+    return f"principal/{principal_id}/key/{kid}"
+
+
+class SigningKeys:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+        self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self._public: dict[str, ec.EllipticCurvePublicKey] = {}
+
+    def create(self, conn: Connection, principal_id: str) -> KeyPair:
+        pair = generate_key_pair()
+        ref = key_ref(principal_id, pair.kid)
+        self.app.vault.put(conn, ref, "principal-key", pair.private_der)
+        principal_rows.add_key(conn, principal_id, pair.kid, pair.public_pem, ref)
+        return pair
+
+    def signer(
+        self, conn: Connection, principal_id: str, name: str
+    ) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        """The principal's current key id and private key."""
+        found = principal_rows.active_key(conn, principal_id)
+        if found is None:
+            raise ConflictError(
+                f"{name} has no active signing key; rotate one with `caracal principal rotate-key {name}`."
+            )
+        kid, ref = found
+        private = self._private.get(kid)
+        if private is None:
+            private = load_private(self.app.vault.get(conn, ref))
+            self._private[kid] = private
+        return kid, private
+
+    def public(self, kid: str, pem: str) -> ec.EllipticCurvePublicKey:
+        key = self._public.get(kid)
+        if key is None:
+            key = load_public(pem)
+            self._public[kid] = key
+        return key
+
+    def forget(self, kids: list[str]) -> None:
+        for kid in kids:
+            self._private.pop(kid, None)

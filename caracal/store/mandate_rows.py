@@ -1,0 +1,190 @@
+"""Mandate rows: the signed token, its parsed bounds and its revocation state."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy.sql import literal_column
+
+from caracal.core.mandates import MandateClaims
+from caracal.store.schema import mandates
+
+
+def insert(
+    conn: Connection,
+    claims: MandateClaims,
+    kid: str,
+    token: str,
+    root_id: str,
+    policy_id: str | None,
+) -> None:
+    conn.execute(
+        mandates.insert().values(
+            id=claims.id,
+            issuer_id=claims.issuer_id,
+            subject_id=claims.subject_id,
+            parent_id=claims.parent_id,
+            root_id=root_id,
+            kid=kid,
+            policy_id=policy_id,
+            issued_at=claims.issued_at,
+            not_before=claims.not_before,
+            expires_at=claims.expires_at,
+            resources=json.dumps(list(claims.resources)),
+            actions=json.dumps(list(claims.actions)),
+            depth=claims.depth,
+            intent_hash=claims.intent_hash,
+            token=token,
+        )
+    )
+
+
+def state(conn: Connection, mandate_id: str) -> tuple[str, bool] | None:
+    """(token, revoked) of one mandate."""
+    row = conn.execute(
+        select(mandates.c.token, mandates.c.revoked_at).where(mandates.c.id == mandate_id)
+    ).first()
+    return (row.token, row.revoked_at is not None) if row else None
+
+
+def get(conn: Connection, mandate_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(mandates).where(mandates.c.id == mandate_id)).first()
+    return _decode(dict(row._mapping)) if row else None
+
+
+def find_by_prefix(conn: Connection, prefix: str, limit: int = 2) -> list[str]:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        select(mandates.c.id).where(mandates.c.id.like(escaped + "%", escape="\\")).limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def _decode(data: dict[str, Any]) -> dict[str, Any]:
+    data["resources"] = json.loads(data["resources"])
+    data["actions"] = json.loads(data["actions"])
+    return data
+
+
+def listing(
+    conn: Connection,
+    *,
+    subject_id: str | None = None,
+    status: str | None = None,
+    now: int,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    query = select(*(c for c in mandates.c if c.name != "token"))
+    query = query.where(*_filters(subject_id, status, now, search))
+    query = query.order_by(mandates.c.issued_at.desc(), mandates.c.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_decode(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _filters(subject_id: str | None, status: str | None, now: int, search: str | None) -> list[Any]:
+    where: list[Any] = []
+    if subject_id:
+        where.append(mandates.c.subject_id == subject_id)
+    if status == "active":
+        where += [mandates.c.revoked_at.is_(None), mandates.c.expires_at > now]
+    elif status == "expired":
+        where += [mandates.c.revoked_at.is_(None), mandates.c.expires_at <= now]
+    elif status == "revoked":
+        where.append(mandates.c.revoked_at.is_not(None))
+    if search:
+        pattern = "%" + search.replace("%", "").replace("_", "\\_") + "%"
+        where.append(
+            or_(
+                mandates.c.id.like(pattern, escape="\\"),
+                mandates.c.resources.like(pattern, escape="\\"),
+                mandates.c.actions.like(pattern, escape="\\"),
+            )
+        )
+    return where
+
+
+def count(conn: Connection, *, status: str | None, now: int, subject_id: str | None = None) -> int:
+    from sqlalchemy import func
+
+    query = (
+        select(func.count()).select_from(mandates).where(*_filters(subject_id, status, now, None))
+    )
+    return int(conn.execute(query).scalar() or 0)
+
+
+def subtree(conn: Connection, mandate_id: str) -> list[dict[str, Any]]:
+    """The mandate and every descendant (recursive), parents before children."""
+    tree = (
+        select(mandates.c.id, mandates.c.parent_id, literal_column("0").label("level"))
+        .where(mandates.c.id == mandate_id)
+        .cte("tree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(mandates.c.id, mandates.c.parent_id, (tree.c.level + 1).label("level")).where(
+            mandates.c.parent_id == tree.c.id
+        )
+    )
+    rows = conn.execute(
+        select(
+            mandates.c.id,
+            mandates.c.parent_id,
+            mandates.c.subject_id,
+            mandates.c.issuer_id,
+            mandates.c.expires_at,
+            mandates.c.revoked_at,
+            tree.c.level,
+        )
+        .join(tree, tree.c.id == mandates.c.id)
+        .order_by(tree.c.level, mandates.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def ancestors(conn: Connection, mandate_id: str) -> list[dict[str, Any]]:
+    """From the mandate's parent up to its root."""
+    out: list[dict[str, Any]] = []
+    current = conn.execute(select(mandates.c.parent_id).where(mandates.c.id == mandate_id)).scalar()
+    seen: set[str] = set()
+    while current and current not in seen:
+        seen.add(current)
+        row = conn.execute(
+            select(
+                mandates.c.id,
+                mandates.c.parent_id,
+                mandates.c.subject_id,
+                mandates.c.issuer_id,
+                mandates.c.expires_at,
+                mandates.c.revoked_at,
+            ).where(mandates.c.id == current)
+        ).first()
+        if row is None:
+            break
+        out.append(dict(row._mapping))
+        current = row.parent_id
+    return out
+
+
+def mark_revoked(conn: Connection, ids: Sequence[str], reason: str | None) -> None:
+    if ids:
+        conn.execute(
+            mandates.update()
+            .where(and_(mandates.c.id.in_(list(ids)), mandates.c.revoked_at.is_(None)))
+            .values(revoked_at=time.time(), revoked_reason=reason)
+        )
+
+
+def held_or_issued_by(conn: Connection, principal_id: str) -> list[str]:
+    rows = conn.execute(
+        select(mandates.c.id).where(
+            or_(mandates.c.subject_id == principal_id, mandates.c.issuer_id == principal_id),
+            mandates.c.revoked_at.is_(None),
+        )
+    )
+    return [r.id for r in rows]

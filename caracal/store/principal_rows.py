@@ -1,0 +1,145 @@
+"""Principals and their public keys."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, or_, select
+
+from caracal.core.mandates import Principal
+from caracal.store.schema import principal_keys, principals
+
+
+def _principal(row: object) -> Principal:
+    return Principal(row.id, row.name, row.kind, row.status)  # type: ignore[attr-defined]
+
+
+def find(conn: Connection, ref: str) -> Principal | None:
+    """By id or by name."""
+    row = conn.execute(
+        select(principals.c.id, principals.c.name, principals.c.kind, principals.c.status).where(
+            or_(principals.c.id == ref, principals.c.name == ref)
+        )
+    ).first()
+    return _principal(row) if row else None
+
+
+def get_many(conn: Connection, ids: set[str]) -> dict[str, Principal]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(principals.c.id, principals.c.name, principals.c.kind, principals.c.status).where(
+            principals.c.id.in_(ids)
+        )
+    )
+    return {r.id: _principal(r) for r in rows}
+
+
+def detail(conn: Connection, principal_id: str) -> dict[str, object]:
+    row = conn.execute(select(principals).where(principals.c.id == principal_id)).one()
+    return dict(row._mapping)
+
+
+def all_rows(conn: Connection) -> list[dict[str, object]]:
+    return [
+        dict(r._mapping) for r in conn.execute(select(principals).order_by(principals.c.created_at))
+    ]
+
+
+def name_taken(conn: Connection, name: str) -> bool:
+    return (
+        conn.execute(select(principals.c.id).where(principals.c.name == name)).first() is not None
+    )
+
+
+def insert(conn: Connection, principal: Principal, email: str | None) -> None:
+    now = time.time()
+    conn.execute(
+        principals.insert().values(
+            id=principal.id,
+            name=principal.name,
+            kind=principal.kind,
+            email=email,
+            status=principal.status,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def set_status(conn: Connection, principal_id: str, status: str) -> None:
+    conn.execute(
+        principals.update()
+        .where(principals.c.id == principal_id)
+        .values(status=status, updated_at=time.time())
+    )
+
+
+def add_key(
+    conn: Connection, principal_id: str, kid: str, public_pem: str, secret_ref: str
+) -> None:
+    conn.execute(
+        principal_keys.insert().values(
+            kid=kid,
+            principal_id=principal_id,
+            public_pem=public_pem,
+            secret_ref=secret_ref,
+            status="active",
+            created_at=time.time(),
+        )
+    )
+
+
+def retire_keys(conn: Connection, principal_id: str, *, revoke: bool) -> list[str]:
+    """Retire (or revoke) every active key of a principal; return their kids."""
+    kids = [
+        r.kid
+        for r in conn.execute(
+            select(principal_keys.c.kid).where(
+                principal_keys.c.principal_id == principal_id,
+                principal_keys.c.status == "active",
+            )
+        )
+    ]
+    if kids:
+        conn.execute(
+            principal_keys.update()
+            .where(principal_keys.c.kid.in_(kids))
+            .values(status="revoked" if revoke else "retired", retired_at=time.time())
+        )
+    return kids
+
+
+def active_key(conn: Connection, principal_id: str) -> tuple[str, str] | None:
+    """(kid, secret_ref) of the key a principal signs with now."""
+    row = conn.execute(
+        select(principal_keys.c.kid, principal_keys.c.secret_ref)
+        .where(principal_keys.c.principal_id == principal_id, principal_keys.c.status == "active")
+        .order_by(principal_keys.c.created_at.desc())
+        .limit(1)
+    ).first()
+    return (row.kid, row.secret_ref) if row else None
+
+
+def key(conn: Connection, kid: str) -> tuple[str, str, str] | None:
+    """(principal_id, public_pem, status) for one kid."""
+    row = conn.execute(
+        select(
+            principal_keys.c.principal_id, principal_keys.c.public_pem, principal_keys.c.status
+        ).where(principal_keys.c.kid == kid)
+    ).first()
+    return (row.principal_id, row.public_pem, row.status) if row else None
+
+
+def keys_of(conn: Connection, principal_id: str) -> list[dict[str, object]]:
+    rows = conn.execute(
+        select(
+            principal_keys.c.kid,
+            principal_keys.c.status,
+            principal_keys.c.created_at,
+            principal_keys.c.retired_at,
+        )
+        .where(principal_keys.c.principal_id == principal_id)
+        .order_by(principal_keys.c.created_at)
+    )
+    return [dict(r._mapping) for r in rows]
