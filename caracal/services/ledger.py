@@ -12,22 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from caracal.core.errors import IntegrityError, ValidationError
 from caracal.core.keys import (
     b64url,
     b64url_decode,
-    generate_key_pair,
     load_private,
-    load_public,
     sign,
     verify,
 )
 from caracal.core.ledger import GENESIS_HASH, ChainWalk, NewEvent, checkpoint_message
 from caracal.home.atomic import atomic_writer
+from caracal.services import ledger_keys as ledger_keys_mod
 from caracal.store import ledger_rows
-from caracal.store.schema import ledger_events, ledger_keys
+from caracal.store.schema import ledger_events
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
-LEDGER_KEY_REF = "ledger/signing-key/{kid}"
 
 
 @dataclass
@@ -72,7 +70,7 @@ class LedgerFilter:
 class LedgerService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
-        self._signer: tuple[str, ec.EllipticCurvePrivateKey] | None = None
+        self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
 
     # ---- writing --------------------------------------------------------------------------
     def record(self, conn: Connection, *events: NewEvent) -> int:
@@ -95,14 +93,13 @@ class LedgerService:
             last = ledger_rows.last_checkpoint_seq(conn)
             if seq <= last:
                 return None
-            self._sign_checkpoint(conn, last + 1, seq, head_hash)
+            self._sign_checkpoint(conn, seq, head_hash)
             return {"seq_from": last + 1, "seq_to": seq, "head_hash": head_hash}
 
         return self.app.store.write(work)
 
-    def _sign_checkpoint(
-        self, conn: Connection, seq_from: int, seq_to: int, head_hash: str
-    ) -> None:
+    def _sign_checkpoint(self, conn: Connection, seq_to: int, head_hash: str) -> None:
+        seq_from = ledger_rows.last_checkpoint_seq(conn) + 1
         kid, private = self._ledger_key(conn)
         message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, head_hash)
         ledger_rows.insert_checkpoint(
@@ -116,28 +113,16 @@ class LedgerService:
         )
 
     def _ledger_key(self, conn: Connection) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        if self._signer is None:
-            row = conn.execute(
-                select(ledger_keys.c.kid, ledger_keys.c.secret_ref)
-                .order_by(ledger_keys.c.created_at.desc())
-                .limit(1)
-            ).first()
-            if row is None:
-                pair = generate_key_pair()
-                ref = LEDGER_KEY_REF.format(kid=pair.kid)
-                self.app.vault.put(conn, ref, "ledger-key", pair.private_der)
-                conn.execute(
-                    ledger_keys.insert().values(
-                        kid=pair.kid,
-                        public_pem=pair.public_pem,
-                        secret_ref=ref,
-                        created_at=time.time(),
-                    )
-                )
-                self._signer = (pair.kid, load_private(pair.private_der))
-            else:
-                self._signer = (row.kid, load_private(self.app.vault.get(conn, row.secret_ref)))
-        return self._signer
+        """The key to sign with, as this transaction sees it. The private key is cached by kid
+        only; which kid is current is read every time, so a rolled-back key is never reused."""
+        found = ledger_keys_mod.current(conn)
+        if found is None:
+            kid, private = ledger_keys_mod.create(conn, self.app.vault, self.app.paths.keys)
+        else:
+            kid = found[0]
+            private = self._private.get(kid) or load_private(self.app.vault.get(conn, found[1]))
+        self._private[kid] = private
+        return kid, private
 
     # ---- reading --------------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
@@ -185,8 +170,11 @@ class LedgerService:
 
         where: list[Any] = []
         if flt.types:
+            # Prefixes compare exactly (no LIKE wildcards, same case rules on every backend).
             clauses = [
-                ledger_events.c.type.startswith(t) if t.endswith(".") else ledger_events.c.type == t
+                func.substr(ledger_events.c.type, 1, len(t)) == t
+                if t.endswith(".")
+                else ledger_events.c.type == t
                 for t in flt.types
             ]
             where.append(or_(*clauses))
@@ -208,14 +196,14 @@ class LedgerService:
 
     # ---- verification ---------------------------------------------------------------------
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Recompute the chain, check every checkpoint against the pinned ledger keys, and
+        check that checkpoints cover the ledger without gaps. One snapshot throughout, so
+        concurrent appends never look like tampering."""
         started = time.perf_counter()
-        with self.app.store.read() as conn:
+        pinned = ledger_keys_mod.pinned_keys(self.app.paths.keys)
+        with self.app.store.read(snapshot=True) as conn:
             head_seq, head_hash = ledger_rows.head(conn)
             checkpoints = ledger_rows.checkpoints(conn)
-            public = {
-                r.kid: load_public(r.public_pem)
-                for r in conn.execute(select(ledger_keys.c.kid, ledger_keys.c.public_pem))
-            }
             walk = ChainWalk(wanted={cp[1] for cp in checkpoints})
             for batch in ledger_rows.stream_rows(conn):
                 if not walk.feed(batch):
@@ -223,44 +211,51 @@ class LedgerService:
                 if progress is not None:
                     progress(walk.count, head_seq)
         report = VerifyReport(True, walk.count, len(checkpoints), head_seq, head_hash)
-        report.problem = self._first_problem(walk, checkpoints, public, head_seq, head_hash)
+        report.problem = walk.failure.describe() if walk.failure else None
+        report.problem = report.problem or self._checkpoint_problem(walk, checkpoints, pinned)
+        report.problem = report.problem or _head_problem(walk, head_seq, head_hash)
         report.ok = report.problem is None
         report.seconds = time.perf_counter() - started
         log.info("ledger verify: %s", report.problem or f"{walk.count} events intact")
         return report
 
-    def _first_problem(
+    def _checkpoint_problem(
         self,
         walk: ChainWalk,
         checkpoints: list[tuple[int, int, str, str, str]],
-        public: dict[str, ec.EllipticCurvePublicKey],
-        head_seq: int,
-        head_hash: str,
+        pinned: dict[str, ec.EllipticCurvePublicKey],
     ) -> str | None:
-        if walk.failure is not None:
-            return walk.failure.describe()
         last_seq = walk.expected_seq - 1
+        covered, widest = 0, 0
         for seq_from, seq_to, cp_hash, kid, signature in checkpoints:
             label = f"checkpoint over events {seq_from}-{seq_to}"
-            key = public.get(kid)
+            if seq_from != covered + 1 or seq_to < seq_from:
+                return (
+                    f"{label}: checkpoints do not follow on from event {covered} (one was removed)"
+                )
+            key = pinned.get(kid)
+            if key is None:
+                return f"{label}: signed by key {kid}, which this workspace did not pin in keys/"
             message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, cp_hash)
             try:
-                sig = b64url_decode(signature)
+                signature_ok = verify(key, message, b64url_decode(signature))
             except ValueError:
-                sig = b""
-            if key is None or not verify(key, message, sig):
+                signature_ok = False
+            if not signature_ok:
                 return f"{label}: signature does not verify"
             if seq_to > last_seq:
                 return f"{label}: the ledger ends at event {last_seq} (events were removed)"
             if walk.seen.get(seq_to) != cp_hash:
                 return f"{label}: event {seq_to} is not the event that was signed"
-        if head_seq != last_seq or (head_hash != walk.prev_hash and last_seq > 0):
+            covered, widest = seq_to, max(widest, seq_to - seq_from + 1)
+        # Appends sign a checkpoint at every boundary they cross, so a long unsealed tail
+        # means checkpoints were deleted.
+        allowed_tail = max(self.app.config.ledger.checkpoint_every, widest)
+        if last_seq - covered > allowed_tail:
             return (
-                f"ledger head records event {head_seq} but the last event is {last_seq} "
-                "(events were removed or added outside Caracal)"
+                f"events {covered + 1}-{last_seq} are not covered by any checkpoint "
+                "(checkpoints were removed)"
             )
-        if last_seq == 0 and head_hash != GENESIS_HASH:
-            return "ledger head does not match an empty ledger"
         return None
 
     def require_intact(self) -> VerifyReport:
@@ -299,3 +294,14 @@ class LedgerService:
             out.flush()
             out.detach()  # the atomic writer owns (and closes) the file
         return count
+
+
+def _head_problem(walk: ChainWalk, head_seq: int, head_hash: str) -> str | None:
+    last_seq = walk.expected_seq - 1
+    expected_hash = walk.prev_hash if last_seq > 0 else GENESIS_HASH
+    if head_seq != last_seq or head_hash != expected_hash:
+        return (
+            f"ledger head records event {head_seq} but the last event is {last_seq} "
+            "(events were removed or added outside Caracal)"
+        )
+    return None

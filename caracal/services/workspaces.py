@@ -10,6 +10,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caracal.core.errors import ConflictError, NotFoundError
 from caracal.core.names import check_workspace_name
@@ -25,6 +26,9 @@ from caracal.store.engine import (
     resolve_location,
     schema_for_workspace,
 )
+
+if TYPE_CHECKING:
+    from caracal.vault.master_key import MasterKey
 
 log = logging.getLogger(__name__)
 _CREATING = ".creating-"
@@ -141,7 +145,8 @@ class WorkspaceManager:
                 location = resolve_location(config.store.url, config.store.pg_schema, tmp)
                 cfg.write_raw(paths.config, raw)  # written first so a sweep can find the store
                 workspace_id = str(uuid.uuid4())
-                generated_key = self._init_secrets(paths, workspace_id)
+                master = self._init_secrets(paths, workspace_id)
+                generated_key = master.generated_file
                 store = open_store(
                     location,
                     create=True,
@@ -151,8 +156,12 @@ class WorkspaceManager:
                 store_created = True
                 try:
                     from caracal.services.bootstrap import initialise_store
+                    from caracal.services.secrets import SecretVault
+                    from caracal.vault.cipher import SecretCipher
 
-                    initialise_store(store, paths, workspace_id, name)
+                    initialise_store(
+                        store, paths, workspace_id, name, SecretVault(SecretCipher(master.key))
+                    )
                 finally:
                     store.dispose()
                 write_state(paths.flow_state, DEFAULT_STATE)
@@ -216,12 +225,12 @@ class WorkspaceManager:
         return marker.read_text().strip() if marker.exists() else None
 
     @staticmethod
-    def _init_secrets(paths: WorkspacePaths, workspace_id: str) -> bool:
-        """Record the workspace id and settle its master key; True if a key file was made."""
+    def _init_secrets(paths: WorkspacePaths, workspace_id: str) -> MasterKey:
+        """Record the workspace id and settle its master key."""
         from caracal.vault.master_key import resolve_master_key
 
         atomic_write_text(paths.keys / "workspace.id", workspace_id + "\n")
-        return resolve_master_key(paths.keys, workspace_id, create=True).generated_file
+        return resolve_master_key(paths.keys, workspace_id, create=True)
 
     def _sweep_leftovers(self) -> None:
         """Remove folders left by a create or delete that was killed halfway."""

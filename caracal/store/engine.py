@@ -104,9 +104,13 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction. `snapshot` makes every statement in it see one consistent state
+        (SQLite read transactions always do; PostgreSQL needs REPEATABLE READ for it)."""
         with self._connect() as raw:
             conn = raw.execution_options(caracal_readonly=True)
+            if snapshot and self.backend == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
 

@@ -21,8 +21,8 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
-# Called for every checkpoint boundary an append crosses: (seq_from, seq_to, head_hash).
-CheckpointSigner = Callable[[Connection, int, int, str], None]
+# Called for every checkpoint boundary an append crosses, with (seq_to, hash of that event).
+CheckpointSigner = Callable[[Connection, int, str], None]
 
 
 def head(conn: Connection, *, lock: bool = False) -> tuple[int, str]:
@@ -56,7 +56,7 @@ def append(
         by_seq = {row[0]: row[9] for row in rows}
         boundary = (seq // checkpoint_every + 1) * checkpoint_every
         while boundary <= last_seq:
-            on_checkpoint(conn, boundary - checkpoint_every + 1, boundary, by_seq[boundary])
+            on_checkpoint(conn, boundary, by_seq[boundary])
             boundary += checkpoint_every
     return rows
 

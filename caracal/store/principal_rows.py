@@ -91,13 +91,15 @@ def add_key(
 
 
 def retire_keys(conn: Connection, principal_id: str, *, revoke: bool) -> list[str]:
-    """Retire (or revoke) every active key of a principal; return their kids."""
+    """Retire every active key of a principal (still verifying), or revoke every key that is
+    not revoked yet (no longer verifying); return the kids changed."""
+    statuses = ["active", "retired"] if revoke else ["active"]
     kids = [
         r.kid
         for r in conn.execute(
             select(principal_keys.c.kid).where(
                 principal_keys.c.principal_id == principal_id,
-                principal_keys.c.status == "active",
+                principal_keys.c.status.in_(statuses),
             )
         )
     ]
@@ -138,6 +140,7 @@ def keys_of(conn: Connection, principal_id: str) -> list[dict[str, object]]:
             principal_keys.c.status,
             principal_keys.c.created_at,
             principal_keys.c.retired_at,
+            principal_keys.c.public_pem,
         )
         .where(principal_keys.c.principal_id == principal_id)
         .order_by(principal_keys.c.created_at)

@@ -1,0 +1,768 @@
+"""The tamper-evident ledger end to end: recording, `caracal ledger list|verify|export|checkpoint`,
+tampering by someone with direct database access, concurrent writers, and the hashing core."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import multiprocessing
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from caracal.core.canonical import canonical_json
+from caracal.core.errors import ExitCode
+from caracal.core.keys import b64url, generate_key_pair, load_private, sign
+from caracal.core.ledger import (
+    GENESIS_HASH,
+    ChainWalk,
+    NewEvent,
+    Row,
+    checkpoint_message,
+    event_hash,
+    event_json,
+    seal,
+)
+from caracal.services.facade import Caracal
+from caracal.store import ledger_rows
+from tests.support.cli import Result, run_cli
+
+# ---- scopes and the scenario ------------------------------------------------------------------
+
+READ = "provider:github:action:read"
+WRITE = "provider:github:action:write"
+REPOS = "provider:github:resource:repos"
+COLUMNS = ledger_rows.COLUMNS  # seq, ts, type, actor, principal_id, mandate_id, reason_code, ...
+
+# What the scenario below records, in order. Event 10 crosses `checkpoint_every` = 10.
+SCENARIO_TYPES = [
+    "workspace.created",  # 1
+    "provider.added",  # 2
+    "principal.registered",  # 3 alice
+    "principal.registered",  # 4 orch
+    "policy.created",  # 5
+    "mandate.issued",  # 6 first mandate
+    "validation.allowed",  # 7 read with the first mandate
+    "validation.denied",  # 8 write with the first mandate (not granted)
+    "mandate.issue_refused",  # 9 ttl over the policy's maximum validity
+    "mandate.issued",  # 10 second mandate (signed checkpoint 1-10)
+    "mandate.revoked",  # 11 first mandate
+    "validation.denied",  # 12 the revoked first mandate
+    "validation.allowed",  # 13 the second mandate
+]
+MIDDLE = 6  # the event the tamper tests alter: mandate.issued, every optional column but one set
+
+
+@dataclass(frozen=True)
+class Scenario:
+    alice: str
+    orch: str
+    first: str  # mandate id, revoked at event 11
+    first_token: str
+    second: str
+
+
+def cli(*args: str, expect: int = 0) -> Result:
+    result = run_cli(*args)
+    assert result.code == expect, result
+    return result
+
+
+def issue(ttl: str = "30m", expect: int = 0) -> Result:
+    return cli(
+        *("mandate", "issue", "--issuer", "alice", "--subject", "orch"),
+        *("--resource", REPOS, "--action", READ, "--ttl", ttl, "--json"),
+        expect=expect,
+    )
+
+
+def validate(mandate_id: str, action: str = READ, expect: int = 0) -> Result:
+    return cli(
+        "mandate", "validate", mandate_id, "--action", action, "--resource", REPOS, expect=expect
+    )
+
+
+def prepare_workspace() -> tuple[str, str]:
+    """Workspace, provider, two principals and orch's policy: events 1-5. Returns (alice, orch)."""
+    cli("workspace", "create", "demo")
+    cli("config", "set", "ledger.checkpoint_every", "10")
+    cli(
+        *("provider", "add", "github", "--base-url", "https://api.github.com"),
+        *("--resource", "repos", "--action", "repos:read", "--action", "repos:write"),
+    )
+    alice = cli("principal", "register", "--kind", "human", "--name", "alice").stdout.strip()
+    orch = cli("principal", "register", "--kind", "orchestrator", "--name", "orch").stdout.strip()
+    cli(
+        *("policy", "create", "--principal", "orch", "--max-validity", "1h"),
+        *("--resource", "provider:github:resource:*", "--action", "provider:github:action:*"),
+        *("--delegation-depth", "2"),
+    )
+    return alice, orch
+
+
+@pytest.fixture
+def scenario(backend: str, home: Path) -> Scenario:
+    """The thirteen events of SCENARIO_TYPES, on the backend under test."""
+    alice, orch = prepare_workspace()
+    first = issue().json()
+    validate(first["id"])
+    validate(first["id"], WRITE, expect=ExitCode.DENIED)
+    issue("2h", expect=ExitCode.DENIED)
+    second = issue().json()
+    cli("mandate", "revoke", first["id"], "--yes")
+    validate(first["id"], expect=ExitCode.DENIED)
+    validate(second["id"])
+    return Scenario(alice, orch, first["id"], first["token"], second["id"])
+
+
+# ---- reading and tampering with the store directly ---------------------------------------------
+
+
+def listed(*filters: str) -> list[dict[str, Any]]:
+    result = cli("ledger", "list", "--json", "--limit", "1000000", *filters)
+    return result.json()  # type: ignore[no-any-return]
+
+
+def seqs(*filters: str) -> list[int]:
+    return [e["seq"] for e in listed(*filters)]
+
+
+def verify_report() -> dict[str, Any]:
+    result = run_cli("ledger", "verify", "--json")
+    assert result.code in (0, ExitCode.INTEGRITY), result
+    return result.json()  # type: ignore[no-any-return]
+
+
+def assert_intact(events: int) -> None:
+    report = verify_report()
+    assert report["ok"] is True and report["problem"] is None, report
+    assert report["events"] == report["head_seq"] == events, report
+
+
+def assert_tampered(pattern: str) -> str:
+    """`ledger verify` exits 7 and names the problem; returns the message."""
+    result = run_cli("ledger", "verify")
+    assert result.code == ExitCode.INTEGRITY, result
+    message = result.stdout.strip()
+    assert message.startswith("Ledger TAMPERED: "), result
+    assert re.search(pattern, message), message
+    return message
+
+
+def sql(statement: str, **params: Any) -> None:
+    """Run one statement in its own transaction, as an attacker with database access would."""
+    with Caracal.open() as app:
+        app.store.write(lambda conn: conn.execute(text(statement), params))
+
+
+def stored_rows() -> list[Row]:
+    query = f"SELECT {', '.join(COLUMNS)} FROM ledger_events ORDER BY seq"
+    with Caracal.open() as app, app.store.read() as conn:
+        return [tuple(r) for r in conn.execute(text(query))]
+
+
+def count_rows(table: str) -> int:
+    with Caracal.open() as app, app.store.read() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def replace_row(row: Row, seq: int | None = None) -> None:
+    """Overwrite every column of event `seq` (default: the row's own) with `row`'s values."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    values["target"] = row[0] if seq is None else seq
+    assignments = ", ".join(f'"{c}" = :{c}' for c in COLUMNS)
+    sql(f"UPDATE ledger_events SET {assignments} WHERE seq = :target", **values)
+
+
+def rehash(rows: list[Row]) -> list[Row]:
+    """Recompute prev_hash and hash of `rows` (consecutive, in order) after the one before."""
+    out: list[Row] = []
+    prev = rows[0][8]
+    for seq, ts, type_, actor, principal, mandate, reason, payload, _prev, _hash in rows:
+        digest = event_hash(seq, ts, type_, actor, principal, mandate, reason, payload, prev)
+        out.append((seq, ts, type_, actor, principal, mandate, reason, payload, prev, digest))
+        prev = digest
+    return out
+
+
+def set_head(seq: int, digest: str) -> None:
+    sql("UPDATE ledger_head SET seq = :seq, hash = :hash WHERE id = 1", seq=seq, hash=digest)
+
+
+def longer_expiry(payload: str) -> str:
+    data = json.loads(payload)
+    data["expires_at"] += 30 * 86400
+    return canonical_json(data)
+
+
+# ---- 1. a fresh ledger -------------------------------------------------------------------------
+
+
+def test_scenario_is_recorded_in_order_and_verifies(scenario: Scenario) -> None:
+    report = verify_report()
+    assert report["ok"] is True and report["problem"] is None, report
+    assert report["events"] == report["head_seq"] == count_rows("ledger_events") == 13
+    assert report["checkpoints"] == 1  # crossing event 10 signed one automatically
+    human = cli("ledger", "verify").stdout
+    assert human.startswith("Ledger intact: 13 events, 1 signed checkpoints"), human
+
+    events = listed()
+    assert [e["type"] for e in events] == SCENARIO_TYPES
+    assert [e["seq"] for e in events] == list(range(1, 14))
+    assert events[0]["prev_hash"] == GENESIS_HASH
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
+
+    by_seq = {e["seq"]: e for e in events}
+    assert by_seq[3]["principal_id"] == scenario.alice and by_seq[3]["payload"]["name"] == "alice"
+    assert (by_seq[6]["mandate_id"], by_seq[6]["principal_id"]) == (scenario.first, scenario.orch)
+    assert by_seq[6]["payload"]["issuer_id"] == scenario.alice
+    assert by_seq[7]["reason_code"] == "ALLOWED" and by_seq[7]["payload"]["action"] == READ
+    assert by_seq[8]["reason_code"] == "ACTION_OUT_OF_SCOPE"
+    assert by_seq[9]["reason_code"] == "POLICY_VALIDITY_EXCEEDED"
+    assert by_seq[9]["principal_id"] == scenario.orch and by_seq[9]["mandate_id"] is None
+    assert by_seq[9]["payload"]["ttl"] == 7200
+    assert by_seq[10]["mandate_id"] == scenario.second
+    assert by_seq[11]["mandate_id"] == scenario.first
+    assert (by_seq[12]["mandate_id"], by_seq[12]["reason_code"]) == (
+        scenario.first,
+        "MANDATE_REVOKED",
+    )
+    assert (by_seq[13]["mandate_id"], by_seq[13]["reason_code"]) == (scenario.second, "ALLOWED")
+
+
+def test_checkpoint_command_seals_the_tail_once(scenario: Scenario) -> None:
+    made = cli("ledger", "checkpoint").stdout
+    assert "Signed checkpoint over events 11-13" in made, made
+    again = cli("ledger", "checkpoint").stdout
+    assert again.startswith("Nothing to seal"), again
+    report = verify_report()
+    assert report["ok"] is True and report["checkpoints"] == 2, report
+    # The new checkpoint covers event 13: losing it is now detectable as well.
+    sql("DELETE FROM ledger_events WHERE seq = 13")
+    set_head(12, stored_rows()[-1][9])
+    assert_tampered(r"checkpoint over events 11-13: the ledger ends at event 12")
+
+
+# ---- 2. tampering ------------------------------------------------------------------------------
+
+# A new value for one column of an event, computed from the stored row.
+ALTERATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "seq": lambda row: row["seq"] + 1000,
+    "ts": lambda row: row["ts"] - 3_600_000_000,
+    "type": lambda row: "mandate.revoked",
+    "actor": lambda row: "mallory",
+    "principal_id": lambda row: "pr_0000000000000000",
+    "mandate_id": lambda row: "mnd_00000000000000000000",
+    "reason_code": lambda row: "ALLOWED",  # NULL before
+    "payload": lambda row: longer_expiry(row["payload"]),
+    "prev_hash": lambda row: "f" * 64,
+    "hash": lambda row: "e" * 64,
+}
+
+
+@pytest.mark.parametrize("column", list(ALTERATIONS))
+def test_changing_any_column_of_an_event_is_detected(scenario: Scenario, column: str) -> None:
+    assert_intact(13)
+    row = dict(zip(COLUMNS, stored_rows()[MIDDLE - 1], strict=True))
+    new = ALTERATIONS[column](row)
+    assert new != row[column]
+    sql(f'UPDATE ledger_events SET "{column}" = :value WHERE seq = :seq', value=new, seq=MIDDLE)
+    assert_tampered(rf"^Ledger TAMPERED: event {MIDDLE}\b")
+
+
+def test_altering_an_event_and_its_own_hash_breaks_the_next_link(scenario: Scenario) -> None:
+    assert_intact(13)
+    rows = stored_rows()
+    seq, ts, type_, actor, principal, mandate, reason, payload, prev, _ = rows[MIDDLE - 1]
+    forged = (seq, ts, type_, actor, principal, mandate, reason, longer_expiry(payload), prev)
+    replace_row((*forged, event_hash(*forged)))
+    assert_tampered(rf"^Ledger TAMPERED: event {MIDDLE + 1} \(validation\.allowed\): prev_hash")
+
+
+def test_rewriting_history_with_recomputed_hashes_is_caught_by_the_checkpoint(
+    scenario: Scenario,
+) -> None:
+    """The careful attacker: alter event 6, recompute every later hash and the head. Only the
+    signature over event 10 (which the attacker cannot produce) reveals it."""
+    assert_intact(13)
+    rows = stored_rows()
+    tail = list(rows[MIDDLE - 1 :])
+    row = tail[0]
+    tail[0] = (*row[:7], longer_expiry(row[7]), *row[8:])
+    for new in rehash(tail):
+        replace_row(new)
+    set_head(13, rehash(tail)[-1][9])
+    assert_tampered(r"checkpoint over events 1-10: event 10 is not the event that was signed")
+
+
+def test_deleting_an_event_in_the_middle_is_detected(scenario: Scenario) -> None:
+    assert_intact(13)
+    sql("DELETE FROM ledger_events WHERE seq = :seq", seq=MIDDLE)
+    assert_tampered(rf"^Ledger TAMPERED: event {MIDDLE}: missing: the sequence jumps from 5 to 7")
+
+
+def test_swapping_two_events_is_detected(scenario: Scenario) -> None:
+    assert_intact(13)
+    rows = stored_rows()
+    a, b = rows[MIDDLE - 1], rows[MIDDLE]
+    replace_row((MIDDLE, *b[1:]), MIDDLE)
+    replace_row((MIDDLE + 1, *a[1:]), MIDDLE + 1)
+    assert_tampered(rf"^Ledger TAMPERED: event {MIDDLE} \(validation\.allowed\): prev_hash")
+
+
+def test_truncating_past_a_checkpoint_is_detected_even_with_a_consistent_head(
+    scenario: Scenario,
+) -> None:
+    assert_intact(13)
+    keep = stored_rows()[7]  # event 8
+    sql("DELETE FROM ledger_events WHERE seq > 8")  # events 9-13, including the signed event 10
+    set_head(8, keep[9])
+    assert_tampered(
+        r"checkpoint over events 1-10: the ledger ends at event 8 \(events were removed\)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("statement", "pattern"),
+    [
+        (
+            "DELETE FROM ledger_events WHERE seq > 11",
+            r"head records event 13 but the last event is 11",
+        ),
+        (
+            "UPDATE ledger_head SET hash = '" + "a" * 64 + "' WHERE id = 1",
+            r"ledger head records event 13",
+        ),
+        (
+            "UPDATE ledger_head SET seq = 12 WHERE id = 1",
+            r"head records event 12 but the last event is 13",
+        ),
+    ],
+    ids=["tail-deleted", "head-hash-altered", "head-seq-altered"],
+)
+def test_the_head_reveals_changes_after_the_last_checkpoint(
+    scenario: Scenario, statement: str, pattern: str
+) -> None:
+    assert_intact(13)
+    sql(statement)
+    assert_tampered(pattern)
+
+
+def _other_key_signature(row: dict[str, Any], workspace_id: str) -> dict[str, Any]:
+    message = checkpoint_message(workspace_id, row["seq_from"], row["seq_to"], row["head_hash"])
+    return {"signature": b64url(sign(load_private(generate_key_pair().private_der), message))}
+
+
+CHECKPOINT_FORGERIES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "signed-by-another-key": _other_key_signature,
+    "not-base64": lambda row, ws: {"signature": "!!! not a signature !!!"},
+    "truncated-signature": lambda row, ws: {"signature": row["signature"][:-4]},
+    "unknown-kid": lambda row, ws: {"kid": "k_0000000000000000"},
+    "head-hash-moved": lambda row, ws: {"head_hash": "b" * 64},
+    "range-widened": lambda row, ws: {"seq_from": 2},
+}
+
+
+@pytest.mark.parametrize("forgery", list(CHECKPOINT_FORGERIES))
+def test_a_forged_checkpoint_is_detected(scenario: Scenario, forgery: str) -> None:
+    assert_intact(13)
+    with Caracal.open() as app, app.store.read() as conn:
+        workspace_id = app.workspace_id
+        row = dict(conn.execute(text("SELECT * FROM ledger_checkpoints")).one()._mapping)
+    changes = CHECKPOINT_FORGERIES[forgery](row, workspace_id)
+    assignments = ", ".join(f"{c} = :{c}" for c in changes)
+    sql(f"UPDATE ledger_checkpoints SET {assignments} WHERE seq_to = 10", **changes)
+    expected = {
+        "unknown-kid": r"checkpoint over events 1-10: signed by key k_0+, which this workspace did not pin",
+        "range-widened": r"checkpoint over events 2-10: checkpoints do not follow on from event 0",
+    }.get(forgery, r"checkpoint over events \d+-10: signature does not verify")
+    assert_tampered(expected)
+
+
+def test_a_checkpoint_resigned_with_a_key_added_to_the_store_is_detected(
+    scenario: Scenario,
+) -> None:
+    """An attacker with database access adds a ledger key of their own and re-signs: the key is
+    not pinned in the workspace folder, so the forgery shows."""
+    assert_intact(13)
+    pair = generate_key_pair()
+    with Caracal.open() as app, app.store.read() as conn:
+        row = dict(conn.execute(text("SELECT * FROM ledger_checkpoints")).one()._mapping)
+        message = checkpoint_message(
+            app.workspace_id, row["seq_from"], row["seq_to"], row["head_hash"]
+        )
+    sql(
+        "INSERT INTO ledger_keys (kid, public_pem, secret_ref, created_at) VALUES (:k, :p, 'x', 0)",
+        k=pair.kid,
+        p=pair.public_pem,
+    )
+    signature = b64url(sign(load_private(pair.private_der), message))
+    sql(
+        "UPDATE ledger_checkpoints SET kid = :k, signature = :s WHERE seq_to = 10",
+        k=pair.kid,
+        s=signature,
+    )
+    assert_tampered(rf"signed by key {pair.kid}, which this workspace did not pin")
+
+
+def test_deleting_every_checkpoint_is_detected(scenario: Scenario) -> None:
+    assert_intact(13)
+    sql("DELETE FROM ledger_checkpoints")
+    assert_tampered(r"events 1-13 are not covered by any checkpoint")
+
+
+@pytest.mark.parametrize("forgery", ["payload-non-ascii", "ts-not-a-number"])
+def test_malformed_event_values_are_reported_as_tampering_not_a_crash(
+    scenario: Scenario, backend: str, forgery: str
+) -> None:
+    if forgery == "ts-not-a-number" and backend == "postgresql":
+        pytest.skip("PostgreSQL's BIGINT column refuses the value itself")
+    assert_intact(13)
+    if forgery == "payload-non-ascii":
+        sql("UPDATE ledger_events SET payload = :p WHERE seq = :s", p='{"note":"café"}', s=MIDDLE)
+    else:
+        sql("UPDATE ledger_events SET ts = 'yesterday' WHERE seq = :s", s=MIDDLE)
+    assert_tampered(rf"^Ledger TAMPERED: event {MIDDLE}\b")
+
+
+# ---- 3. listing and filtering ------------------------------------------------------------------
+
+
+def test_list_filters(scenario: Scenario) -> None:
+    assert seqs("--type", "mandate.issued") == [6, 10]
+    assert seqs("--type", "mandate.issue") == []  # exact unless it ends in '.'
+    assert seqs("--type", "validation.") == [7, 8, 12, 13]
+    assert seqs("--type", "principal.registered", "--type", "policy.") == [3, 4, 5]
+    assert seqs("--principal", "alice") == [3]
+    assert seqs("--principal", "orch") == list(range(4, 14))
+    assert seqs("--principal", scenario.orch, "--type", "mandate.") == [6, 9, 10, 11]
+    assert seqs("--mandate", scenario.first) == [6, 7, 8, 11, 12]
+    assert seqs("--mandate", scenario.second, "--type", "validation.") == [13]
+    assert seqs("--reason-code", "ACTION_OUT_OF_SCOPE") == [8]
+    assert seqs("--reason-code", "MANDATE_REVOKED") == [12]
+    assert seqs("--reason-code", "NO_SUCH_CODE") == []
+    # --limit keeps the newest events and still prints them oldest first.
+    assert seqs("--limit", "3") == [11, 12, 13]
+    assert seqs("--type", "validation.", "--limit", "2") == [12, 13]
+    assert cli("ledger", "list", "--json").json()[0]["seq"] == 1  # default limit 50 covers all
+
+
+def test_list_since(scenario: Scenario) -> None:
+    assert seqs("--since", "1h") == list(range(1, 14))
+    ts10 = listed()[9]["ts"]
+    iso = datetime.fromtimestamp(ts10 / 1e6, tz=UTC).isoformat()
+    assert seqs("--since", iso) == [10, 11, 12, 13]
+    assert seqs("--since", iso.replace("+00:00", "Z")) == [10, 11, 12, 13]
+    assert seqs("--since", "2999-01-01T00:00Z") == []
+    bad = run_cli("ledger", "list", "--since", "last tuesday")
+    assert bad.code == ExitCode.INVALID and "--since" in bad.stderr, bad
+
+
+def test_list_output(scenario: Scenario) -> None:
+    result = cli("ledger", "list", "--json", "--type", "validation.denied")
+    assert result.stdout.lstrip().startswith("[") and result.stdout.rstrip().endswith("]")
+    events = json.loads(result.stdout)  # nothing but JSON on stdout
+    assert [e["payload"]["action"] for e in events] == [WRITE, READ]
+    assert set(events[0]) == set(COLUMNS)
+
+    table = cli("ledger", "list", "--type", "mandate.").stdout.splitlines()
+    assert table[0].split()[:3] == ["SEQ", "TIME", "TYPE"]
+    assert [line.split()[0] for line in table[1:]] == ["6", "9", "10", "11"]
+    assert "POLICY_VALIDITY_EXCEEDED" in table[2]
+    assert cli("ledger", "list", "--type", "nothing.").stdout.strip() == "No matching events."
+    assert run_cli("ledger", "list", "--principal", "nobody").code == ExitCode.NOT_FOUND
+    assert run_cli("ledger", "list", "--limit", "0").code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("prefix", ["_alidation.", "VALIDATION."])
+def test_type_prefix_is_matched_literally(scenario: Scenario, prefix: str) -> None:
+    assert seqs("--type", prefix) == []
+
+
+# ---- 4. export ---------------------------------------------------------------------------------
+
+
+def test_export_json_has_every_event_and_no_token(scenario: Scenario, tmp_path: Path) -> None:
+    # Present the token itself too, so the ledger has every chance to leak it.
+    token_args = ("--token", scenario.first_token, "--action", READ, "--resource", REPOS)
+    by_token = run_cli("mandate", "validate", *token_args)
+    assert by_token.code == ExitCode.DENIED, by_token  # revoked
+    out = tmp_path / "ledger.json"
+    result = cli("ledger", "export", "--output", str(out), "--format", "json")
+    assert "Exported 14 events" in result.stderr, result
+    raw = out.read_text()
+    assert scenario.first_token not in raw and scenario.first_token.split(".")[2] not in raw
+    events = json.loads(raw)
+    assert [e["seq"] for e in events] == list(range(1, 15))
+    assert [e["type"] for e in events[:13]] == SCENARIO_TYPES
+    assert events == listed()  # exactly what the store holds
+    # An auditor can re-verify the exported chain without the store.
+    rows = [
+        tuple(canonical_json(e[c]) if c == "payload" else e[c] for c in COLUMNS) for e in events
+    ]
+    walk = ChainWalk(wanted=set())
+    assert walk.feed(rows), walk.failure  # type: ignore[arg-type]
+    assert walk.count == 14
+
+
+def test_export_csv_has_every_event_and_no_token(scenario: Scenario, tmp_path: Path) -> None:
+    out = tmp_path / "ledger.csv"
+    result = cli("ledger", "export", "-o", str(out), "--format", "csv")
+    assert "Exported 13 events" in result.stderr, result
+    raw = out.read_text(encoding="utf-8")
+    assert scenario.first_token not in raw
+    with out.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == list(COLUMNS)
+    assert [int(r[0]) for r in table[1:]] == list(range(1, 14))
+    assert [r[2] for r in table[1:]] == SCENARIO_TYPES
+    stored = stored_rows()
+    assert [r[7] for r in table[1:]] == [row[7] for row in stored]  # payload as stored
+    assert [r[9] for r in table[1:]] == [row[9] for row in stored]
+
+
+def test_export_unknown_format_is_a_clear_error(scenario: Scenario, tmp_path: Path) -> None:
+    out = tmp_path / "ledger.xml"
+    result = run_cli("ledger", "export", "-o", str(out), "--format", "xml")
+    assert result.code == ExitCode.INVALID, result
+    assert "xml" in result.stderr and "json or csv" in result.stderr
+    assert result.stderr.count("\n") == 1 and not out.exists()
+
+
+# ---- 5. concurrency ----------------------------------------------------------------------------
+
+ROUNDS = 10  # each round is an issuance and a validation: 20 operations per process
+
+
+def _issue_and_validate(worker: int, barrier: Any, queue: Any) -> None:
+    try:
+        from tests.support.cli import run_cli as child_cli
+
+        barrier.wait(60)
+        outcomes: list[tuple[str, int, str]] = []
+        for i in range(ROUNDS):
+            issued = child_cli(
+                *("mandate", "issue", "--issuer", "alice", "--subject", "orch", "--json"),
+                *("--resource", REPOS, "--action", READ, "--ttl", "10m"),
+            )
+            if issued.code != 0:
+                outcomes.append(("issue", issued.code, issued.stderr))
+                continue
+            mandate_id = issued.json()["id"]
+            outcomes.append(("issue", 0, mandate_id))
+            action = READ if i % 2 == 0 else WRITE
+            checked = child_cli(
+                "mandate", "validate", mandate_id, "--action", action, "--resource", REPOS
+            )
+            outcomes.append((action, checked.code, mandate_id))
+        queue.put((worker, outcomes))
+    except BaseException as exc:  # never leave the parent waiting
+        queue.put((worker, [("crash", -1, repr(exc))]))
+
+
+def test_two_processes_writing_at_once_leave_a_complete_chain(backend: str, home: Path) -> None:
+    prepare_workspace()  # events 1-5
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_issue_and_validate, args=(n, barrier, queue)) for n in range(2)]
+    for child in children:
+        child.start()
+    outcomes = [queue.get(timeout=240) for _ in children]
+    for child in children:
+        child.join(60)
+
+    performed = [op for _, ops in outcomes for op in ops]
+    assert [op for op in performed if op[0] == "issue" and op[1] != 0] == []
+    assert len(performed) == 2 * 2 * ROUNDS, performed
+    expected_codes = {READ: 0, WRITE: ExitCode.DENIED}
+    assert [op for op in performed if op[0] != "issue" and op[1] != expected_codes[op[0]]] == []
+
+    total = 5 + 2 * 2 * ROUNDS
+    report = verify_report()
+    assert report["ok"] is True, report
+    assert report["events"] == report["head_seq"] == total
+    assert report["checkpoints"] == total // 10  # each boundary signed exactly once
+    events = listed()
+    assert [e["seq"] for e in events] == list(range(1, total + 1))
+    issued = sorted(e["mandate_id"] for e in events if e["type"] == "mandate.issued")
+    assert issued == sorted(op[2] for op in performed if op[0] == "issue")
+    decisions = sorted(
+        (e["mandate_id"], e["payload"]["action"], e["type"])
+        for e in events
+        if e["type"].startswith("validation.")
+    )
+    kinds = {READ: "validation.allowed", WRITE: "validation.denied"}
+    assert decisions == sorted((op[2], op[0], kinds[op[0]]) for op in performed if op[0] != "issue")
+
+
+def test_verify_is_not_fooled_by_a_write_landing_while_it_reads(
+    backend: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process appends (legitimately) after verify read the head but before it scanned
+    the events. The interleaving is forced here; under load it happens by itself."""
+    prepare_workspace()
+    original = ledger_rows.stream_rows
+
+    def with_concurrent_append(conn: Any, *args: Any, **kwargs: Any) -> Iterator[list[Row]]:
+        with Caracal.open() as other:
+            other.store.write(lambda c: other.ledger.record(c, NewEvent("test.concurrent", {})))
+        yield from original(conn, *args, **kwargs)
+
+    monkeypatch.setattr(ledger_rows, "stream_rows", with_concurrent_append)
+    during = run_cli("ledger", "verify")
+    monkeypatch.setattr(ledger_rows, "stream_rows", original)
+    assert count_rows("ledger_events") == 6  # the concurrent append did commit
+    assert_intact(6)
+    assert during.code == 0, during
+
+
+def _transient_error(backend: str) -> OperationalError:
+    if backend == "postgresql":
+        import psycopg
+
+        return OperationalError(
+            "UPDATE ledger_head", {}, psycopg.errors.DeadlockDetected("deadlock")
+        )
+    return OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_retried_transaction_leaves_a_verifiable_checkpoint(backend: str, home: Path) -> None:
+    cli("workspace", "create", "demo")
+    cli("config", "set", "ledger.checkpoint_every", "10")
+    attempts = 0
+    with Caracal.open() as app:
+
+        def work(conn: Any) -> None:
+            nonlocal attempts
+            attempts += 1
+            app.ledger.record(conn, *(NewEvent("test.filler", {"n": n}) for n in range(12)))
+            if attempts == 1:
+                raise _transient_error(backend)  # what Store.write retries
+
+        app.store.write(work)
+    assert attempts == 2 and count_rows("ledger_events") == 13
+    result = run_cli("ledger", "verify")
+    assert result.code == 0, result
+
+
+# ---- 6. the hashing core -----------------------------------------------------------------------
+
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+OPTIONAL_TEXT = st.none() | ANY_TEXT
+INT64 = st.integers(min_value=0, max_value=2**63 - 1)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=INT64,
+    ts=INT64,
+    type_=ANY_TEXT,
+    actor=OPTIONAL_TEXT,
+    principal_id=OPTIONAL_TEXT,
+    mandate_id=OPTIONAL_TEXT,
+    reason_code=OPTIONAL_TEXT,
+    payload=JSON_VALUES,
+    prev_hash=ANY_TEXT,
+)
+def test_event_json_is_the_canonical_json_of_the_event(
+    seq: int,
+    ts: int,
+    type_: str,
+    actor: str | None,
+    principal_id: str | None,
+    mandate_id: str | None,
+    reason_code: str | None,
+    payload: Any,
+    prev_hash: str,
+) -> None:
+    stored_payload = canonical_json(payload)
+    fast = event_json(
+        seq, ts, type_, actor, principal_id, mandate_id, reason_code, stored_payload, prev_hash
+    )
+    expected = canonical_json(
+        {
+            "actor": actor,
+            "mandate_id": mandate_id,
+            "payload": json.loads(stored_payload),
+            "prev_hash": prev_hash,
+            "principal_id": principal_id,
+            "reason_code": reason_code,
+            "seq": seq,
+            "ts": ts,
+            "type": type_,
+        }
+    )
+    assert fast == expected
+    assert fast.isascii()
+
+
+NEW_EVENTS = st.builds(
+    NewEvent,
+    type=ANY_TEXT,
+    payload=st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=3),
+    principal_id=OPTIONAL_TEXT,
+    mandate_id=OPTIONAL_TEXT,
+    reason_code=OPTIONAL_TEXT,
+)
+
+
+def _mutate(row: Row, column: int, chain_length: int) -> Row:
+    value: Any = row[column]
+    if column == 0:
+        new: Any = value + chain_length + 1  # a gap
+    elif column == 1:
+        new = value + 1
+    elif column == 7:
+        new = canonical_json([json.loads(value)])  # still valid JSON, different content
+    elif column in (8, 9):
+        new = ("0" if value[0] != "0" else "1") + value[1:]  # one hex digit
+    else:
+        new = "x" if value is None else value + "x"
+    return (*row[:column], new, *row[column + 1 :])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(NEW_EVENTS, min_size=1, max_size=8),
+    first_seq=st.integers(min_value=1, max_value=10**9),
+    ts=INT64,
+    actor=OPTIONAL_TEXT,
+    data=st.data(),
+)
+def test_chain_walk_detects_any_single_mutated_row(
+    events: list[NewEvent], first_seq: int, ts: int, actor: str | None, data: st.DataObject
+) -> None:
+    prev = "ab" * 32
+    rows = seal(events, first_seq=first_seq, prev_hash=prev, ts_us=ts, actor=actor)
+    intact = ChainWalk(wanted={rows[-1][0]}, expected_seq=first_seq, prev_hash=prev)
+    assert intact.feed(rows) and intact.count == len(rows)
+    assert intact.seen == {rows[-1][0]: rows[-1][9]}
+
+    index = data.draw(st.integers(min_value=0, max_value=len(rows) - 1), label="row")
+    column = data.draw(st.integers(min_value=0, max_value=len(COLUMNS) - 1), label="column")
+    tampered = list(rows)
+    tampered[index] = _mutate(rows[index], column, len(rows))
+    walk = ChainWalk(wanted=set(), expected_seq=first_seq, prev_hash=prev)
+    assert not walk.feed(tampered)
+    assert walk.failure is not None and walk.failure.seq == rows[index][0], walk.failure
+    assert walk.count == index
