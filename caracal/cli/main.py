@@ -95,7 +95,7 @@ def _map_adapter_error(exc: Exception) -> CaracalError | None:
     from caracal.core.errors import UnavailableError
 
     module = type(exc).__module__
-    if module.startswith("sqlalchemy") and type(exc).__name__ == "OperationalError":
+    if module.startswith(("sqlalchemy", "sqlite3")) and type(exc).__name__ == "OperationalError":
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
         return UnavailableError(
             f"The workspace store failed: {first[0] if first else exc}; check the database."

@@ -7,12 +7,14 @@ algorithms other than ES256, non-canonical base64.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from caracal.core.canonical import StrictJSONError, canonical_bytes, strict_loads
+from caracal.core.canonical import canonical_bytes
 from caracal.core.keys import b64url, b64url_decode, sign
 
 ALGORITHM = "ES256"
@@ -42,9 +44,13 @@ class ParsedToken:
         return str(self.header["kid"])
 
 
+@lru_cache(maxsize=1024)
+def _encoded_header(kid: str) -> str:
+    return b64url(canonical_bytes({"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}))
+
+
 def encode(claims: dict[str, Any], kid: str, private: ec.EllipticCurvePrivateKey) -> str:
-    header = {"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}
-    signing_input = b64url(canonical_bytes(header)) + "." + b64url(canonical_bytes(claims))
+    signing_input = _encoded_header(kid) + "." + b64url(canonical_bytes(claims))
     return signing_input + "." + b64url(sign(private, signing_input.encode("ascii")))
 
 
@@ -63,18 +69,20 @@ def decode(token: str) -> ParsedToken:
         signature = b64url_decode(parts[2])
     except (ValueError, UnicodeError):
         raise TokenError("TOKEN_MALFORMED", "a token part is not canonical base64url") from None
-    try:
-        header = strict_loads(header_raw)
-        claims = strict_loads(claims_raw)
-    except StrictJSONError as exc:
-        raise TokenError("TOKEN_MALFORMED", f"token JSON rejected: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise TokenError("TOKEN_MALFORMED", "token header and claims must be JSON objects")
+    header, header_canonical = _json_object(header_raw, "header")
+    # Only ever a choice between denial codes: every path below denies a non-canonical header.
     if header.get("alg") != ALGORITHM:
         raise TokenError("ALGORITHM_UNSUPPORTED", f"algorithm {header.get('alg')!r} is not ES256")
     if "crit" in header:
         raise TokenError(
             "CRITICAL_HEADER_UNSUPPORTED", f"critical header extensions {header['crit']!r}"
+        )
+    claims, claims_canonical = _json_object(claims_raw, "claims")
+    if not (header_canonical and claims_canonical):
+        part = "header" if not header_canonical else "claims"
+        raise TokenError(
+            "TOKEN_MALFORMED",
+            f"token {part} is not canonical JSON (duplicate keys, NaN or re-encoded)",
         )
     unknown = sorted(set(header) - _KNOWN_HEADERS)
     if unknown:
@@ -86,3 +94,22 @@ def decode(token: str) -> ParsedToken:
     if not isinstance(header.get("kid"), str) or not header["kid"]:
         raise TokenError("TOKEN_MALFORMED", "the token header has no key id")
     return ParsedToken(header, claims, (parts[0] + "." + parts[1]).encode("ascii"), signature)
+
+
+def _json_object(raw: bytes, part: str) -> tuple[dict[str, Any], bool]:
+    """Parse one token part; also say whether it is canonical JSON. Mandates are issued in
+    canonical JSON, so anything else is refused: re-encoding and comparing rejects duplicate
+    keys, NaN, other spellings and key orders in one C-speed step."""
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise TokenError("TOKEN_MALFORMED", f"token {part} must be a JSON object")
+        try:
+            canonical = canonical_bytes(value) == raw
+        except ValueError:  # NaN or Infinity
+            canonical = False
+    except TokenError:
+        raise
+    except (ValueError, TypeError, RecursionError):
+        raise TokenError("TOKEN_MALFORMED", f"token {part} is not valid JSON") from None
+    return value, canonical

@@ -100,16 +100,22 @@ class Validator:
         self.leeway = leeway_seconds
         self.cache_size = cache_size
         self._chains: OrderedDict[bytes, _Chain] = OrderedDict()
+        # Verified ancestors, by token hash: siblings under one parent verify it once.
+        self._links: OrderedDict[bytes, _Link] = OrderedDict()
 
     # ---- cache control -------------------------------------------------------------------
     def forget(self, mandate_ids: set[str] | None = None) -> None:
         """Drop cached chains (all, or those touching `mandate_ids`)."""
         if mandate_ids is None:
             self._chains.clear()
+            self._links.clear()
             return
         for key, chain in list(self._chains.items()):
             if any(link.claims.id in mandate_ids for link in chain.links):
                 del self._chains[key]
+        for key, link in list(self._links.items()):
+            if link.claims.id in mandate_ids:
+                del self._links[key]
 
     # ---- the decision --------------------------------------------------------------------
     def validate(
@@ -201,7 +207,7 @@ class Validator:
                 defect = _deny("DELEGATION_CHAIN_INVALID", f"ancestor {parent_id} is missing")
                 break
             try:
-                parent = self._verified_link(row.token, state)
+                parent = self._ancestor_link(row.token, state)
             except _Denied as denial:
                 defect = _deny("DELEGATION_CHAIN_INVALID", f"ancestor {parent_id}: {denial.detail}")
                 break
@@ -219,6 +225,17 @@ class Validator:
             if len(self._chains) > self.cache_size:
                 self._chains.popitem(last=False)
         return chain
+
+    def _ancestor_link(self, token: str, state: AuthorityState) -> _Link:
+        key = hashlib.sha256(token.encode("ascii", "replace")).digest()
+        link = self._links.get(key)
+        if link is None:
+            link = self._verified_link(token, state)
+            if self.cache_size:
+                self._links[key] = link
+                if len(self._links) > self.cache_size:
+                    self._links.popitem(last=False)
+        return link
 
     @staticmethod
     def _verified_link(token: str, state: AuthorityState) -> _Link:

@@ -42,6 +42,6 @@ class StoreAuthorityState:
 
     def principal_status(self, principal_id: str) -> str | None:
         if principal_id not in self._status_memo:
-            found = principal_rows.get_many(self.conn, {principal_id}).get(principal_id)
+            found = principal_rows.get(self.conn, principal_id)
             self._status_memo[principal_id] = found.status if found else None
         return self._status_memo[principal_id]

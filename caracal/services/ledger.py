@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ from caracal.core.keys import (
     sign,
     verify,
 )
-from caracal.core.ledger import GENESIS_HASH, ChainWalk, NewEvent, checkpoint_message
+from caracal.core.ledger import GENESIS_HASH, NewEvent, checkpoint_message
 from caracal.home.atomic import atomic_writer
 from caracal.services import ledger_keys as ledger_keys_mod
-from caracal.store import ledger_rows
+from caracal.store import ledger_rows, ledger_scan
 from caracal.store.schema import ledger_events
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
+# Below this, a worker process costs more than the second core saves.
+PARALLEL_VERIFY_MIN = 200_000
 
 
 @dataclass
@@ -198,34 +201,73 @@ class LedgerService:
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Recompute the chain, check every checkpoint against the pinned ledger keys, and
         check that checkpoints cover the ledger without gaps. One snapshot throughout, so
-        concurrent appends never look like tampering."""
+        concurrent appends never look like tampering. Large ledgers are walked in two halves,
+        the second in a worker process."""
         started = time.perf_counter()
         pinned = ledger_keys_mod.pinned_keys(self.app.paths.keys)
         with self.app.store.read(snapshot=True) as conn:
             head_seq, head_hash = ledger_rows.head(conn)
             checkpoints = ledger_rows.checkpoints(conn)
-            walk = ChainWalk(wanted={cp[1] for cp in checkpoints})
-            for batch in ledger_rows.stream_rows(conn):
-                if not walk.feed(batch):
-                    break
-                if progress is not None:
-                    progress(walk.count, head_seq)
+            wanted = {cp[1] for cp in checkpoints}
+            on_rows = (lambda n: progress(n, head_seq)) if progress is not None else None
+            if head_seq >= PARALLEL_VERIFY_MIN and (os.cpu_count() or 1) > 1:
+                walk = self._walk_in_halves(conn, head_seq, wanted, on_rows)
+            else:
+                walk = ledger_scan.walk_cursor(
+                    _cursor(conn, streaming=True), _placeholder(conn), 1, None, wanted, on_rows
+                )
         report = VerifyReport(True, walk.count, len(checkpoints), head_seq, head_hash)
+        last_seq = walk.expected_seq - 1
         report.problem = walk.failure.describe() if walk.failure else None
-        report.problem = report.problem or self._checkpoint_problem(walk, checkpoints, pinned)
-        report.problem = report.problem or _head_problem(walk, head_seq, head_hash)
+        report.problem = report.problem or self._checkpoint_problem(
+            last_seq, walk.seen, checkpoints, pinned
+        )
+        report.problem = report.problem or _head_problem(
+            last_seq, walk.last_hash, head_seq, head_hash
+        )
         report.ok = report.problem is None
         report.seconds = time.perf_counter() - started
         log.info("ledger verify: %s", report.problem or f"{walk.count} events intact")
         return report
 
+    def _walk_in_halves(
+        self,
+        conn: Connection,
+        head_seq: int,
+        wanted: set[int],
+        on_rows: Callable[[int], None] | None,
+    ) -> ledger_scan.RangeResult:
+        location = self.app.store.location
+        backend = location.backend
+        dsn = (
+            location.url.removeprefix("sqlite:///")
+            if backend == "sqlite"
+            else location.url.replace("+psycopg", "", 1)
+        )
+        mid = head_seq // 2
+        worker = ledger_scan.run_worker(backend, dsn, location.pg_schema, mid + 1, head_seq, wanted)
+        try:
+            first = ledger_scan.walk_cursor(
+                _cursor(conn, streaming=True), _placeholder(conn), 1, mid, wanted, on_rows
+            )
+        except BaseException:
+            worker.kill()
+            worker.communicate()
+            raise
+        joined = ledger_scan.join(first, ledger_scan.collect(worker, mid + 1))
+        # The halves stop at the head; anything stored beyond it is reported by the head check.
+        beyond = conn.execute(select(func.max(ledger_events.c.seq))).scalar() or 0
+        if joined.failure is None and beyond > head_seq:
+            joined.expected_seq = beyond + 1
+        return joined
+
     def _checkpoint_problem(
         self,
-        walk: ChainWalk,
+        last_seq: int,
+        seen: dict[int, str],
         checkpoints: list[tuple[int, int, str, str, str]],
         pinned: dict[str, ec.EllipticCurvePublicKey],
     ) -> str | None:
-        last_seq = walk.expected_seq - 1
         covered, widest = 0, 0
         for seq_from, seq_to, cp_hash, kid, signature in checkpoints:
             label = f"checkpoint over events {seq_from}-{seq_to}"
@@ -245,7 +287,7 @@ class LedgerService:
                 return f"{label}: signature does not verify"
             if seq_to > last_seq:
                 return f"{label}: the ledger ends at event {last_seq} (events were removed)"
-            if walk.seen.get(seq_to) != cp_hash:
+            if seen.get(seq_to) != cp_hash:
                 return f"{label}: event {seq_to} is not the event that was signed"
             covered, widest = seq_to, max(widest, seq_to - seq_from + 1)
         # Appends sign a checkpoint at every boundary they cross, so a long unsealed tail
@@ -296,12 +338,26 @@ class LedgerService:
         return count
 
 
-def _head_problem(walk: ChainWalk, head_seq: int, head_hash: str) -> str | None:
-    last_seq = walk.expected_seq - 1
-    expected_hash = walk.prev_hash if last_seq > 0 else GENESIS_HASH
+def _head_problem(
+    last_seq: int, last_hash: str | None, head_seq: int, head_hash: str
+) -> str | None:
+    expected_hash = last_hash if last_seq > 0 else GENESIS_HASH
     if head_seq != last_seq or head_hash != expected_hash:
         return (
             f"ledger head records event {head_seq} but the last event is {last_seq} "
             "(events were removed or added outside Caracal)"
         )
     return None
+
+
+def _cursor(conn: Connection, *, streaming: bool = False) -> Any:
+    dbapi: Any = conn.connection.dbapi_connection
+    if streaming and conn.dialect.name == "postgresql":
+        cursor = dbapi.cursor(name="caracal_ledger_verify")
+        cursor.itersize = ledger_scan.BATCH
+        return cursor
+    return dbapi.cursor()
+
+
+def _placeholder(conn: Connection) -> str:
+    return "%s" if conn.dialect.name == "postgresql" else "?"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +17,14 @@ from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
 from caracal.core.scopes import Catalog
 from caracal.home.atomic import atomic_write_text
 from caracal.services.probe import ProbeResult, probe
-from caracal.store import provider_rows
+from caracal.store import meta, provider_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = "caracal-provider/1"
+CATALOG_VERSION = "catalog_version"
 _UNSET: Any = object()
 
 
@@ -48,6 +50,7 @@ def _credential_ref(name: str) -> str:
 class ProviderService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
+        self._catalog: tuple[str, Catalog] | None = None
 
     # ---- queries ------------------------------------------------------------------------
     def all(self) -> list[ProviderView]:
@@ -64,12 +67,18 @@ class ProviderService:
         return ProviderView(spec, _credential_state(spec, ref))
 
     def catalog(self, conn: Connection | None = None) -> Catalog:
+        """The scope catalog, cached until any process changes a provider (every change
+        writes a new `catalog_version`, in the same transaction)."""
         if conn is None:
             with self.app.store.read() as own:
-                rows = provider_rows.load_all(own)
-        else:
-            rows = provider_rows.load_all(conn)
-        return Catalog({spec.name: spec.catalog() for spec, _ in rows})
+                return self.catalog(own)
+        version = meta.get(conn, CATALOG_VERSION) or "0"
+        if self._catalog is not None and self._catalog[0] == version:
+            return self._catalog[1]
+        rows = provider_rows.load_all(conn)
+        catalog = Catalog({spec.name: spec.catalog() for spec, _ in rows})
+        self._catalog = (version, catalog)
+        return catalog
 
     def scopes(self, provider: str | None = None) -> list[str]:
         if provider is not None:
@@ -230,4 +239,5 @@ class ProviderService:
             "resources": [r.resource_id for r in spec.resources],
             "actions": [f"{a.resource_id}:{a.action_id}" for a in spec.actions],
         }
+        meta.put(conn, CATALOG_VERSION, uuid.uuid4().hex)
         self.app.ledger.record(conn, NewEvent(event, summary))

@@ -1,8 +1,5 @@
 """Persistence adapter: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (psycopg 3).
 
-Nothing here connects at import time; `open_store` builds the engine on demand.
+Nothing here connects at import time; `open_store` builds the engine on demand. Importing the
+package itself loads nothing heavy, so light modules in it (the ledger scan worker) start fast.
 """
-
-from caracal.store.engine import Store, StoreLocation, open_store
-
-__all__ = ["Store", "StoreLocation", "open_store"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -80,8 +81,8 @@ def schema_for_workspace(name: str) -> str:
     return schema
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    orig = exc.orig
+def _is_retryable(exc: Exception) -> bool:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(orig, "sqlstate", None)
     if state in _PG_RETRY_STATES:
         return True
@@ -121,10 +122,11 @@ class Store:
             try:
                 with self._connect() as conn, conn.begin():
                     return work(conn)
-            except DBAPIError as exc:
+            except (DBAPIError, sqlite3.OperationalError) as exc:
+                # (BEGIN IMMEDIATE goes straight to the driver, so its error is not wrapped.)
                 if not _is_retryable(exc) or attempt == _RETRY_ATTEMPTS - 1:
                     raise
-                log.debug("retrying transaction after %s (attempt %d)", exc.orig, attempt + 1)
+                log.debug("retrying transaction after %s (attempt %d)", exc, attempt + 1)
                 time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
                 delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")
@@ -158,14 +160,18 @@ def _sqlite_engine(location: StoreLocation, busy_timeout_ms: int) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # A larger page cache keeps the ledger's lookup indexes resident during bursts.
+        cursor.execute("PRAGMA cache_size=-32768")
+        cursor.execute("PRAGMA wal_autocheckpoint=4000")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers take the lock up front so two writers never deadlock upgrading a read lock.
+        # Sent on the DBAPI connection directly: this runs for every transaction.
         readonly = conn.get_execution_options().get("caracal_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        conn.connection.dbapi_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
 

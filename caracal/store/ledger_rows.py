@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, func, select
 
 from caracal.core.ledger import NewEvent, Row, seal
-from caracal.store.schema import ledger_checkpoints, ledger_events, ledger_head
+from caracal.store import raw
+from caracal.store.raw import Sql
+from caracal.store.schema import ledger_checkpoints
 
 COLUMNS = (
     "seq",
@@ -25,12 +27,24 @@ COLUMNS = (
 CheckpointSigner = Callable[[Connection, int, str], None]
 
 
+_HEAD = Sql(
+    "SELECT seq, hash FROM ledger_head WHERE id = 1",
+    # PostgreSQL: writers serialise on this row; SQLite's BEGIN IMMEDIATE already did.
+    postgresql="SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE",
+)
+_HEAD_READ = Sql("SELECT seq, hash FROM ledger_head WHERE id = 1")
+_SET_HEAD = Sql("UPDATE ledger_head SET seq = :seq, hash = :hash WHERE id = 1")
+_INSERT = Sql(
+    "INSERT INTO ledger_events (seq, ts, type, actor, principal_id, mandate_id, reason_code, "
+    "payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def head(conn: Connection, *, lock: bool = False) -> tuple[int, str]:
-    query = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
-    if lock:
-        query = query.with_for_update()  # PostgreSQL row lock; SQLite already holds the writer lock
-    row = conn.execute(query).one()
-    return int(row.seq), str(row.hash)
+    row = raw.one(conn, _HEAD if lock else _HEAD_READ, {})
+    if row is None:
+        raise LookupError("the ledger head row is missing")
+    return int(row[0]), str(row[1])
 
 
 def append(
@@ -47,16 +61,13 @@ def append(
         return []
     seq, prev = head(conn, lock=True)
     rows = seal(events, first_seq=seq + 1, prev_hash=prev, ts_us=ts_us, actor=actor)
-    conn.execute(ledger_events.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+    raw.run_many(conn, _INSERT, rows)
     last_seq, last_hash = rows[-1][0], rows[-1][9]
-    conn.execute(
-        ledger_head.update().where(ledger_head.c.id == 1).values(seq=last_seq, hash=last_hash)
-    )
+    raw.run(conn, _SET_HEAD, {"seq": last_seq, "hash": last_hash})
     if on_checkpoint is not None:
-        by_seq = {row[0]: row[9] for row in rows}
         boundary = (seq // checkpoint_every + 1) * checkpoint_every
         while boundary <= last_seq:
-            on_checkpoint(conn, boundary, by_seq[boundary])
+            on_checkpoint(conn, boundary, rows[boundary - seq - 1][9])
             boundary += checkpoint_every
     return rows
 
@@ -97,14 +108,3 @@ def checkpoints(conn: Connection) -> list[tuple[int, int, str, str, str]]:
         ).order_by(ledger_checkpoints.c.seq_to)
     )
     return [(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
-
-
-def all_rows_query() -> Select[tuple[object, ...]]:
-    return select(*(ledger_events.c[name] for name in COLUMNS)).order_by(ledger_events.c.seq)
-
-
-def stream_rows(conn: Connection, batch: int = 20_000) -> Iterator[list[Row]]:
-    """Every event in sequence order, in batches, without loading the whole ledger."""
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(all_rows_query())
-    for part in result.partitions(batch):
-        yield [tuple(r) for r in part]  # type: ignore[misc]

@@ -11,7 +11,16 @@ from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql import literal_column
 
 from caracal.core.mandates import MandateClaims
+from caracal.store import raw
+from caracal.store.raw import Sql
 from caracal.store.schema import mandates
+
+_INSERT = Sql(
+    "INSERT INTO mandates (id, issuer_id, subject_id, parent_id, root_id, kid, policy_id, "
+    "issued_at, not_before, expires_at, resources, actions, depth, intent_hash, token) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_STATE = Sql("SELECT token, revoked_at FROM mandates WHERE id = :id")
 
 
 def insert(
@@ -22,33 +31,33 @@ def insert(
     root_id: str,
     policy_id: str | None,
 ) -> None:
-    conn.execute(
-        mandates.insert().values(
-            id=claims.id,
-            issuer_id=claims.issuer_id,
-            subject_id=claims.subject_id,
-            parent_id=claims.parent_id,
-            root_id=root_id,
-            kid=kid,
-            policy_id=policy_id,
-            issued_at=claims.issued_at,
-            not_before=claims.not_before,
-            expires_at=claims.expires_at,
-            resources=json.dumps(list(claims.resources)),
-            actions=json.dumps(list(claims.actions)),
-            depth=claims.depth,
-            intent_hash=claims.intent_hash,
-            token=token,
-        )
+    raw.run(
+        conn,
+        _INSERT,
+        (
+            claims.id,
+            claims.issuer_id,
+            claims.subject_id,
+            claims.parent_id,
+            root_id,
+            kid,
+            policy_id,
+            claims.issued_at,
+            claims.not_before,
+            claims.expires_at,
+            json.dumps(list(claims.resources)),
+            json.dumps(list(claims.actions)),
+            claims.depth,
+            claims.intent_hash,
+            token,
+        ),
     )
 
 
 def state(conn: Connection, mandate_id: str) -> tuple[str, bool] | None:
     """(token, revoked) of one mandate."""
-    row = conn.execute(
-        select(mandates.c.token, mandates.c.revoked_at).where(mandates.c.id == mandate_id)
-    ).first()
-    return (row.token, row.revoked_at is not None) if row else None
+    row = raw.one(conn, _STATE, {"id": mandate_id})
+    return (str(row[0]), row[1] is not None) if row else None
 
 
 def get(conn: Connection, mandate_id: str) -> dict[str, Any] | None:

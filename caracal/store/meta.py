@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
+from caracal.store import raw
+from caracal.store.raw import Sql
 from caracal.store.schema import meta
+
+_GET = Sql("SELECT value FROM meta WHERE key = :key")
 
 
 def get(conn: Connection, key: str) -> str | None:
-    return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    row = raw.one(conn, _GET, {"key": key})
+    return str(row[0]) if row else None
 
 
 def put(conn: Connection, key: str, value: str) -> None:

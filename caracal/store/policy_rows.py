@@ -8,6 +8,8 @@ import time
 from sqlalchemy import Connection, select
 
 from caracal.core.mandates import Policy
+from caracal.store import raw
+from caracal.store.raw import Sql
 from caracal.store.schema import policies
 
 
@@ -38,13 +40,25 @@ def insert(conn: Connection, policy: Policy) -> None:
     )
 
 
+_ACTIVE = Sql(
+    "SELECT id, principal_id, max_validity, resources, actions, delegation_depth, status "
+    "FROM policies WHERE principal_id = :pid AND status = 'active'"
+)
+
+
 def active_for(conn: Connection, principal_id: str) -> Policy | None:
-    row = conn.execute(
-        select(policies).where(
-            policies.c.principal_id == principal_id, policies.c.status == "active"
-        )
-    ).first()
-    return _policy(row) if row else None
+    row = raw.one(conn, _ACTIVE, {"pid": principal_id})
+    if row is None:
+        return None
+    return Policy(
+        id=row[0],
+        principal_id=row[1],
+        max_validity=int(row[2]),
+        resources=tuple(json.loads(row[3])),
+        actions=tuple(json.loads(row[4])),
+        delegation_depth=int(row[5]),
+        active=row[6] == "active",
+    )
 
 
 def get(conn: Connection, policy_id: str) -> Policy | None:

@@ -4,35 +4,26 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, select
 
 from caracal.core.mandates import Principal
+from caracal.store import raw
+from caracal.store.raw import Sql
 from caracal.store.schema import principal_keys, principals
 
-
-def _principal(row: object) -> Principal:
-    return Principal(row.id, row.name, row.kind, row.status)  # type: ignore[attr-defined]
+_FIND = Sql("SELECT id, name, kind, status FROM principals WHERE id = :ref OR name = :ref")
+_BY_ID = Sql("SELECT id, name, kind, status FROM principals WHERE id = :id")
 
 
 def find(conn: Connection, ref: str) -> Principal | None:
     """By id or by name."""
-    row = conn.execute(
-        select(principals.c.id, principals.c.name, principals.c.kind, principals.c.status).where(
-            or_(principals.c.id == ref, principals.c.name == ref)
-        )
-    ).first()
-    return _principal(row) if row else None
+    row = raw.one(conn, _FIND, {"ref": ref})
+    return Principal(*row) if row else None
 
 
-def get_many(conn: Connection, ids: set[str]) -> dict[str, Principal]:
-    if not ids:
-        return {}
-    rows = conn.execute(
-        select(principals.c.id, principals.c.name, principals.c.kind, principals.c.status).where(
-            principals.c.id.in_(ids)
-        )
-    )
-    return {r.id: _principal(r) for r in rows}
+def get(conn: Connection, principal_id: str) -> Principal | None:
+    row = raw.one(conn, _BY_ID, {"id": principal_id})
+    return Principal(*row) if row else None
 
 
 def detail(conn: Connection, principal_id: str) -> dict[str, object]:
@@ -112,25 +103,23 @@ def retire_keys(conn: Connection, principal_id: str, *, revoke: bool) -> list[st
     return kids
 
 
+_ACTIVE_KEY = Sql(
+    "SELECT kid, secret_ref FROM principal_keys WHERE principal_id = :pid AND status = 'active' "
+    "ORDER BY created_at DESC LIMIT 1"
+)
+_KEY = Sql("SELECT principal_id, public_pem, status FROM principal_keys WHERE kid = :kid")
+
+
 def active_key(conn: Connection, principal_id: str) -> tuple[str, str] | None:
     """(kid, secret_ref) of the key a principal signs with now."""
-    row = conn.execute(
-        select(principal_keys.c.kid, principal_keys.c.secret_ref)
-        .where(principal_keys.c.principal_id == principal_id, principal_keys.c.status == "active")
-        .order_by(principal_keys.c.created_at.desc())
-        .limit(1)
-    ).first()
-    return (row.kid, row.secret_ref) if row else None
+    row = raw.one(conn, _ACTIVE_KEY, {"pid": principal_id})
+    return (str(row[0]), str(row[1])) if row else None
 
 
 def key(conn: Connection, kid: str) -> tuple[str, str, str] | None:
     """(principal_id, public_pem, status) for one kid."""
-    row = conn.execute(
-        select(
-            principal_keys.c.principal_id, principal_keys.c.public_pem, principal_keys.c.status
-        ).where(principal_keys.c.kid == kid)
-    ).first()
-    return (row.principal_id, row.public_pem, row.status) if row else None
+    row = raw.one(conn, _KEY, {"kid": kid})
+    return (str(row[0]), str(row[1]), str(row[2])) if row else None
 
 
 def keys_of(conn: Connection, principal_id: str) -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ import json
 import multiprocessing
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from caracal.core.ledger import (
     seal,
 )
 from caracal.services.facade import Caracal
-from caracal.store import ledger_rows
+from caracal.store import ledger_rows, ledger_scan
 from tests.support.cli import Result, run_cli
 
 # ---- scopes and the scenario ------------------------------------------------------------------
@@ -612,16 +612,16 @@ def test_verify_is_not_fooled_by_a_write_landing_while_it_reads(
     """Another process appends (legitimately) after verify read the head but before it scanned
     the events. The interleaving is forced here; under load it happens by itself."""
     prepare_workspace()
-    original = ledger_rows.stream_rows
+    original = ledger_scan.walk_cursor
 
-    def with_concurrent_append(conn: Any, *args: Any, **kwargs: Any) -> Iterator[list[Row]]:
+    def with_concurrent_append(*args: Any, **kwargs: Any) -> Any:
         with Caracal.open() as other:
             other.store.write(lambda c: other.ledger.record(c, NewEvent("test.concurrent", {})))
-        yield from original(conn, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(ledger_rows, "stream_rows", with_concurrent_append)
+    monkeypatch.setattr(ledger_scan, "walk_cursor", with_concurrent_append)
     during = run_cli("ledger", "verify")
-    monkeypatch.setattr(ledger_rows, "stream_rows", original)
+    monkeypatch.setattr(ledger_scan, "walk_cursor", original)
     assert count_rows("ledger_events") == 6  # the concurrent append did commit
     assert_intact(6)
     assert during.code == 0, during
@@ -766,3 +766,42 @@ def test_chain_walk_detects_any_single_mutated_row(
     assert not walk.feed(tampered)
     assert walk.failure is not None and walk.failure.seq == rows[index][0], walk.failure
     assert walk.count == index
+
+
+# ---- the two-process walk used for large ledgers -----------------------------------------------
+
+
+@pytest.fixture
+def halves(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    """Force the large-ledger path (second half walked by a worker process) on the scenario."""
+    import caracal.services.ledger as ledger_service
+
+    monkeypatch.setattr(ledger_service, "PARALLEL_VERIFY_MIN", 1)
+    return scenario
+
+
+def test_walking_in_halves_verifies_an_intact_ledger(halves: Scenario) -> None:
+    assert_intact(13)
+
+
+@pytest.mark.parametrize("seq", [3, 6, 7, 10, 13])
+def test_walking_in_halves_finds_an_altered_event_in_either_half(
+    halves: Scenario, seq: int
+) -> None:
+    sql("UPDATE ledger_events SET actor = 'mallory' WHERE seq = :s", s=seq)
+    assert_tampered(rf"event {seq} \(.*\): hash does not match")
+
+
+def test_walking_in_halves_checks_the_seam(halves: Scenario) -> None:
+    # 13 events: the first half is 1-6, the worker walks 7-13.
+    sql("DELETE FROM ledger_events WHERE seq = 7")
+    assert_tampered(r"event 7: missing")
+
+
+def test_walking_in_halves_sees_events_beyond_the_head(halves: Scenario) -> None:
+    sql(
+        "INSERT INTO ledger_events (seq, ts, type, actor, principal_id, mandate_id, reason_code, "
+        "payload, prev_hash, hash) SELECT 14, ts, type, actor, principal_id, mandate_id, "
+        "reason_code, payload, hash, hash FROM ledger_events WHERE seq = 13"
+    )
+    assert_tampered(r"ledger head records event 13 but the last event is 14")

@@ -1,0 +1,149 @@
+"""`python -m bench [--quick] [--only NAME ...]`: run the benchmarks and print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from bench.common import (
+    FULL,
+    QUICK,
+    Result,
+    enable_profiling,
+    fmt,
+    print_table,
+    profile_reports,
+    timer_overhead_ns,
+)
+
+
+def _parser(names: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Caracal benchmarks (embedded SQLite store). Figures are medians.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, for a smoke test (well under a minute)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(names)}",
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--profile",
+        choices=("cprofile", "pyinstrument"),
+        help="profile the measured loops and print the profiles (figures are then inflated)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    return parser
+
+
+def _load() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _environment() -> str:
+    import cryptography
+    import sqlalchemy
+
+    return (
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; SQLite {sqlite3.sqlite_version}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, cryptography {cryptography.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.authority import BENCHMARKS
+
+    names = list(BENCHMARKS)
+    args = _parser(names).parse_args(argv)
+    if args.list:
+        for name in names:
+            doc = (BENCHMARKS[name].__doc__ or "").strip().splitlines()[0]
+            print(f"{name:16} {doc}")
+        return 0
+    selected = names
+    if args.only:
+        unknown = [n for n in args.only if n not in BENCHMARKS]
+        if unknown:
+            print(
+                f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(names)}",
+                file=sys.stderr,
+            )
+            return 2
+        selected = [n for n in names if n in args.only]
+    if args.profile:
+        enable_profiling(args.profile)
+    sizes = QUICK if args.quick else FULL
+
+    print(f"Caracal benchmarks ({'quick' if args.quick else 'full'} sizes)")
+    print(_environment())
+    print(f"load average before: {_load()}; other work on the machine skews every figure")
+    print(f"timer overhead per sample: {fmt(timer_overhead_ns(), 'ns')} (included in figures)")
+    if args.profile:
+        print(f"profiling with {args.profile}: figures are inflated by the profiler")
+    print()
+
+    results: list[Result] = []
+    started = time.perf_counter()
+    for name in selected:
+        t0 = time.perf_counter()
+        print(f"[{name}] running ...", flush=True)
+        found = BENCHMARKS[name](sizes)
+        for r in found:
+            p90 = f" (p90 {fmt(r.p90, r.unit)})" if r.p90 is not None else ""
+            target = f"  target {r.target_text}: {r.status}" if r.target is not None else ""
+            print(f"    {r.metric}: {fmt(r.value, r.unit)}{p90}{target}")
+            for note in r.notes:
+                print(f"      note: {note}")
+        print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
+        results.extend(found)
+
+    print()
+    print_table(results)
+    missed = [r for r in results if r.status == "MISS"]
+    print()
+    print(
+        f"{len(results)} figures, {sum(r.target is not None for r in results)} with targets, "
+        f"{len(missed)} missed; {time.perf_counter() - started:.0f} s in all; "
+        f"load average after: {_load()}."
+    )
+
+    for label, text in profile_reports():
+        print(f"\n==== profile: {label} ====\n{text}")
+
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "sizes": "quick" if args.quick else "full",
+                    "environment": _environment(),
+                    "load_after": _load(),
+                    "results": [r.to_dict() for r in results],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 1 if (args.strict and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

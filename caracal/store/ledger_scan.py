@@ -1,0 +1,188 @@
+"""Walk a range of the ledger, possibly in a worker process.
+
+`ledger verify` over a million events is bound by fetching rows and hashing them, both on one
+core; splitting the sequence range over two processes uses the second core. The worker is a
+plain `python -m caracal.store.ledger_scan` child (JSON on stdin and stdout), so it never
+re-imports the caller's main module, and it loads only the database driver and the pure core.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from caracal.core.ledger import GENESIS_HASH, ChainBreak, ChainWalk
+
+BATCH = 20_000
+_COLUMNS = "seq, ts, type, actor, principal_id, mandate_id, reason_code, payload, prev_hash, hash"
+
+
+@dataclass
+class RangeResult:
+    lo: int
+    count: int = 0
+    failure: ChainBreak | None = None
+    first_prev_hash: str | None = None
+    expected_seq: int = 0
+    last_hash: str | None = None
+    seen: dict[int, str] = field(default_factory=dict)
+
+
+def walk_cursor(
+    cursor: Any, placeholder: str, lo: int, hi: int | None, wanted: set[int], progress: Any = None
+) -> RangeResult:
+    """Walk rows lo..hi (hi None: to the end) read through a DBAPI cursor."""
+    where = f"seq >= {placeholder}" + (f" AND seq <= {placeholder}" if hi is not None else "")
+    params = (lo,) if hi is None else (lo, hi)
+    cursor.execute(f"SELECT {_COLUMNS} FROM ledger_events WHERE {where} ORDER BY seq", params)  # noqa: S608 - fixed text
+    walk = ChainWalk(wanted, expected_seq=lo, prev_hash=GENESIS_HASH if lo == 1 else None)
+    while True:
+        rows = cursor.fetchmany(BATCH)
+        if not rows:
+            break
+        if not walk.feed(rows):
+            break
+        if progress is not None:
+            progress(walk.count)
+    return RangeResult(
+        lo=lo,
+        count=walk.count,
+        failure=walk.failure,
+        first_prev_hash=walk.first_prev_hash,
+        expected_seq=walk.expected_seq,
+        last_hash=walk.prev_hash,
+        seen=walk.seen,
+    )
+
+
+def scan_range(
+    backend: str, dsn: str, pg_schema: str | None, lo: int, hi: int, wanted: set[int]
+) -> RangeResult:
+    """Worker entry point: open a private connection and walk lo..hi."""
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{dsn}?mode=ro", uri=True)
+        try:
+            return walk_cursor(conn.cursor(), "?", lo, hi, wanted)
+        finally:
+            conn.close()
+    import psycopg
+
+    with (
+        psycopg.connect(dsn, options=f"-csearch_path={pg_schema}") as pg,
+        pg.cursor(name="caracal_ledger_scan") as cursor,
+    ):
+        cursor.itersize = BATCH
+        return walk_cursor(cursor, "%s", lo, hi, wanted)
+
+
+def join(first: RangeResult, second: RangeResult) -> RangeResult:
+    """Two adjacent ranges as one walk; the seam is checked like any other link."""
+    if first.failure is not None:
+        return first
+    if second.count and second.first_prev_hash != first.last_hash:
+        failure = ChainBreak(second.lo, None, "prev_hash does not link to the event before it")
+        return RangeResult(
+            first.lo,
+            first.count,
+            failure,
+            first.first_prev_hash,
+            second.lo,
+            first.last_hash,
+            first.seen,
+        )
+    joined_failure = second.failure
+    if second.count == 0 and second.failure is None:
+        return RangeResult(
+            first.lo,
+            first.count,
+            None,
+            first.first_prev_hash,
+            first.expected_seq,
+            first.last_hash,
+            first.seen,
+        )
+    return RangeResult(
+        first.lo,
+        first.count + second.count,
+        joined_failure,
+        first.first_prev_hash,
+        second.expected_seq,
+        second.last_hash,
+        {**first.seen, **second.seen},
+    )
+
+
+def run_worker(
+    backend: str, dsn: str, pg_schema: str | None, lo: int, hi: int, wanted: set[int]
+) -> subprocess.Popen[bytes]:
+    """Start a worker walking lo..hi; collect it with `collect`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caracal.store.ledger_scan"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    request = {
+        "backend": backend,
+        "dsn": dsn,
+        "pg_schema": pg_schema,
+        "lo": lo,
+        "hi": hi,
+        "wanted": sorted(wanted),
+    }
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(request).encode())
+    proc.stdin.close()
+    proc.stdin = None  # sent; `communicate` must not touch it again
+    return proc
+
+
+def collect(proc: subprocess.Popen[bytes], lo: int) -> RangeResult:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"ledger scan worker failed: {last[0]}")
+    data = json.loads(out)
+    failure = data["failure"]
+    return RangeResult(
+        lo=lo,
+        count=data["count"],
+        failure=ChainBreak(*failure) if failure else None,
+        first_prev_hash=data["first_prev_hash"],
+        expected_seq=data["expected_seq"],
+        last_hash=data["last_hash"],
+        seen={int(k): v for k, v in data["seen"].items()},
+    )
+
+
+def _main() -> None:
+    request = json.loads(sys.stdin.buffer.read())
+    result = scan_range(
+        request["backend"],
+        request["dsn"],
+        request["pg_schema"],
+        request["lo"],
+        request["hi"],
+        set(request["wanted"]),
+    )
+    failure = result.failure
+    json.dump(
+        {
+            "count": result.count,
+            "failure": [failure.seq, failure.event_type, failure.problem] if failure else None,
+            "first_prev_hash": result.first_prev_hash,
+            "expected_seq": result.expected_seq,
+            "last_hash": result.last_hash,
+            "seen": result.seen,
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    _main()
