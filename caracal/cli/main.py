@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from caracal import __version__
+from caracal.cli import backup, ledger, mandate, policy, principal, provider, workspace
 from caracal.cli import config as config_cmd
-from caracal.cli import ledger, mandate, policy, principal, provider, workspace
 from caracal.core.errors import CaracalError, ExitCode
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(principal.app, name="principal")
 app.add_typer(policy.app, name="policy")
 app.add_typer(mandate.app, name="mandate")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(backup.app, name="backup")
 
 
 def _version(value: bool) -> None:

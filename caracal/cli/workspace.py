@@ -85,10 +85,16 @@ def current(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def delete(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Do not write a backup first.")
+    ] = False,
 ) -> None:
-    """Delete a workspace and its store (not the active one)."""
+    """Delete a workspace and its store (not the active one); backs it up first."""
     manager = _manager()
     manager.check_deletable(name)  # before asking, so nobody confirms in vain
-    confirm(f"Delete workspace {name!r} and everything in it?", yes=yes)
-    manager.delete(name)
+    extra = "" if no_backup else " (a backup is written first)"
+    confirm(f"Delete workspace {name!r} and everything in it{extra}?", yes=yes)
+    archive = manager.delete(name, backup_first=not no_backup)
+    if archive is not None:
+        note(f"Backup of {name} written to {archive}")
     note(f"Deleted workspace {name}.")

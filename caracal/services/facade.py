@@ -18,6 +18,7 @@ from caracal.store.engine import Store, StoreLocation, open_store, resolve_locat
 
 if TYPE_CHECKING:
     from caracal.core.validation import Validator
+    from caracal.services.backup.service import BackupService
     from caracal.services.config_service import ConfigService
     from caracal.services.ledger import LedgerService
     from caracal.services.mandates import MandateService
@@ -89,10 +90,11 @@ class Caracal:
 
     @cached_property
     def cipher(self) -> SecretCipher:
+        from caracal.services.staging import ACCOUNT_FILE
         from caracal.vault.cipher import SecretCipher
         from caracal.vault.master_key import resolve_master_key
 
-        account = (self.paths.keys / "workspace.id").read_text().strip()
+        account = (self.paths.keys / ACCOUNT_FILE).read_text().strip()
         return SecretCipher(resolve_master_key(self.paths.keys, account, create=False).key)
 
     @cached_property
@@ -131,6 +133,12 @@ class Caracal:
         )
 
     # ---- services -----------------------------------------------------------------------
+    @cached_property
+    def backups(self) -> BackupService:
+        from caracal.services.backup.service import BackupService
+
+        return BackupService(self)
+
     @cached_property
     def ledger(self) -> LedgerService:
         from caracal.services.ledger import LedgerService

@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import logging
-import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +16,14 @@ from sqlalchemy import Connection, func, select
 from caracal.core.errors import IntegrityError, ValidationError
 from caracal.core.keys import (
     b64url,
-    b64url_decode,
     load_private,
     sign,
-    verify,
 )
-from caracal.core.ledger import GENESIS_HASH, NewEvent, checkpoint_message
+from caracal.core.ledger import NewEvent, checkpoint_message
 from caracal.home.atomic import atomic_writer
 from caracal.services import ledger_keys as ledger_keys_mod
-from caracal.store import ledger_rows, ledger_scan
+from caracal.services.ledger_verify import VerifyReport, verify_ledger
+from caracal.store import ledger_rows, secret_rows
 from caracal.store.schema import ledger_events
 
 if TYPE_CHECKING:
@@ -35,30 +32,6 @@ if TYPE_CHECKING:
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
-# Below this, a worker process costs more than the second core saves.
-PARALLEL_VERIFY_MIN = 200_000
-
-
-@dataclass
-class VerifyReport:
-    ok: bool
-    events: int
-    checkpoints: int
-    head_seq: int
-    head_hash: str
-    problem: str | None = None
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "checkpoints": self.checkpoints,
-            "head_seq": self.head_seq,
-            "head_hash": self.head_hash,
-            "problem": self.problem,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 @dataclass
@@ -119,11 +92,17 @@ class LedgerService:
         """The key to sign with, as this transaction sees it. The private key is cached by kid
         only; which kid is current is read every time, so a rolled-back key is never reused."""
         found = ledger_keys_mod.current(conn)
-        if found is None:
+        sealed = (
+            secret_rows.get(conn, found[1]) if found and found[0] not in self._private else None
+        )
+        if found is None or (found[0] not in self._private and sealed is None):
+            # No key yet, or its private half did not come with a backup without secrets.
             kid, private = ledger_keys_mod.create(conn, self.app.vault, self.app.paths.keys)
         else:
             kid = found[0]
-            private = self._private.get(kid) or load_private(self.app.vault.get(conn, found[1]))
+            private = self._private.get(kid) or load_private(
+                self.app.cipher.open(sealed or b"", found[1])
+            )
         self._private[kid] = private
         return kid, private
 
@@ -199,106 +178,16 @@ class LedgerService:
 
     # ---- verification ---------------------------------------------------------------------
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Recompute the chain, check every checkpoint against the pinned ledger keys, and
-        check that checkpoints cover the ledger without gaps. One snapshot throughout, so
-        concurrent appends never look like tampering. Large ledgers are walked in two halves,
-        the second in a worker process."""
-        started = time.perf_counter()
-        pinned = ledger_keys_mod.pinned_keys(self.app.paths.keys)
-        with self.app.store.read(snapshot=True) as conn:
-            head_seq, head_hash = ledger_rows.head(conn)
-            checkpoints = ledger_rows.checkpoints(conn)
-            wanted = {cp[1] for cp in checkpoints}
-            on_rows = (lambda n: progress(n, head_seq)) if progress is not None else None
-            if head_seq >= PARALLEL_VERIFY_MIN and (os.cpu_count() or 1) > 1:
-                walk = self._walk_in_halves(conn, head_seq, wanted, on_rows)
-            else:
-                walk = ledger_scan.walk_cursor(
-                    _cursor(conn, streaming=True), _placeholder(conn), 1, None, wanted, on_rows
-                )
-        report = VerifyReport(True, walk.count, len(checkpoints), head_seq, head_hash)
-        last_seq = walk.expected_seq - 1
-        report.problem = walk.failure.describe() if walk.failure else None
-        report.problem = report.problem or self._checkpoint_problem(
-            last_seq, walk.seen, checkpoints, pinned
+        """See `ledger_verify.verify_ledger`."""
+        report = verify_ledger(
+            self.app.store,
+            self.app.paths.keys,
+            self.app.workspace_id,
+            self.app.config.ledger.checkpoint_every,
+            progress,
         )
-        report.problem = report.problem or _head_problem(
-            last_seq, walk.last_hash, head_seq, head_hash
-        )
-        report.ok = report.problem is None
-        report.seconds = time.perf_counter() - started
-        log.info("ledger verify: %s", report.problem or f"{walk.count} events intact")
+        log.info("ledger verify: %s", report.problem or f"{report.events} events intact")
         return report
-
-    def _walk_in_halves(
-        self,
-        conn: Connection,
-        head_seq: int,
-        wanted: set[int],
-        on_rows: Callable[[int], None] | None,
-    ) -> ledger_scan.RangeResult:
-        location = self.app.store.location
-        backend = location.backend
-        dsn = (
-            location.url.removeprefix("sqlite:///")
-            if backend == "sqlite"
-            else location.url.replace("+psycopg", "", 1)
-        )
-        mid = head_seq // 2
-        worker = ledger_scan.run_worker(backend, dsn, location.pg_schema, mid + 1, head_seq, wanted)
-        try:
-            first = ledger_scan.walk_cursor(
-                _cursor(conn, streaming=True), _placeholder(conn), 1, mid, wanted, on_rows
-            )
-        except BaseException:
-            worker.kill()
-            worker.communicate()
-            raise
-        joined = ledger_scan.join(first, ledger_scan.collect(worker, mid + 1))
-        # The halves stop at the head; anything stored beyond it is reported by the head check.
-        beyond = conn.execute(select(func.max(ledger_events.c.seq))).scalar() or 0
-        if joined.failure is None and beyond > head_seq:
-            joined.expected_seq = beyond + 1
-        return joined
-
-    def _checkpoint_problem(
-        self,
-        last_seq: int,
-        seen: dict[int, str],
-        checkpoints: list[tuple[int, int, str, str, str]],
-        pinned: dict[str, ec.EllipticCurvePublicKey],
-    ) -> str | None:
-        covered, widest = 0, 0
-        for seq_from, seq_to, cp_hash, kid, signature in checkpoints:
-            label = f"checkpoint over events {seq_from}-{seq_to}"
-            if seq_from != covered + 1 or seq_to < seq_from:
-                return (
-                    f"{label}: checkpoints do not follow on from event {covered} (one was removed)"
-                )
-            key = pinned.get(kid)
-            if key is None:
-                return f"{label}: signed by key {kid}, which this workspace did not pin in keys/"
-            message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, cp_hash)
-            try:
-                signature_ok = verify(key, message, b64url_decode(signature))
-            except ValueError:
-                signature_ok = False
-            if not signature_ok:
-                return f"{label}: signature does not verify"
-            if seq_to > last_seq:
-                return f"{label}: the ledger ends at event {last_seq} (events were removed)"
-            if seen.get(seq_to) != cp_hash:
-                return f"{label}: event {seq_to} is not the event that was signed"
-            covered, widest = seq_to, max(widest, seq_to - seq_from + 1)
-        # Appends sign a checkpoint at every boundary they cross, so a long unsealed tail
-        # means checkpoints were deleted.
-        allowed_tail = max(self.app.config.ledger.checkpoint_every, widest)
-        if last_seq - covered > allowed_tail:
-            return (
-                f"events {covered + 1}-{last_seq} are not covered by any checkpoint "
-                "(checkpoints were removed)"
-            )
-        return None
 
     def require_intact(self) -> VerifyReport:
         report = self.verify()
@@ -336,28 +225,3 @@ class LedgerService:
             out.flush()
             out.detach()  # the atomic writer owns (and closes) the file
         return count
-
-
-def _head_problem(
-    last_seq: int, last_hash: str | None, head_seq: int, head_hash: str
-) -> str | None:
-    expected_hash = last_hash if last_seq > 0 else GENESIS_HASH
-    if head_seq != last_seq or head_hash != expected_hash:
-        return (
-            f"ledger head records event {head_seq} but the last event is {last_seq} "
-            "(events were removed or added outside Caracal)"
-        )
-    return None
-
-
-def _cursor(conn: Connection, *, streaming: bool = False) -> Any:
-    dbapi: Any = conn.connection.dbapi_connection
-    if streaming and conn.dialect.name == "postgresql":
-        cursor = dbapi.cursor(name="caracal_ledger_verify")
-        cursor.itersize = ledger_scan.BATCH
-        return cursor
-    return dbapi.cursor()
-
-
-def _placeholder(conn: Connection) -> str:
-    return "%s" if conn.dialect.name == "postgresql" else "?"

@@ -17,7 +17,7 @@ from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
 from caracal.core.scopes import Catalog
 from caracal.home.atomic import atomic_write_text
 from caracal.services.probe import ProbeResult, probe
-from caracal.store import meta, provider_rows
+from caracal.store import meta, provider_rows, secret_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -37,10 +37,11 @@ class ProviderView:
         return {**self.spec.to_dict(), "credential": self.credential}
 
 
-def _credential_state(spec: ProviderSpec, ref: str | None) -> str:
+def _credential_state(conn: Connection, spec: ProviderSpec, ref: str | None) -> str:
     if spec.auth == "none":
         return "none"
-    return "set" if ref else "missing"
+    # A reference without its sealed secret: restored from a backup that carried no secrets.
+    return "set" if ref and secret_rows.get(conn, ref) is not None else "missing"
 
 
 def _credential_ref(name: str) -> str:
@@ -55,16 +56,20 @@ class ProviderService:
     # ---- queries ------------------------------------------------------------------------
     def all(self) -> list[ProviderView]:
         with self.app.store.read() as conn:
-            rows = provider_rows.load_all(conn)
-        return [ProviderView(spec, _credential_state(spec, ref)) for spec, ref in rows]
+            return [
+                ProviderView(spec, _credential_state(conn, spec, ref))
+                for spec, ref in provider_rows.load_all(conn)
+            ]
 
     def get(self, name: str) -> ProviderView:
         with self.app.store.read() as conn:
             rows = provider_rows.load_all(conn, name)
-        if not rows:
-            raise NotFoundError(f"Provider {name!r} does not exist; see `caracal provider list`.")
-        spec, ref = rows[0]
-        return ProviderView(spec, _credential_state(spec, ref))
+            if not rows:
+                raise NotFoundError(
+                    f"Provider {name!r} does not exist; see `caracal provider list`."
+                )
+            spec, ref = rows[0]
+            return ProviderView(spec, _credential_state(conn, spec, ref))
 
     def catalog(self, conn: Connection | None = None) -> Catalog:
         """The scope catalog, cached until any process changes a provider (every change

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from caracal.core.errors import ConflictError
 from caracal.core.keys import KeyPair, generate_key_pair, load_private, load_public
-from caracal.store import principal_rows
+from caracal.store import principal_rows, secret_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -44,7 +44,14 @@ class SigningKeys:
         kid, ref = found
         private = self._private.get(kid)
         if private is None:
-            private = load_private(self.app.vault.get(conn, ref))
+            sealed = secret_rows.get(conn, ref)
+            if sealed is None:
+                raise ConflictError(
+                    f"{name}'s private key is not in this workspace (it was restored from a "
+                    f"backup without secrets); give it a new one with "
+                    f"`caracal principal rotate-key {name}`."
+                )
+            private = load_private(self.app.cipher.open(sealed, ref))
             self._private[kid] = private
         return kid, private
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -10,29 +9,17 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from caracal.core.errors import ConflictError, NotFoundError
 from caracal.core.names import check_workspace_name
 from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_text, fsync_dir
-from caracal.home.flow_state import DEFAULT_STATE, write_state
 from caracal.home.lock import home_lock
 from caracal.home.paths import HomePaths, WorkspacePaths
-from caracal.store.engine import (
-    StoreLocation,
-    drop_store,
-    open_store,
-    resolve_location,
-    schema_for_workspace,
-)
-
-if TYPE_CHECKING:
-    from caracal.vault.master_key import MasterKey
+from caracal.services.staging import ACCOUNT_FILE, DELETING, staged_workspace
+from caracal.store.engine import StoreLocation, drop_store, resolve_location
 
 log = logging.getLogger(__name__)
-_CREATING = ".creating-"
-_DELETING = ".deleting-"
 
 
 @dataclass(frozen=True)
@@ -123,58 +110,14 @@ class WorkspaceManager:
     ) -> WorkspaceInfo:
         """Create a workspace completely or not at all. Concurrent creators of one name: one
         wins, the others get a ConflictError."""
-        check_workspace_name(name)
-        url = store_url or self.env.get("CARACAL_STORE_URL") or None
-        self.home.workspaces.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with home_lock(self.home.lock_file):
-            self._sweep_leftovers()
-            if self.exists(name) or self.home.workspace(name).root.exists():
-                raise ConflictError(f"Workspace {name!r} already exists; choose another name.")
-            tmp = self.home.workspaces / f"{_CREATING}{name}-{secrets.token_hex(4)}"
-            location: StoreLocation | None = None
-            store_created = False
-            try:
-                paths = WorkspacePaths(tmp)
-                for directory in paths.directories():
-                    directory.mkdir(mode=0o700, exist_ok=False)
-                pg_schema = (
-                    schema_for_workspace(name) if url and url.startswith("postgres") else None
-                )
-                raw = cfg.default_raw(name, url, pg_schema)
-                config = cfg.validate_raw(raw, str(paths.config), self.env)
-                location = resolve_location(config.store.url, config.store.pg_schema, tmp)
-                cfg.write_raw(paths.config, raw)  # written first so a sweep can find the store
-                workspace_id = str(uuid.uuid4())
-                master = self._init_secrets(paths, workspace_id)
-                generated_key = master.generated_file
-                store = open_store(
-                    location,
-                    create=True,
-                    pool_size=1,
-                    busy_timeout_ms=config.store.busy_timeout_ms,
-                )
-                store_created = True
-                try:
-                    from caracal.services.bootstrap import initialise_store
-                    from caracal.services.secrets import SecretVault
-                    from caracal.vault.cipher import SecretCipher
+        from caracal.services.bootstrap import initialise_store
 
-                    initialise_store(
-                        store, paths, workspace_id, name, SecretVault(SecretCipher(master.key))
-                    )
-                finally:
-                    store.dispose()
-                write_state(paths.flow_state, DEFAULT_STATE)
-                os.rename(tmp, self.home.workspace(name).root)
-                fsync_dir(self.home.workspaces)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if store_created and location is not None and location.backend == "postgresql":
-                    with contextlib.suppress(Exception):
-                        drop_store(location)
-                raise
-            if activate or (activate is None and not self.active_name()):
-                self.use(name)
+        with staged_workspace(self, name, store_url=store_url) as staging:
+            store = staging.open_store()
+            initialise_store(store, staging.paths, str(uuid.uuid4()), name, staging.vault)
+            generated_key = staging.master.generated_file
+        if activate or (activate is None and not self.active_name()):
+            self.use(name)
         log.info("workspace %s created", name)
         info = self.info(name)
         if generated_key:
@@ -196,14 +139,18 @@ class WorkspaceManager:
                 f"Workspace {name!r} is active; switch first with `caracal workspace use OTHER`."
             )
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, backup_first: bool = True) -> Path | None:
+        """Delete a workspace and its store. Unless told otherwise, first write a backup to
+        `$CARACAL_HOME/backups/` (outside the workspace); if that fails, nothing is deleted."""
+        self.check_deletable(name)
+        archive = self._safety_backup(name) if backup_first else None
         with home_lock(self.home.lock_file):
             self.check_deletable(name)
             paths = self.home.workspace(name)
-            location = self._location_of(paths)
+            location = self.location_of(paths)
             drop_store(location)
             account = self._workspace_account(paths)
-            trash = self.home.workspaces / f"{_DELETING}{name}-{secrets.token_hex(4)}"
+            trash = self.home.workspaces / f"{DELETING}{name}-{secrets.token_hex(4)}"
             os.rename(paths.root, trash)
             fsync_dir(self.home.workspaces)
             shutil.rmtree(trash, ignore_errors=True)
@@ -212,34 +159,24 @@ class WorkspaceManager:
 
                 forget_keyring_entry(account)
         log.info("workspace %s deleted", name)
+        return archive
+
+    def _safety_backup(self, name: str) -> Path:
+        from caracal.services.backup.service import default_name
+        from caracal.services.facade import Caracal
+
+        folder = self.home.root / "backups"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with Caracal(self, name) as app:
+            return app.backups.create(folder / default_name(name, lock=False)).path
 
     # ---- helpers -------------------------------------------------------------------------
-    def _location_of(self, paths: WorkspacePaths) -> StoreLocation:
+    def location_of(self, paths: WorkspacePaths) -> StoreLocation:
         raw = cfg.read_raw(paths.config)
         config = cfg.validate_raw(raw, str(paths.config), self.env, decrypt=None)
         return resolve_location(config.store.url, config.store.pg_schema, paths.root)
 
     @staticmethod
     def _workspace_account(paths: WorkspacePaths) -> str | None:
-        marker = paths.keys / "workspace.id"
+        marker = paths.keys / ACCOUNT_FILE
         return marker.read_text().strip() if marker.exists() else None
-
-    @staticmethod
-    def _init_secrets(paths: WorkspacePaths, workspace_id: str) -> MasterKey:
-        """Record the workspace id and settle its master key."""
-        from caracal.vault.master_key import resolve_master_key
-
-        atomic_write_text(paths.keys / "workspace.id", workspace_id + "\n")
-        return resolve_master_key(paths.keys, workspace_id, create=True)
-
-    def _sweep_leftovers(self) -> None:
-        """Remove folders left by a create or delete that was killed halfway."""
-        for entry in self.home.workspaces.iterdir():
-            if not entry.name.startswith((_CREATING, _DELETING)):
-                continue
-            if entry.name.startswith(_CREATING):
-                name = entry.name[len(_CREATING) :].rsplit("-", 1)[0]
-                if not self.exists(name):
-                    with contextlib.suppress(Exception):
-                        drop_store(self._location_of(WorkspacePaths(entry)))
-            shutil.rmtree(entry, ignore_errors=True)

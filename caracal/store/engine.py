@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
-import sqlite3
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -114,6 +114,13 @@ class Store:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction, not retried: for stores nobody else can see yet (a
+        workspace being restored), where the work streams and cannot be replayed."""
+        with self._connect() as conn, conn.begin():
+            yield conn
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction; retry it whole on lock conflicts."""

@@ -774,7 +774,7 @@ def test_chain_walk_detects_any_single_mutated_row(
 @pytest.fixture
 def halves(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> Scenario:
     """Force the large-ledger path (second half walked by a worker process) on the scenario."""
-    import caracal.services.ledger as ledger_service
+    import caracal.services.ledger_verify as ledger_service
 
     monkeypatch.setattr(ledger_service, "PARALLEL_VERIFY_MIN", 1)
     return scenario

@@ -1,0 +1,169 @@
+"""`caracal backup ...`: create, list, verify and restore whole-workspace archives."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from caracal.cli.common import echo, emit_json, note, open_workspace, table
+from caracal.core.errors import ExitCode, RefusedError, ValidationError
+
+app = typer.Typer(help="Back up, verify and restore workspaces.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+LockKeyEnv = Annotated[
+    str | None,
+    typer.Option(
+        "--lock-key-env", metavar="VAR", help="Environment variable holding the lock key."
+    ),
+]
+
+
+def _lock_key_from_env(var: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        raise ValidationError(f"Environment variable {var} is not set or empty.")
+    return value
+
+
+def _prompt_new_lock_key() -> str:
+    if not sys.stdin.isatty():
+        raise RefusedError(
+            "--lock needs a terminal to ask for the key; use --lock-key-env VAR instead."
+        )
+    import getpass
+
+    first = getpass.getpass("Lock key (at least 12 characters): ")
+    if getpass.getpass("Repeat the lock key: ") != first:
+        raise ValidationError("The two lock keys differ; nothing was written.")
+    return first
+
+
+def _existing_lock_key(var: str | None, archive: Path) -> str | None:
+    if var:
+        return _lock_key_from_env(var)
+    from caracal.services.backup.archive import locked
+
+    if archive.is_file() and locked(archive) and sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"Lock key for {archive.name}: ")
+    return None
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Archive path (default: the workspace's backups/)."),
+    ] = None,
+    lock_key_env: LockKeyEnv = None,
+    lock: Annotated[
+        bool, typer.Option("--lock", help="Ask for a lock key at the terminal.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive the whole workspace; with a lock key it includes secrets and is encrypted."""
+    lock_key = (
+        _lock_key_from_env(lock_key_env)
+        if lock_key_env
+        else (_prompt_new_lock_key() if lock else None)
+    )
+    with open_workspace(ctx) as caracal:
+        result = caracal.backups.create(output, lock_key)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    echo(str(result.path))
+    kind = "locked, secrets included" if result.locked else "not locked, secrets omitted"
+    note(
+        f"Backup written: {_size(result.size)}, {kind}, {result.head_seq} ledger events ({result.seconds:.1f}s)."
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Archives in the workspace's backups/ folder."""
+    with open_workspace(ctx) as caracal:
+        rows = caracal.backups.listing()
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ["file", "size", "modified", "locked"],
+        [
+            [r["file"], _size(r["size"]), r["modified"], "yes" if r["locked"] else "no"]
+            for r in rows
+        ],
+        empty="No backups yet; create one with `caracal backup create`.",
+    )
+
+
+@app.command()
+def verify(
+    archive: Annotated[Path, typer.Argument(metavar="ARCHIVE")],
+    lock_key_env: LockKeyEnv = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every hash, the manifest and the ledger chain inside; exit 7 on any mismatch."""
+    from caracal.services.backup.restore import verify_archive
+
+    report = verify_archive(archive, _existing_lock_key(lock_key_env, archive))
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.ok:
+        echo(
+            f"Archive intact: workspace {report.workspace}, {report.ledger_events} ledger events, "
+            f"{'locked' if report.locked else 'not locked'}, created {report.created_at}."
+        )
+    else:
+        echo(f"Archive BROKEN: {report.problem}")
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.INTEGRITY))
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(metavar="ARCHIVE")],
+    name: Annotated[str, typer.Option("--as", metavar="NAME", help="The new workspace's name.")],
+    lock_key_env: LockKeyEnv = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url",
+            help="Restore into PostgreSQL (default: $CARACAL_STORE_URL, else SQLite).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create workspace NAME from ARCHIVE (verified first; nothing is left on failure)."""
+    from caracal.services.backup.restore import restore as run_restore
+    from caracal.services.workspaces import WorkspaceManager
+
+    result = run_restore(
+        WorkspaceManager(),
+        archive,
+        name,
+        lock_key=_existing_lock_key(lock_key_env, archive),
+        store_url=store_url,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    echo(
+        f"Restored workspace {result.name} ({result.store}). Switch to it with: caracal workspace use {result.name}"
+    )
+    for notice in result.notices:
+        note(f"note: {notice}")

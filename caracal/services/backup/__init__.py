@@ -1,0 +1,1 @@
+"""Backups: whole-workspace archives, created, verified and restored safely."""

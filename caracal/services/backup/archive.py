@@ -1,0 +1,264 @@
+"""The archive container: a gzip'd tar whose members are all known in advance.
+
+Reading trusts nothing: members must be regular files with names from a fixed list, the
+manifest comes first and declares every member's size and SHA-256, no member may grow past
+what the manifest says, the total is bounded, and the gzip header must be exactly the one
+Caracal writes (gzip's own CRC does not cover the header, so a flipped header byte would
+otherwise pass unnoticed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from caracal.core.errors import IntegrityError, ValidationError
+from caracal.services.backup.envelope import MAGIC, DecryptingReader, EncryptingWriter
+
+FORMAT = "caracal-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+GZIP_LEVEL = 1  # speed over size: ledgers are large and compress well anyway
+_GZIP_HEADER = bytes.fromhex("1f8b08000000000004ff")
+_FIXED_MEMBERS = frozenset(
+    {
+        MANIFEST,
+        "config.yaml",
+        "config-secrets.json",
+        "flow_state.json",
+        "providers.json",
+        "secrets.jsonl",
+    }
+)
+_TABLE_MEMBER = re.compile(r"^tables/[a-z_]{1,48}\.jsonl$")
+_PIN_MEMBER = re.compile(r"^keys/ledger-k_[0-9a-f]{16}\.pub\.pem$")
+
+
+def max_total_bytes() -> int:
+    """Upper bound on an archive's uncompressed content (decompression bombs)."""
+    return int(os.environ.get("CARACAL_BACKUP_MAX_BYTES", str(64 * 1024**3)))
+
+
+def allowed_member(name: str) -> bool:
+    return name in _FIXED_MEMBERS or bool(_TABLE_MEMBER.match(name) or _PIN_MEMBER.match(name))
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    name: str
+    size: int
+    sha256: str
+
+
+# ---- writing -----------------------------------------------------------------------------------
+class ArchiveWriter:
+    """Members are added from files (with known size and hash) in the order given."""
+
+    def __init__(self, sink: BinaryIO, lock_key: str | None) -> None:
+        self._crypt = EncryptingWriter(sink, lock_key) if lock_key else None
+        target: Any = self._crypt if self._crypt is not None else sink
+        # Closed in close(), in order: tar, then gzip, then the envelope.
+        self._gzip = gzip.GzipFile(
+            fileobj=target, mode="wb", compresslevel=GZIP_LEVEL, mtime=0, filename=""
+        )
+        self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self._add(name, len(data), io.BytesIO(data))
+
+    def add_file(self, name: str, path: Path) -> None:
+        with path.open("rb") as handle:
+            self._add(name, path.stat().st_size, handle)
+
+    def _add(self, name: str, size: int, handle: IO[bytes]) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o600, 0
+        self._tar.addfile(info, handle)
+
+    def close(self) -> None:
+        self._tar.close()
+        self._gzip.close()
+        if self._crypt is not None:
+            self._crypt.close()
+
+
+def hash_bytes(data: bytes) -> MemberInfo:
+    return MemberInfo("", len(data), hashlib.sha256(data).hexdigest())
+
+
+# ---- reading -----------------------------------------------------------------------------------
+@dataclass
+class OpenedMember:
+    name: str
+    stream: IO[bytes]
+
+
+class _Bounded(io.RawIOBase):
+    """A member's bytes, refused past the declared size, hashed as they are read."""
+
+    def __init__(self, inner: IO[bytes], info: MemberInfo) -> None:
+        super().__init__()
+        self._inner, self._info = inner, info
+        self._seen = 0
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        self._seen += len(data)
+        if self._seen > self._info.size:
+            raise IntegrityError(
+                f"Archive member {self._info.name} is larger than its manifest says; "
+                "the archive is damaged or hostile."
+            )
+        self._hash.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def finish(self) -> None:
+        while self.read(1024 * 1024):
+            pass
+        if self._seen != self._info.size or self._hash.hexdigest() != self._info.sha256:
+            raise IntegrityError(
+                f"Archive member {self._info.name} does not match its manifest (altered or damaged)."
+            )
+
+
+def _check_tar_member(member: tarfile.TarInfo) -> None:
+    name = member.name
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise IntegrityError(f"Archive member {name!r} has an unsafe path; refusing the archive.")
+    if member.issym() or member.islnk():
+        raise IntegrityError(f"Archive member {name!r} is a link; refusing the archive.")
+    if not member.isfile():
+        raise IntegrityError(
+            f"Archive member {name!r} is not a regular file; refusing the archive."
+        )
+    if not allowed_member(name):
+        raise IntegrityError(f"Archive member {name!r} is not part of a Caracal backup.")
+
+
+def locked(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(MAGIC)) == MAGIC
+
+
+@contextmanager
+def open_archive(
+    path: Path, lock_key: str | None
+) -> Iterator[tuple[dict[str, Any], Iterator[OpenedMember]]]:
+    """Yield the validated manifest and an iterator over the other members (each checked
+    against the manifest once consumed). Every failure is an IntegrityError naming it."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise ValidationError(f"Cannot read archive {path}: {exc.strerror}.") from None
+    with raw:
+        is_locked = raw.read(len(MAGIC)) == MAGIC
+        raw.seek(0)
+        source: Any = raw
+        if is_locked:
+            if not lock_key:
+                raise ValidationError(
+                    f"{path.name} is locked; pass --lock-key-env VAR naming the variable that "
+                    "holds its lock key."
+                )
+            source = io.BufferedReader(DecryptingReader(raw, lock_key), buffer_size=1024 * 1024)
+        head = source.peek(len(_GZIP_HEADER))[: len(_GZIP_HEADER)] if is_locked else raw.read(10)
+        if not is_locked:
+            raw.seek(0)
+        if head != _GZIP_HEADER:
+            raise IntegrityError(
+                f"{path.name} is not a Caracal backup archive (or its header is damaged)."
+            )
+        try:
+            gz = gzip.GzipFile(fileobj=source, mode="rb")
+            tar = tarfile.open(fileobj=gz, mode="r|")  # noqa: SIM115
+            members = iter(tar)
+            first = next(members, None)
+            if first is None or first.name != MANIFEST or not first.isfile():
+                raise IntegrityError(f"{path.name} does not start with a backup manifest.")
+            if first.size > MAX_MANIFEST_BYTES:
+                raise IntegrityError(f"{path.name} has an oversized manifest; refusing it.")
+            handle = tar.extractfile(first)
+            assert handle is not None
+            manifest = _parse_manifest(handle.read(), path.name)
+            yield manifest, _members(tar, members, manifest)
+        except IntegrityError:
+            raise
+        except ValidationError:
+            raise
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise IntegrityError(
+                f"{path.name} is truncated or damaged ({type(exc).__name__}: {exc})."
+            ) from None
+
+
+def _members(
+    tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], manifest: dict[str, Any]
+) -> Iterator[OpenedMember]:
+    declared: dict[str, dict[str, Any]] = manifest["members"]
+    seen: set[str] = set()
+    for member in members:
+        _check_tar_member(member)
+        info = declared.get(member.name)
+        if info is None or member.name in seen:
+            raise IntegrityError(f"Archive member {member.name!r} is not listed in its manifest.")
+        if member.size != info["size"]:
+            raise IntegrityError(f"Archive member {member.name} is not the size its manifest says.")
+        seen.add(member.name)
+        handle = tar.extractfile(member)
+        assert handle is not None
+        bounded = _Bounded(handle, MemberInfo(member.name, int(info["size"]), str(info["sha256"])))
+        yield OpenedMember(member.name, io.BufferedReader(bounded))
+        bounded.finish()
+    missing = sorted(set(declared) - seen)
+    if missing:
+        raise IntegrityError(f"The archive is missing member {missing[0]} (truncated?).")
+
+
+def _parse_manifest(data: bytes, label: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        raise IntegrityError(f"{label} has a damaged manifest.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IntegrityError(f"{label} is not a Caracal backup.")
+    version = manifest.get("version")
+    if version != FORMAT_VERSION:
+        raise ValidationError(
+            f"{label} uses backup format version {version!r}; this Caracal reads version "
+            f"{FORMAT_VERSION}. Use a matching Caracal release."
+        )
+    members = manifest.get("members")
+    if not isinstance(members, dict) or not all(
+        isinstance(k, str)
+        and allowed_member(k)
+        and isinstance(v, dict)
+        and isinstance(v.get("size"), int)
+        and v["size"] >= 0
+        and isinstance(v.get("sha256"), str)
+        for k, v in members.items()
+    ):
+        raise IntegrityError(f"{label} has a malformed manifest member list.")
+    total = sum(int(v["size"]) for v in members.values())
+    if total > max_total_bytes():
+        raise IntegrityError(
+            f"{label} would expand to {total:,} bytes, over the {max_total_bytes():,}-byte limit; "
+            "refusing it (set CARACAL_BACKUP_MAX_BYTES to allow larger archives)."
+        )
+    return manifest

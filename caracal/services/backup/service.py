@@ -1,0 +1,237 @@
+"""Create, list, verify and restore whole-workspace backups."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from caracal import __version__
+from caracal.core.errors import ConflictError, NotFoundError
+from caracal.core.ledger import NewEvent
+from caracal.home import config as cfg
+from caracal.home.atomic import fsync_dir
+from caracal.services.backup import tables
+from caracal.services.backup.archive import FORMAT, FORMAT_VERSION, MANIFEST, ArchiveWriter, locked
+from caracal.services.backup.envelope import check_lock_key
+from caracal.store import ledger_rows, meta, provider_rows
+from caracal.store.migrations import current_version
+from caracal.store.schema import secrets as secrets_table
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    size: int
+    locked: bool
+    secrets_included: bool
+    tables: dict[str, int]
+    head_seq: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "size": self.size,
+            "locked": self.locked,
+            "secrets_included": self.secrets_included,
+            "tables": self.tables,
+            "ledger_head_seq": self.head_seq,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Member:
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    size: int = 0
+    sha256: str = ""
+
+
+@dataclass
+class _Plan:
+    members: list[_Member] = field(default_factory=list)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        import hashlib
+
+        self.members.append(
+            _Member(name, data=data, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        )
+
+    def add_file(self, name: str, path: Path, size: int, sha256: str) -> None:
+        self.members.append(_Member(name, path=path, size=size, sha256=sha256))
+
+
+def default_name(workspace: str, *, lock: bool) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{workspace}-{stamp}.tar.gz" + (".locked" if lock else "")
+
+
+class BackupService:
+    def __init__(self, app: Caracal) -> None:
+        self.app = app
+
+    # ---- create ---------------------------------------------------------------------------
+    def create(self, output: Path | None = None, lock_key: str | None = None) -> BackupResult:
+        """Write one archive of the whole workspace; secrets only inside a locked archive."""
+        started = time.perf_counter()
+        if lock_key is not None:
+            check_lock_key(lock_key)
+        app = self.app
+        target = output or app.paths.backups / default_name(app.name, lock=lock_key is not None)
+        if target.exists():
+            raise ConflictError(f"{target} already exists; choose another --output.")
+        if not target.parent.is_dir():
+            raise NotFoundError(f"The folder {target.parent} does not exist.")
+        app.ledger.checkpoint()  # seal the tail, so a restore can verify all of it
+        work = app.paths.cache / f"backup-{secrets.token_hex(4)}"
+        work.mkdir(mode=0o700, parents=True)
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        try:
+            plan, manifest = self._plan(work, lock_key is not None)
+            with partial.open("xb") as sink:
+                os.chmod(partial, 0o600)
+                writer = ArchiveWriter(sink, lock_key)
+                writer.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+                for member in plan.members:
+                    if member.data is not None:
+                        writer.add_bytes(member.name, member.data)
+                    else:
+                        assert member.path is not None
+                        writer.add_file(member.name, member.path)
+                writer.close()
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(partial, target)
+            fsync_dir(target.parent)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            partial.unlink(missing_ok=True)
+        size = target.stat().st_size
+        result = BackupResult(
+            target,
+            size,
+            lock_key is not None,
+            lock_key is not None,
+            {name: info["rows"] for name, info in manifest["tables"].items()},
+            manifest["ledger"]["head_seq"],
+            time.perf_counter() - started,
+        )
+        app.store.write(
+            lambda conn: app.ledger.record(
+                conn,
+                NewEvent(
+                    "backup.created",
+                    {
+                        "file": target.name,
+                        "size": size,
+                        "locked": result.locked,
+                        "secrets_included": result.secrets_included,
+                        "ledger_head_seq": result.head_seq,
+                    },
+                ),
+            )
+        )
+        log.info("backup %s written (%d bytes, locked=%s)", target, size, result.locked)
+        return result
+
+    def _plan(self, work: Path, include_secrets: bool) -> tuple[_Plan, dict[str, Any]]:
+        app = self.app
+        plan = _Plan()
+        raw_config = app.paths.config.read_bytes()
+        plan.add_bytes("config.yaml", raw_config)
+        if include_secrets:
+            plan.add_bytes("config-secrets.json", json.dumps(self._config_secrets()).encode())
+        if app.paths.flow_state.exists():
+            plan.add_bytes("flow_state.json", app.paths.flow_state.read_bytes())
+        for pin in sorted(app.paths.keys.glob("ledger-*.pub.pem")):
+            plan.add_bytes(f"keys/{pin.name}", pin.read_bytes())
+        counts: dict[str, dict[str, int]] = {}
+        with app.store.read(snapshot=True) as conn:
+            schema_version = current_version(conn)
+            head_seq, head_hash = ledger_rows.head(conn)
+            workspace_id = meta.get(conn, "workspace_id")
+            providers = [
+                {**spec.to_dict(), "credential": "set" if ref else "none"}
+                for spec, ref in provider_rows.load_all(conn)
+            ]
+            plan.add_bytes("providers.json", json.dumps(providers, indent=1).encode())
+            if include_secrets:
+                plan.add_bytes("secrets.jsonl", self._secrets_lines(conn))
+            for table in tables.dumped_tables():
+                path = work / f"{table.name}.jsonl"
+                rows, size, digest = tables.dump_table(conn, table, path)
+                plan.add_file(f"tables/{table.name}.jsonl", path, size, digest)
+                counts[table.name] = {"rows": rows}
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "workspace": app.name,
+            "workspace_id": workspace_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "caracal_version": __version__,
+            "schema_version": schema_version,
+            "source_store": app.store.location.describe(),
+            "secrets": "included" if include_secrets else "omitted",
+            "tables": counts,
+            "ledger": {"head_seq": head_seq, "head_hash": head_hash},
+            "members": {m.name: {"size": m.size, "sha256": m.sha256} for m in plan.members},
+        }
+        return plan, manifest
+
+    def _config_secrets(self) -> dict[str, str]:
+        raw = cfg.read_raw(self.app.paths.config)
+        return {
+            key: self.app.cipher.decrypt_value(value)
+            for key, value in cfg.flatten(raw).items()
+            if cfg.is_encrypted_value(value)
+        }
+
+    def _secrets_lines(self, conn: Connection) -> bytes:
+        lines = []
+        for row in conn.execute(select(secrets_table).order_by(secrets_table.c.ref)):
+            plaintext = self.app.cipher.open(bytes(row.ciphertext), row.ref)
+            lines.append(
+                json.dumps(
+                    [row.ref, row.kind, base64.b64encode(plaintext).decode(), row.created_at]
+                )
+            )
+        return ("\n".join(lines) + ("\n" if lines else "")).encode()
+
+    # ---- list -----------------------------------------------------------------------------
+    def listing(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(self.app.paths.backups.glob("*.tar.gz*")):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            stat = path.stat()
+            out.append(
+                {
+                    "file": path.name,
+                    "path": str(path),
+                    "size": stat.st_size,
+                    "modified": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "locked": locked(path),
+                }
+            )
+        return out
