@@ -11,6 +11,7 @@ import typer
 from caracal import __version__
 from caracal.cli import backup, ledger, mandate, policy, principal, provider, workspace
 from caracal.cli import config as config_cmd
+from caracal.cli.flow import flow
 from caracal.core.errors import CaracalError, ExitCode
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(mandate.app, name="mandate")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(backup.app, name="backup")
+app.command("flow")(flow)
 
 
 def _version(value: bool) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from caracal.services.config_service import ConfigService
     from caracal.services.ledger import LedgerService
     from caracal.services.mandates import MandateService
+    from caracal.services.overview import OverviewService
     from caracal.services.policies import PolicyService
     from caracal.services.principals import PrincipalService
     from caracal.services.providers import ProviderService
@@ -133,6 +134,12 @@ class Caracal:
         )
 
     # ---- services -----------------------------------------------------------------------
+    @cached_property
+    def overview(self) -> OverviewService:
+        from caracal.services.overview import OverviewService
+
+        return OverviewService(self)
+
     @cached_property
     def backups(self) -> BackupService:
         from caracal.services.backup.service import BackupService

@@ -116,18 +116,33 @@ class LedgerService:
         flt: LedgerFilter,
         *,
         limit: int | None = 50,
+        offset: int = 0,
         before_seq: int | None = None,
         newest_first: bool = True,
     ) -> list[dict[str, Any]]:
-        query = select(ledger_events).where(*self._where(flt))
-        if before_seq is not None:
-            query = query.where(ledger_events.c.seq < before_seq)
-        order = ledger_events.c.seq.desc() if newest_first else ledger_events.c.seq
-        query = query.order_by(order)
-        if limit is not None:
-            query = query.limit(limit)
+        where = self._where(flt)
         with self.app.store.read() as conn:
+            if not where and newest_first and offset and before_seq is None:
+                # Unfiltered, newest first: sequence numbers have no gaps, so an offset is a
+                # seq bound (an index seek), not rows skipped one by one.
+                head, _ = ledger_rows.head(conn)
+                before_seq, offset = head - offset + 1, 0
+            query = select(ledger_events).where(*where)
+            if before_seq is not None:
+                query = query.where(ledger_events.c.seq < before_seq)
+            order = ledger_events.c.seq.desc() if newest_first else ledger_events.c.seq
+            query = query.order_by(order).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
             return [self._event_dict(r._mapping) for r in conn.execute(query)]
+
+    def count(self, flt: LedgerFilter) -> int:
+        where = self._where(flt)
+        with self.app.store.read() as conn:
+            if not where:
+                return ledger_rows.head(conn)[0]
+            query = select(func.count()).select_from(ledger_events).where(*where)
+            return int(conn.execute(query).scalar() or 0)
 
     def iter_events(self, flt: LedgerFilter, batch: int = 10_000) -> Iterator[dict[str, Any]]:
         """All matching events, oldest first, streamed."""

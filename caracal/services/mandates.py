@@ -15,6 +15,7 @@ from caracal.core.durations import parse_duration
 from caracal.core.errors import DeniedError, NotFoundError, ValidationError
 from caracal.core.ledger import NewEvent
 from caracal.core.mandates import MandateClaims, check_parties, check_policy, plan_delegation
+from caracal.core.scopes import any_pattern_matches
 from caracal.services.authority_state import StoreAuthorityState
 from caracal.services.ids import new_id
 from caracal.services.principals import resolve
@@ -341,6 +342,41 @@ class MandateService:
         for row in rows:
             row["status"] = status_of(row, now)
         return rows
+
+    def count(
+        self,
+        *,
+        subject_ref: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        now = int(self.app.clock())
+        with self.app.store.read() as conn:
+            subject_id = resolve(conn, subject_ref).id if subject_ref else None
+            return mandate_rows.count(
+                conn, status=status, now=now, subject_id=subject_id, search=search
+            )
+
+    def issue_bounds(self, subject_ref: str) -> dict[str, Any]:
+        """What may be issued to a subject: its active policy and the catalog scopes inside it
+        (what an issue form offers; the facade still checks everything on issue)."""
+        with self.app.store.read() as conn:
+            subject = resolve(conn, subject_ref)
+            policy = policy_rows.active_for(conn, subject.id)
+            catalog = self.app.providers.catalog(conn)
+        scopes = [s for s in catalog.scopes() if "*" not in s]
+        if policy is None:
+            return {"subject": subject, "policy": None, "resources": [], "actions": []}
+        return {
+            "subject": subject,
+            "policy": policy,
+            "resources": [
+                s for s in scopes if ":resource:" in s and any_pattern_matches(policy.resources, s)
+            ],
+            "actions": [
+                s for s in scopes if ":action:" in s and any_pattern_matches(policy.actions, s)
+            ],
+        }
 
     def graph(self, mandate_id: str) -> dict[str, Any]:
         """Ancestors (root first) and the subtree below the mandate, each with its status."""

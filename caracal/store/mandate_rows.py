@@ -119,11 +119,18 @@ def _filters(subject_id: str | None, status: str | None, now: int, search: str |
     return where
 
 
-def count(conn: Connection, *, status: str | None, now: int, subject_id: str | None = None) -> int:
+def count(
+    conn: Connection,
+    *,
+    status: str | None,
+    now: int,
+    subject_id: str | None = None,
+    search: str | None = None,
+) -> int:
     from sqlalchemy import func
 
     query = (
-        select(func.count()).select_from(mandates).where(*_filters(subject_id, status, now, None))
+        select(func.count()).select_from(mandates).where(*_filters(subject_id, status, now, search))
     )
     return int(conn.execute(query).scalar() or 0)
 

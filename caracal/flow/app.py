@@ -1,0 +1,151 @@
+"""The Flow application: screens, theme, keys and the command palette.
+
+`build_app` is the one factory used by `caracal flow --local`, the tests and the container.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from caracal.flow.areas import BY_KEY
+from caracal.flow.commands import area_providers
+from caracal.flow.context import FlowContext
+from caracal.flow.messages import DataChanged, WorkspaceOpened
+from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.status_bar import StatusBar
+
+log = logging.getLogger(__name__)
+
+
+def _screen_class(area: str) -> type[Screen[None]]:
+    """Screens are imported when first shown, which keeps start-up fast."""
+    import importlib
+
+    module = importlib.import_module(f"caracal.flow.screens.{area}")
+    return module.SCREEN  # type: ignore[no-any-return]
+
+
+class FlowApp(App[None]):
+    TITLE = "Caracal Flow"
+    COMMANDS = App.COMMANDS | area_providers()
+    CSS = """
+    #area { padding: 0 1; }
+    .section-title { text-style: bold; margin: 1 0 0 0; }
+    .muted { color: $text-muted; }
+    .toolbar { height: auto; }
+    .toolbar Input { width: 1fr; }
+    .toolbar Select { width: 24; }
+    """
+    BINDINGS = [
+        Binding("ctrl+p", "command_palette", "Palette", id="palette", priority=True),
+        Binding("question_mark", "goto('help')", "Help", id="help"),
+        Binding("q", "quit_flow", "Quit", id="quit"),
+        Binding("ctrl+c", "quit_flow", "Quit", show=False, id="quit-ctrl-c", priority=True),
+    ]
+
+    def __init__(self, context: FlowContext, *, reset_state: bool = False) -> None:
+        super().__init__()
+        self.context = context
+        self.reset_state = reset_state
+        self.area = ""
+        self.unsaved = False  # set by forms with edits, so quitting asks first
+        self.runtime_status = "embedded"
+        self.focus_mandate: str | None = None  # the mandate the delegation screen shows
+
+    # ---- start ----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.push_screen(_screen_class("loading")())
+        run_in_background(
+            self, self._open_workspace, done=self._opened, description="open workspace"
+        )
+
+    def _open_workspace(self) -> str | None:
+        opened = self.context.open()
+        if opened is None:
+            return None
+        if self.reset_state:
+            self.context.reset_state()
+        return opened.name
+
+    def _opened(self, name: str | None) -> None:
+        state = self.context.read_state() if name else {}
+        if name is None or not state.get("onboarding", {}).get("done", False):
+            from caracal.flow.screens.onboarding import OnboardingScreen
+
+            self.switch_screen(OnboardingScreen(resume=state.get("onboarding", {})))
+            return
+        theme = state.get("preferences", {}).get("theme")
+        if theme and theme in self.available_themes:
+            self.theme = theme
+        self.post_message(WorkspaceOpened(name))
+        self.goto("dashboard")
+
+    # ---- navigation -----------------------------------------------------------------------
+    def goto(self, area: str) -> None:
+        if area not in BY_KEY:
+            return
+        if not self.context.has_workspace and area not in ("help",):
+            return
+        self.area = area
+        screen = _screen_class(area)()
+        # Drop modals and replace the area screen: one area at a time.
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(screen)
+
+    def paint_status(self, bar: StatusBar) -> None:
+        caracal = self.context._caracal
+        bar.workspace = caracal.name if caracal else "—"
+        bar.store = caracal.location.describe() if caracal else "—"
+        bar.runtime = self.runtime_status
+
+    def workspace_changed(self) -> None:
+        """After a switch or restore: every screen reloads from the new workspace."""
+        name = self.context.workspace_name or ""
+        self.post_message(WorkspaceOpened(name))
+        self.goto("dashboard")
+
+    def data_changed(self, area: str = "*") -> None:
+        self.screen.post_message(DataChanged(area))
+
+    # ---- problems and quitting ------------------------------------------------------------
+    def show_problem(self, message: str, title: str = "That did not work") -> None:
+        from caracal.flow.modals.problem import ProblemModal
+
+        log.info("flow problem: %s", message)
+        self.push_screen(ProblemModal(message, title))
+
+    def action_goto(self, area: str) -> None:
+        self.goto(area)
+
+    def action_quit_flow(self) -> None:
+        if not self.unsaved:
+            self.exit()
+            return
+        from caracal.flow.modals.confirm import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmModal("Quit and lose the unsaved form?", confirm_label="Quit"), answered
+        )
+
+    def on_unmount(self) -> None:
+        self.context.close()
+
+
+def build_app(
+    workspace: str | None = None, *, reset_state: bool = False, env: dict[str, str] | None = None
+) -> FlowApp:
+    return FlowApp(FlowContext(workspace, env), reset_state=reset_state)
+
+
+def run(workspace: str | None = None, *, reset_state: bool = False, **_: Any) -> None:
+    build_app(workspace, reset_state=reset_state).run()

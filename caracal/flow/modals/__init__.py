@@ -1,0 +1,1 @@
+"""Modal dialogs, each typed by what it returns."""

@@ -1,0 +1,35 @@
+"""Export the ledger to a JSON or CSV file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.widgets import Input, Select
+
+from caracal.flow.modals.form import FormModal
+
+
+class ExportLedgerModal(FormModal[Any]):
+    TITLE = "Export the ledger"
+    SUBMIT = "Export"
+
+    def compose_fields(self) -> ComposeResult:
+        yield self.field("Format")
+        yield Select(
+            [("JSON", "json"), ("CSV", "csv")], value="json", allow_blank=False, id="format"
+        )
+        yield self.field("File")
+        default = str(self.flow.context.caracal.paths.root / "ledger-export.json")
+        yield Input(default, id="path")
+
+    def prepare(self) -> Callable[[], Any]:
+        fmt = self.query_one("#format", Select).value
+        path_text = self.value("path")
+        if not path_text:
+            raise ValueError("Give a file to write.")
+        path = Path(path_text).expanduser()
+        caracal = self.flow.context.caracal
+        return lambda: (caracal.ledger.export(path, str(fmt)), path)

@@ -1,0 +1,86 @@
+"""Validate a mandate for one action on one resource (a dry run: the decision is recorded in
+the ledger like any other, marked as coming from Flow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.widgets import Input, Select, Static
+
+from caracal.flow.modals.form import FormModal
+
+
+class ValidateMandateModal(FormModal[Any]):
+    TITLE = "Validate a mandate"
+    SUBMIT = "Validate"
+
+    def __init__(self, mandate: dict[str, Any], scopes: list[str]) -> None:
+        super().__init__()
+        self.mandate = mandate
+        self.scopes = scopes
+
+    def compose_fields(self) -> ComposeResult:
+        yield Static(f"Mandate {self.mandate['id']}", classes="hint")
+        actions = sorted(
+            {
+                *self.mandate["actions"],
+                *(s for s in self.scopes if ":action:" in s and "*" not in s),
+            }
+        )
+        resources = sorted(
+            {
+                *self.mandate["resources"],
+                *(s for s in self.scopes if ":resource:" in s and "*" not in s),
+            }
+        )
+        yield self.field("Action")
+        yield Select([(a, a) for a in actions], id="action", value=self.mandate["actions"][0])
+        yield self.field("Resource")
+        yield Select([(r, r) for r in resources], id="resource", value=self.mandate["resources"][0])
+        yield self.field("Caller (optional principal name or id)")
+        yield Input("", id="caller")
+        yield self.field("Intent (optional JSON)")
+        yield Input("", id="intent")
+        yield Static("", id="decision")
+
+    def prepare(self) -> Callable[[], Any]:
+        from caracal.core.canonical import parse_intent
+        from caracal.core.errors import ValidationError
+
+        action = self.query_one("#action", Select).value
+        resource = self.query_one("#resource", Select).value
+        if not isinstance(action, str) or not isinstance(resource, str):
+            raise ValueError("Choose an action and a resource.")
+        try:
+            intent = parse_intent(self.value("intent") or None)
+        except ValidationError as exc:
+            raise ValueError(exc.message) from None
+        caller = self.value("caller") or None
+        caracal, mandate_id = self.flow.context.caracal, self.mandate["id"]
+        return lambda: caracal.validation.validate(
+            action, resource, mandate_id=mandate_id, caller=caller, intent=intent
+        )
+
+    def action_submit(self) -> None:
+        """Stay open and show the decision, so several checks can be tried in a row."""
+        try:
+            work = self.prepare()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        self.show_error("")
+
+        def shown(decision: Any) -> None:
+            verdict = (
+                "[green b]ALLOWED[/]"
+                if decision.allowed
+                else f"[red b]DENIED[/] {decision.reason_code}"
+            )
+            self.query_one("#decision", Static).update(f"{verdict} — {decision.reason}")
+            self.flow.data_changed("ledger")
+
+        from caracal.flow.tasks import run_in_background
+
+        run_in_background(self, work, done=shown, failed=self.show_error)

@@ -1,0 +1,97 @@
+"""What every area screen shares: the status bar, the sidebar, the footer, and the keys to move
+between areas."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList
+
+from caracal.flow.areas import AREAS, BY_KEY
+from caracal.flow.messages import DataChanged
+from caracal.flow.widgets.nav import Nav
+from caracal.flow.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from caracal.flow.app import FlowApp
+    from caracal.flow.context import FlowContext
+
+
+def _area_bindings() -> list[Binding]:
+    return [
+        Binding(a.digit, f"app.goto('{a.key}')", a.title, show=False, id=f"goto-{a.key}")
+        for a in AREAS
+        if a.digit
+    ]
+
+
+class AreaScreen(Screen[None]):
+    """Subclasses set AREA and implement `compose_area` and `load`."""
+
+    AREA = "dashboard"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="back"),
+        Binding("slash", "focus_filter", "Filter", id="filter"),
+        Binding("ctrl+r", "reload", "Refresh", id="refresh"),
+        *_area_bindings(),
+    ]
+
+    @property
+    def flow(self) -> FlowApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def context(self) -> FlowContext:
+        return self.flow.context
+
+    def compose(self) -> ComposeResult:
+        bar = StatusBar(id="status")
+        bar.area = BY_KEY[self.AREA].title
+        yield bar
+        with Horizontal(id="body"):
+            yield Nav(self.AREA)
+            with Vertical(id="area"):
+                yield from self.compose_area()
+        yield Footer()
+
+    def compose_area(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.flow.paint_status(self.query_one(StatusBar))
+        if self.context.has_workspace:
+            self.load()
+
+    def load(self) -> None:
+        """(Re)load this area's data; runs whenever the screen shows or data changes."""
+
+    def on_data_changed(self, message: DataChanged) -> None:
+        self.load()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if isinstance(event.option_list, Nav) and event.option.id:
+            event.stop()
+            self.flow.goto(event.option.id)
+
+    def action_back(self) -> None:
+        if self.AREA != "dashboard":
+            self.flow.goto("dashboard")
+
+    def action_focus_filter(self) -> None:
+        for widget in self.query(Input):
+            if widget.id == "filter":
+                widget.focus()
+                return
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def remember(self, action: str, **_: Any) -> None:
+        """Record a line in the workspace's recent actions (a file write, off the UI thread)."""
+        from caracal.flow.tasks import run_in_background
+
+        run_in_background(self, lambda: self.context.remember(action), group="state")

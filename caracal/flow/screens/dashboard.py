@@ -1,0 +1,91 @@
+"""Dashboard: the workspace at a glance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.widgets import Label, Static
+
+from caracal.flow.screens.base import AreaScreen
+from caracal.flow.tasks import run_in_background
+
+COMMANDS = [("Verify the ledger now", "verify")]
+
+
+class Stat(Vertical):
+    DEFAULT_CSS = """
+    Stat { border: round $primary 40%; height: 5; padding: 0 0; }
+    Stat .value { text-style: bold; content-align: center middle; height: 2; }
+    Stat .label { color: $text-muted; content-align: center middle; }
+    """
+
+    def __init__(self, label: str, stat_id: str) -> None:
+        super().__init__(id=stat_id)
+        self.label_text = label
+
+    def compose(self) -> ComposeResult:
+        yield Label("…", classes="value")
+        yield Label(self.label_text, classes="label")
+
+    def set(self, value: Any) -> None:
+        self.query_one(".value", Label).update(str(value))
+
+
+class DashboardScreen(AreaScreen):
+    AREA = "dashboard"
+    DEFAULT_CSS = """
+    DashboardScreen Grid { grid-size: 5; grid-gutter: 1 1; height: auto; margin-top: 1; }
+    DashboardScreen #ledger-status { margin-top: 1; }
+    DashboardScreen #recent { height: 1fr; margin-top: 1; }
+    """
+
+    def compose_area(self) -> ComposeResult:
+        with Grid():
+            yield Stat("workspace", "stat-workspace")
+            yield Stat("store", "stat-store")
+            yield Stat("principals", "stat-principals")
+            yield Stat("active mandates", "stat-active")
+            yield Stat("denials (1 h)", "stat-denials")
+        yield Static("Ledger: not checked yet", id="ledger-status")
+        yield Label("Recent activity", classes="section-title")
+        yield Static("", id="recent", markup=False)
+
+    def load(self) -> None:
+        caracal = self.context.caracal
+        run_in_background(self, caracal.overview.summary, done=self._show, description="dashboard")
+        self.action_verify()
+
+    def _show(self, overview: Any) -> None:
+        self.query_one("#stat-workspace", Stat).set(overview.workspace)
+        self.query_one("#stat-store", Stat).set(overview.store)
+        self.query_one("#stat-principals", Stat).set(overview.principals)
+        self.query_one("#stat-active", Stat).set(overview.active_mandates)
+        self.query_one("#stat-denials", Stat).set(overview.denials_last_hour)
+        from caracal.cli.format import when
+
+        lines = [
+            f"{when(e['ts'] / 1e6)}  {e['type']:<24} {e['reason_code'] or '':<24} {e['mandate_id'] or e['principal_id'] or ''}"
+            for e in overview.recent
+        ]
+        self.query_one("#recent", Static).update("\n".join(lines) or "Nothing yet.")
+
+    def action_verify(self) -> None:
+        status = self.query_one("#ledger-status", Static)
+        status.update("Ledger: verifying…")
+        caracal = self.context.caracal
+
+        def shown(report: Any) -> None:
+            if report.ok:
+                status.update(
+                    f"Ledger: [green]verified[/green] — {report.events} events, "
+                    f"{report.checkpoints} signed checkpoints ({report.seconds:.2f}s)"
+                )
+            else:
+                status.update(f"Ledger: [red b]NOT VERIFIED[/red b] — {report.problem}")
+
+        run_in_background(self, caracal.ledger.verify, done=shown, group="verify", exclusive=True)
+
+
+SCREEN = DashboardScreen

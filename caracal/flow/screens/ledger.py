@@ -1,0 +1,190 @@
+"""Ledger: the live event table with filters, integrity verification and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Input, ProgressBar, Select, Static
+
+from caracal.flow.screens.base import AreaScreen
+from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.paged_table import Column, PagedTable, Row
+
+COMMANDS = [("Verify integrity", "verify"), ("Export the ledger", "export")]
+TYPES = [
+    ("every event", ""),
+    ("validations", "validation."),
+    ("denials", "validation.denied"),
+    ("mandates", "mandate."),
+    ("refusals", "mandate.issue_refused"),
+    ("principals", "principal."),
+    ("policies", "policy."),
+    ("providers", "provider."),
+    ("backups", "backup."),
+]
+
+
+@dataclass
+class LedgerPages:
+    app: Any
+    types: list[str] = field(default_factory=list)
+    search: str = ""
+
+    def _filter(self) -> Any:
+        from caracal.services.ledger import LedgerFilter
+
+        text = self.search.strip()
+        return LedgerFilter(
+            types=self.types,
+            mandate_id=text if text.startswith("mnd_") else None,
+            principal_id=text if text.startswith("pr_") else None,
+            reason_code=text.upper() if text and text.isupper() else None,
+        )
+
+    def fetch(self, offset: int, limit: int) -> list[Row]:
+        return self.app.ledger.events(self._filter(), limit=limit, offset=offset)  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        return int(self.app.ledger.count(self._filter()))
+
+
+class LedgerScreen(AreaScreen):
+    AREA = "ledger"
+    BINDINGS = [
+        Binding("V", "verify", "Verify", id="ledger-verify"),
+        Binding("e", "export", "Export", id="ledger-export"),
+        Binding("f", "follow", "Follow", id="ledger-follow"),
+    ]
+    DEFAULT_CSS = """
+    LedgerScreen #verify-bar { height: auto; }
+    LedgerScreen ProgressBar { width: 40; }
+    LedgerScreen #event { height: 5; border-top: solid $primary 30%; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.following = True
+
+    def compose_area(self) -> ComposeResult:
+        with Horizontal(classes="toolbar"):
+            yield Input(placeholder="/ mandate id, principal id or REASON_CODE", id="filter")
+            yield Select(TYPES, value="", allow_blank=False, id="type-filter")
+        with Horizontal(id="verify-bar"):
+            yield Static("", id="verify-status")
+            yield ProgressBar(total=100, show_eta=False, id="verify-progress")
+        yield PagedTable(self._columns(), empty="No matching events.", id="events")
+        yield Static("", id="event", markup=False)
+
+    @staticmethod
+    def _columns() -> list[Column]:
+        from caracal.cli.format import when
+
+        return [
+            Column("seq", "SEQ", 9),
+            Column("ts", "TIME", 20, render=lambda r: when(r["ts"] / 1e6)),
+            Column("type", "TYPE", 24),
+            Column(
+                "reason_code",
+                "REASON",
+                26,
+                style=lambda r: "red" if r["type"].endswith(("denied", "refused")) else "",
+            ),
+            Column("principal_id", "PRINCIPAL", 20),
+            Column("mandate_id", "MANDATE", 0),
+        ]
+
+    @property
+    def table(self) -> PagedTable:
+        return self.query_one("#events", PagedTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#verify-progress", ProgressBar).display = False
+        super().on_mount()
+        self.set_interval(2.0, self._follow_tick)
+
+    def load(self) -> None:
+        type_value = self.query_one("#type-filter", Select).value
+        types = [type_value] if isinstance(type_value, str) and type_value else []
+        self.table.set_source(
+            LedgerPages(self.context.caracal, types, self.query_one("#filter", Input).value)
+        )
+        self.table.focus()
+
+    def _follow_tick(self) -> None:
+        """Live table: while the cursor sits on the newest event, new events appear on top."""
+        if (
+            self.following
+            and self.table.cursor == 0
+            and self.table.loaded
+            and self.app.screen is self
+        ):
+            self.table.reload()
+
+    def action_follow(self) -> None:
+        self.following = not self.following
+        self.app.notify("Following new events." if self.following else "Stopped following.")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.load()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "type-filter":
+            self.load()
+
+    def on_paged_table_highlighted(self, event: PagedTable.Highlighted) -> None:
+        import json
+
+        row = event.row
+        self.query_one("#event", Static).update(
+            ""
+            if row is None
+            else f"{row['type']}  actor {row['actor']}  hash {row['hash'][:16]}…\n"
+            + json.dumps(row["payload"], sort_keys=True)
+        )
+
+    def action_verify(self) -> None:
+        status = self.query_one("#verify-status", Static)
+        bar = self.query_one("#verify-progress", ProgressBar)
+        status.update("Verifying… ")
+        bar.display = True
+        bar.update(progress=0)
+        caracal = self.context.caracal
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(bar.update, total=max(total, 1), progress=done)
+
+        def finished(report: Any) -> None:
+            bar.display = False
+            if report.ok:
+                status.update(
+                    f"[green b]Intact[/]: {report.events} events, {report.checkpoints} signed checkpoints, "
+                    f"head {report.head_hash[:16]}… ({report.seconds:.2f}s)"
+                )
+            else:
+                status.update(f"[red b]TAMPERED[/]: {report.problem}")
+
+        run_in_background(
+            self,
+            lambda: caracal.ledger.verify(progress),
+            done=finished,
+            group="verify",
+            exclusive=True,
+        )
+
+    def action_export(self) -> None:
+        from caracal.flow.modals.ledger_export import ExportLedgerModal
+
+        def exported(result: Any) -> None:
+            if result is not None:
+                self.app.notify(f"Exported {result[0]} events to {result[1]}.")
+                self.remember(f"exported the ledger to {result[1]}")
+
+        self.app.push_screen(ExportLedgerModal(), exported)
+
+
+SCREEN = LedgerScreen

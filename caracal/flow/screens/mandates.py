@@ -1,0 +1,269 @@
+"""Mandates: a paged list with filters and search, details, and every mandate action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Input, Select, Static
+
+from caracal.flow.screens.base import AreaScreen
+from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.paged_table import Column, PagedTable, Row
+
+COMMANDS = [
+    ("Issue a mandate", "issue"),
+    ("Validate the selected mandate", "validate"),
+    ("Delegate the selected mandate", "delegate"),
+    ("Revoke the selected mandate", "revoke"),
+    ("Show the selected mandate's token", "token"),
+    ("Show the delegation tree", "graph"),
+]
+STATUS_STYLE = {"active": "green", "revoked": "red", "expired": "yellow", "pending": "cyan"}
+STATUSES = [
+    ("any status", ""),
+    ("active", "active"),
+    ("expired", "expired"),
+    ("revoked", "revoked"),
+]
+
+
+@dataclass
+class MandatePages:
+    """The mandates matching the filters, a page at a time (runs in a worker)."""
+
+    app: Any
+    subject: str | None
+    status: str | None
+    search: str | None
+
+    def fetch(self, offset: int, limit: int) -> list[Row]:
+        return self.app.mandates.listing(  # type: ignore[no-any-return]
+            subject_ref=self.subject,
+            status=self.status,
+            search=self.search,
+            limit=limit,
+            offset=offset,
+        )
+
+    def count(self) -> int:
+        return int(
+            self.app.mandates.count(
+                subject_ref=self.subject, status=self.status, search=self.search
+            )
+        )
+
+
+class MandatesScreen(AreaScreen):
+    AREA = "mandates"
+    BINDINGS = [
+        Binding("i", "issue", "Issue", id="mandate-issue"),
+        Binding("v", "validate", "Validate", id="mandate-validate"),
+        Binding("d", "delegate", "Delegate", id="mandate-delegate"),
+        Binding("x", "revoke", "Revoke", id="mandate-revoke"),
+        Binding("t", "token", "Token", id="mandate-token"),
+        Binding("g", "graph", "Tree", id="mandate-graph"),
+    ]
+    DEFAULT_CSS = """
+    MandatesScreen #detail { height: 7; border-top: solid $primary 30%; padding: 0 1; }
+    MandatesScreen #count { color: $text-muted; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: dict[str, str] = {}
+        self.principals: list[dict[str, Any]] = []
+
+    def compose_area(self) -> ComposeResult:
+        with Horizontal(classes="toolbar"):
+            yield Input(placeholder="/ search id or scope", id="filter")
+            yield Select(STATUSES, value="", allow_blank=False, id="status-filter")
+            yield Select([("any subject", "")], value="", allow_blank=False, id="subject-filter")
+        yield Static("", id="count")
+        yield PagedTable(self._columns(), empty="No mandates match.", id="mandates")
+        yield Static("Select a mandate to see it here.", id="detail", markup=False)
+
+    def _columns(self) -> list[Column]:
+        from caracal.cli.format import relative
+
+        def name(key: str) -> Any:
+            return lambda r: self.names.get(r[key], r[key])
+
+        return [
+            Column("id", "ID", 25),
+            Column(
+                "status", "STATUS", 8, style=lambda r: STATUS_STYLE.get(r.get("status", ""), "")
+            ),
+            Column("issuer", "ISSUER", 12, render=name("issuer_id")),
+            Column("subject", "SUBJECT", 12, render=name("subject_id")),
+            Column("expires", "EXPIRES", 12, render=lambda r: relative(r["expires_at"])),
+            Column("depth", "DEPTH", 5),
+            Column("parent", "PARENT", 25, render=lambda r: r["parent_id"] or "-"),
+            Column(
+                "actions",
+                "ACTIONS",
+                0,
+                render=lambda r: ",".join(a.split(":")[-1] for a in r["actions"]),
+            ),
+        ]
+
+    @property
+    def table(self) -> PagedTable:
+        return self.query_one("#mandates", PagedTable)
+
+    def load(self) -> None:
+        caracal = self.context.caracal
+        run_in_background(
+            self, caracal.principals.all, done=self._principals_loaded, description="principals"
+        )
+
+    def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
+        self.principals = principals
+        self.names = {p["id"]: p["name"] for p in principals}
+        subject = self.query_one("#subject-filter", Select)
+        current = subject.value
+        subject.set_options([("any subject", ""), *((p["name"], p["id"]) for p in principals)])
+        subject.value = current if current in self.names else ""
+        self._refresh_table()
+        self.table.focus()
+
+    def _refresh_table(self) -> None:
+        status = self.query_one("#status-filter", Select).value
+        subject = self.query_one("#subject-filter", Select).value
+        search = self.query_one("#filter", Input).value.strip()
+        self.table.set_source(
+            MandatePages(
+                self.context.caracal,
+                subject if isinstance(subject, str) and subject else None,
+                status if isinstance(status, str) and status else None,
+                search or None,
+            )
+        )
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._refresh_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.table.focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id in ("status-filter", "subject-filter") and self.names:
+            self._refresh_table()
+
+    def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:
+        self.query_one("#count", Static).update(f"{event.total} mandate(s)")
+
+    def on_paged_table_highlighted(self, event: PagedTable.Highlighted) -> None:
+        row = event.row
+        detail = self.query_one("#detail", Static)
+        if row is None:
+            detail.update("")
+            return
+        from caracal.cli.format import when
+
+        detail.update(
+            f"{row['id']}  [{row['status']}]  {self.names.get(row['issuer_id'], row['issuer_id'])} → "
+            f"{self.names.get(row['subject_id'], row['subject_id'])}\n"
+            f"valid {when(row['not_before'])} … {when(row['expires_at'])}   depth left {row['depth']}"
+            f"   parent {row['parent_id'] or '-'}\n"
+            f"resources: {', '.join(row['resources'])}\nactions:   {', '.join(row['actions'])}"
+            + (
+                f"\nrevoked: {row['revoked_reason'] or 'no reason given'}"
+                if row.get("revoked_at")
+                else ""
+            )
+        )
+
+    def on_paged_table_selected(self, event: PagedTable.Selected) -> None:
+        self.action_validate()
+
+    # ---- actions ---------------------------------------------------------------------------
+    def _selected(self) -> Row | None:
+        row = self.table.current_row
+        if row is None:
+            self.app.notify("Select a mandate first.", severity="warning")
+        return row
+
+    def _after(self, message: str) -> Any:
+        def finish(result: Any) -> None:
+            if result is None:
+                return
+            self.remember(message.format(result=result))
+            self.app.notify(message.format(result=result))
+            self.load()
+
+        return finish
+
+    def action_issue(self) -> None:
+        from caracal.flow.modals.mandate_issue import IssueMandateModal
+
+        self.app.push_screen(
+            IssueMandateModal(self.principals), self._after("Issued mandate {result.id}")
+        )
+
+    def action_validate(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        from caracal.flow.modals.mandate_validate import ValidateMandateModal
+
+        caracal = self.context.caracal
+        run_in_background(
+            self,
+            caracal.providers.scopes,
+            done=lambda scopes: self.app.push_screen(ValidateMandateModal(row, scopes)),
+        )
+
+    def action_delegate(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        from caracal.flow.modals.mandate_delegate import DelegateMandateModal
+
+        self.app.push_screen(
+            DelegateMandateModal(row, self.principals), self._after("Delegated as {result.id}")
+        )
+
+    def action_revoke(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        from caracal.flow.modals.mandate_revoke import RevokeMandateModal
+
+        caracal = self.context.caracal
+        run_in_background(
+            self,
+            lambda: caracal.mandates.preview_revocation(row["id"]),
+            done=lambda preview: self.app.push_screen(
+                RevokeMandateModal(preview, self.names),
+                self._after("Revoked {result.mandate_id} and its descendants"),
+            ),
+        )
+
+    def action_token(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        from caracal.flow.modals.token import TokenModal
+
+        caracal = self.context.caracal
+        run_in_background(
+            self,
+            lambda: caracal.mandates.get(row["id"])["token"],
+            done=lambda token: self.app.push_screen(TokenModal(row["id"], token)),
+        )
+
+    def action_graph(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        self.flow.focus_mandate = row["id"]
+        self.flow.goto("delegation")
+
+
+SCREEN = MandatesScreen

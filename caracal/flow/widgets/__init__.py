@@ -1,0 +1,1 @@
+"""Flow's own widgets."""
