@@ -12,7 +12,9 @@ import typer
 from caracal.cli.common import echo, emit_json, note, open_workspace, table
 from caracal.core.errors import ExitCode, RefusedError, ValidationError
 
-app = typer.Typer(help="Back up, verify and restore workspaces.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Back up, verify and restore workspaces.", no_args_is_help=True
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 LockKeyEnv = Annotated[
     str | None,

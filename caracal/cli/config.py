@@ -10,7 +10,9 @@ import typer
 from caracal.cli.common import echo, emit_json, open_workspace, table
 from caracal.core.errors import ValidationError
 
-app = typer.Typer(help="Read and change the workspace configuration.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Read and change the workspace configuration.", no_args_is_help=True
+)
 
 RevealOption = Annotated[
     bool, typer.Option("--reveal", help="Print secret values in clear (careful).")

@@ -14,7 +14,9 @@ from caracal.cli.common import echo, emit_json, note, open_workspace, table
 from caracal.cli.format import when
 from caracal.core.errors import ExitCode, ValidationError
 
-app = typer.Typer(help="List, verify and export the ledger.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List, verify and export the ledger.", no_args_is_help=True
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 

@@ -15,6 +15,7 @@ from caracal.cli.flow import flow
 from caracal.core.errors import CaracalError, ExitCode
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="caracal",
     help=(
         "Caracal gives AI agents authority instead of credentials.\n\n"
@@ -96,6 +97,12 @@ def run(argv: list[str] | None = None) -> int:
 
 def _map_adapter_error(exc: Exception) -> CaracalError | None:
     from caracal.core.errors import UnavailableError
+
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return UnavailableError(
+            f"{exc.strerror}{where}; check the path, permissions and free space."
+        )
 
     module = type(exc).__module__
     if module.startswith(("sqlalchemy", "sqlite3")) and type(exc).__name__ == "OperationalError":

@@ -12,7 +12,9 @@ from caracal.cli.format import relative, when
 from caracal.core.errors import ExitCode, ValidationError
 
 app = typer.Typer(
-    help="Issue, delegate, revoke, validate and inspect mandates.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Issue, delegate, revoke, validate and inspect mandates.",
+    no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 MandateArg = Annotated[str, typer.Argument(metavar="ID", help="Mandate id (or a unique prefix).")]

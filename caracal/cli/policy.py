@@ -10,7 +10,9 @@ from caracal.cli.common import echo, emit_json, open_workspace, table
 from caracal.cli.format import when
 from caracal.core.durations import format_duration
 
-app = typer.Typer(help="Bound what each principal may be granted.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Bound what each principal may be granted.", no_args_is_help=True
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 

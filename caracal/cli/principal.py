@@ -10,7 +10,9 @@ from caracal.cli.common import confirm, echo, emit_json, note, open_workspace, t
 from caracal.cli.format import when
 
 app = typer.Typer(
-    help="Register principals and manage their keys and status.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Register principals and manage their keys and status.",
+    no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 PrincipalArg = Annotated[str, typer.Argument(metavar="P", help="Principal name or id.")]

@@ -18,7 +18,11 @@ from caracal.cli.common import (
 )
 from caracal.core.errors import ExitCode
 
-app = typer.Typer(help="Register and test providers; list their scopes.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Register and test providers; list their scopes.",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 ServiceType = Annotated[

@@ -11,7 +11,9 @@ from caracal.cli.common import confirm, echo, emit_json, note, table, workspace_
 if TYPE_CHECKING:
     from caracal.services.workspaces import WorkspaceManager
 
-app = typer.Typer(help="Create, list, switch and delete workspaces.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Create, list, switch and delete workspaces.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 

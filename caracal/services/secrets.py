@@ -13,8 +13,16 @@ class SecretVault:
     def __init__(self, cipher: SecretCipher) -> None:
         self.cipher = cipher
 
-    def put(self, conn: Connection, ref: str, kind: str, plaintext: bytes) -> None:
-        secret_rows.put(conn, ref, kind, self.cipher.seal(plaintext, ref))
+    def put(
+        self,
+        conn: Connection,
+        ref: str,
+        kind: str,
+        plaintext: bytes,
+        *,
+        created_at: float | None = None,
+    ) -> None:
+        secret_rows.put(conn, ref, kind, self.cipher.seal(plaintext, ref), created_at)
 
     def get(self, conn: Connection, ref: str) -> bytes:
         blob = secret_rows.get(conn, ref)

@@ -9,10 +9,17 @@ from sqlalchemy import Connection, delete, select
 from caracal.store.schema import secrets
 
 
-def put(conn: Connection, ref: str, kind: str, ciphertext: bytes) -> None:
+def put(
+    conn: Connection, ref: str, kind: str, ciphertext: bytes, created_at: float | None = None
+) -> None:
     conn.execute(delete(secrets).where(secrets.c.ref == ref))
     conn.execute(
-        secrets.insert().values(ref=ref, kind=kind, ciphertext=ciphertext, created_at=time.time())
+        secrets.insert().values(
+            ref=ref,
+            kind=kind,
+            ciphertext=ciphertext,
+            created_at=time.time() if created_at is None else created_at,
+        )
     )
 
 

@@ -73,3 +73,24 @@ def test_cli_help_does_not_load_the_store_or_crypto() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_every_command_prints_its_help() -> None:
+    """Help text is rendered for every command (option metavars such as `A[:B]` must not be
+    read as markup)."""
+    import typer.main
+
+    from caracal.cli.main import app
+    from tests.support.cli import run_cli
+
+    def walk(command: object, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, [*path, name])
+        return found
+
+    paths = walk(typer.main.get_command(app), [])
+    assert len(paths) > 40
+    for path in paths:
+        result = run_cli(*path, "--help")
+        assert result.code == 0 and "Usage:" in result.stdout, (path, result)

@@ -26,6 +26,8 @@ T = TypeVar("T")
 class FormModal(ModalScreen[T | None], Generic[T]):
     TITLE = "Form"
     SUBMIT = "Save"
+    # Start in the first field, not on the scrolling container around the fields.
+    AUTO_FOCUS = "Select, Input, SelectionList, Checkbox, Switch, TextArea, RadioSet"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
         Binding("ctrl+s", "submit", "Save", id="form-save"),
@@ -50,7 +52,9 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.TITLE, id="form-title")
-            with VerticalScroll(id="form-fields"):
+            fields = VerticalScroll(id="form-fields")
+            fields.can_focus = False
+            with fields:
                 yield from self.compose_fields()
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):

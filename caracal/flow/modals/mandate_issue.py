@@ -65,6 +65,8 @@ class IssueMandateModal(FormModal[Any]):
             selection = self.query_one(f"#{list_id}", SelectionList)
             selection.clear_options()
             selection.add_options([(scope, scope) for scope in bounds[list_id]])
+            if bounds[list_id]:
+                selection.highlighted = 0  # so space selects at once, without a first arrow key
 
     def prepare(self) -> Callable[[], Any]:
         from caracal.core.canonical import parse_intent

@@ -107,12 +107,15 @@ class LedgerScreen(AreaScreen):
         self.set_interval(2.0, self._follow_tick)
 
     def load(self) -> None:
+        self._refresh_table()
+        self.table.focus()
+
+    def _refresh_table(self) -> None:
         type_value = self.query_one("#type-filter", Select).value
         types = [type_value] if isinstance(type_value, str) and type_value else []
         self.table.set_source(
             LedgerPages(self.context.caracal, types, self.query_one("#filter", Input).value)
         )
-        self.table.focus()
 
     def _follow_tick(self) -> None:
         """Live table: while the cursor sits on the newest event, new events appear on top."""
@@ -130,11 +133,15 @@ class LedgerScreen(AreaScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.load()
+            self._refresh_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.table.focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "type-filter":
-            self.load()
+            self._refresh_table()
 
     def on_paged_table_highlighted(self, event: PagedTable.Highlighted) -> None:
         import json

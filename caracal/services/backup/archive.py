@@ -9,6 +9,7 @@ otherwise pass unnoticed).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -17,7 +18,7 @@ import os
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,14 @@ class ArchiveWriter:
         if self._crypt is not None:
             self._crypt.close()
 
+    def abort(self) -> None:
+        """After a failure: release everything without writing more (the caller deletes the
+        partial file), so no half-closed stream complains when it is collected."""
+        for stream in (self._tar.fileobj, self._tar, self._gzip, self._crypt):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.closed = True  # type: ignore[misc, union-attr]
+
 
 def hash_bytes(data: bytes) -> MemberInfo:
     return MemberInfo("", len(data), hashlib.sha256(data).hexdigest())
@@ -108,9 +117,9 @@ class OpenedMember:
 class _Bounded(io.RawIOBase):
     """A member's bytes, refused past the declared size, hashed as they are read."""
 
-    def __init__(self, inner: IO[bytes], info: MemberInfo) -> None:
+    def __init__(self, inner: IO[bytes], info: MemberInfo, reading: _Reading) -> None:
         super().__init__()
-        self._inner, self._info = inner, info
+        self._inner, self._info, self._reading = inner, info, reading
         self._seen = 0
         self._hash = hashlib.sha256()
 
@@ -118,7 +127,10 @@ class _Bounded(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
+        try:
+            data = self._inner.read(len(buffer))
+        except _READ_ERRORS as exc:
+            raise self._reading.damaged(exc) from None
         self._seen += len(data)
         if self._seen > self._info.size:
             raise IntegrityError(
@@ -157,16 +169,34 @@ def locked(path: Path) -> bool:
         return handle.read(len(MAGIC)) == MAGIC
 
 
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+class _Reading:
+    """Translates failures while reading the archive (and only those) into one clear error."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def damaged(self, exc: BaseException) -> IntegrityError:
+        return IntegrityError(
+            f"{self.label} is truncated or damaged ({type(exc).__name__}: {exc})."
+        )
+
+
 @contextmanager
 def open_archive(
     path: Path, lock_key: str | None
 ) -> Iterator[tuple[dict[str, Any], Iterator[OpenedMember]]]:
     """Yield the validated manifest and an iterator over the other members (each checked
-    against the manifest once consumed). Every failure is an IntegrityError naming it."""
+    against the manifest once consumed; the gzip trailer, which covers every byte, once the
+    iterator is exhausted). Every failure of the archive is an IntegrityError naming it;
+    failures of the caller's own work pass through unchanged."""
     try:
         raw = path.open("rb")
     except OSError as exc:
         raise ValidationError(f"Cannot read archive {path}: {exc.strerror}.") from None
+    reading = _Reading(path.name)
     with raw:
         is_locked = raw.read(len(MAGIC)) == MAGIC
         raw.seek(0)
@@ -178,14 +208,16 @@ def open_archive(
                     "holds its lock key."
                 )
             source = io.BufferedReader(DecryptingReader(raw, lock_key), buffer_size=1024 * 1024)
-        head = source.peek(len(_GZIP_HEADER))[: len(_GZIP_HEADER)] if is_locked else raw.read(10)
-        if not is_locked:
-            raw.seek(0)
-        if head != _GZIP_HEADER:
-            raise IntegrityError(
-                f"{path.name} is not a Caracal backup archive (or its header is damaged)."
-            )
         try:
+            head = (
+                source.peek(len(_GZIP_HEADER))[: len(_GZIP_HEADER)] if is_locked else raw.read(10)
+            )
+            if not is_locked:
+                raw.seek(0)
+            if head != _GZIP_HEADER:
+                raise IntegrityError(
+                    f"{path.name} is not a Caracal backup archive (or its header is damaged)."
+                )
             gz = gzip.GzipFile(fileobj=source, mode="rb")
             tar = tarfile.open(fileobj=gz, mode="r|")  # noqa: SIM115
             members = iter(tar)
@@ -197,23 +229,40 @@ def open_archive(
             handle = tar.extractfile(first)
             assert handle is not None
             manifest = _parse_manifest(handle.read(), path.name)
-            yield manifest, _members(tar, members, manifest)
-        except IntegrityError:
-            raise
-        except ValidationError:
-            raise
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-            raise IntegrityError(
-                f"{path.name} is truncated or damaged ({type(exc).__name__}: {exc})."
-            ) from None
+        except _READ_ERRORS as exc:
+            raise reading.damaged(exc) from None
+
+        def finish() -> None:
+            """Read gzip to its end (its CRC and size trailer cover every byte, the manifest's
+            included) and make sure nothing follows it."""
+            try:
+                while gz.read(1024 * 1024):
+                    pass
+                trailing = source.read(1) if is_locked else raw.read(1)
+            except _READ_ERRORS as exc:
+                raise reading.damaged(exc) from None
+            if trailing:
+                raise IntegrityError(f"{path.name} has data after its end; refusing it.")
+
+        yield manifest, _members(tar, members, manifest, reading, finish)
 
 
 def _members(
-    tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], manifest: dict[str, Any]
+    tar: tarfile.TarFile,
+    members: Iterator[tarfile.TarInfo],
+    manifest: dict[str, Any],
+    reading: _Reading,
+    finish: Callable[[], None],
 ) -> Iterator[OpenedMember]:
     declared: dict[str, dict[str, Any]] = manifest["members"]
     seen: set[str] = set()
-    for member in members:
+    while True:
+        try:
+            member = next(members, None)
+        except _READ_ERRORS as exc:
+            raise reading.damaged(exc) from None
+        if member is None:
+            break
         _check_tar_member(member)
         info = declared.get(member.name)
         if info is None or member.name in seen:
@@ -221,14 +270,20 @@ def _members(
         if member.size != info["size"]:
             raise IntegrityError(f"Archive member {member.name} is not the size its manifest says.")
         seen.add(member.name)
-        handle = tar.extractfile(member)
+        try:
+            handle = tar.extractfile(member)
+        except _READ_ERRORS as exc:
+            raise reading.damaged(exc) from None
         assert handle is not None
-        bounded = _Bounded(handle, MemberInfo(member.name, int(info["size"]), str(info["sha256"])))
+        bounded = _Bounded(
+            handle, MemberInfo(member.name, int(info["size"]), str(info["sha256"])), reading
+        )
         yield OpenedMember(member.name, io.BufferedReader(bounded))
         bounded.finish()
     missing = sorted(set(declared) - seen)
     if missing:
         raise IntegrityError(f"The archive is missing member {missing[0]} (truncated?).")
+    finish()
 
 
 def _parse_manifest(data: bytes, label: str) -> dict[str, Any]:
@@ -255,6 +310,16 @@ def _parse_manifest(data: bytes, label: str) -> dict[str, Any]:
         for k, v in members.items()
     ):
         raise IntegrityError(f"{label} has a malformed manifest member list.")
+    ledger, tables = manifest.get("ledger"), manifest.get("tables")
+    if not (
+        isinstance(ledger, dict)
+        and isinstance(ledger.get("head_seq"), int)
+        and isinstance(ledger.get("head_hash"), str)
+        and isinstance(tables, dict)
+        and all(isinstance(v, dict) and isinstance(v.get("rows"), int) for v in tables.values())
+        and isinstance(manifest.get("workspace_id"), str)
+    ):
+        raise IntegrityError(f"{label} has an incomplete manifest (ledger, tables or workspace).")
     total = sum(int(v["size"]) for v in members.values())
     if total > max_total_bytes():
         raise IntegrityError(

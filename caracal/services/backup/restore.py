@@ -15,7 +15,13 @@ import yaml
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from caracal.core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from caracal.core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from caracal.core.ledger import ChainWalk, NewEvent
 from caracal.core.names import check_workspace_name
 from caracal.home import config as cfg
@@ -212,9 +218,15 @@ def _write_workspace_files(
     cfg.write_raw(staging.paths.config, raw)
     if "flow_state.json" in small:
         atomic_write_bytes(staging.paths.flow_state, small["flow_state.json"])
+    from caracal.core.keys import load_public
+
     for member, data in small.items():
         if member.startswith("keys/ledger-"):
             kid = member.removeprefix("keys/ledger-").removesuffix(".pub.pem")
+            try:
+                load_public(data.decode())
+            except Exception:
+                raise IntegrityError(f"Archive member {member} is not a public key.") from None
             atomic_write_bytes(ledger_keys.pin_path(staging.paths.keys, kid), data, mode=0o644)
 
 
@@ -248,12 +260,29 @@ def _load_tables(
             if missing:
                 raise IntegrityError(f"The archive has no dump of table {missing[0]}.")
             meta.put(conn, "workspace_name", name)
-    except DBAPIError as exc:
-        first = (
-            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
-        )
+    except (DBAPIError, *_driver_errors()) as exc:  # type: ignore[misc]
+        orig: BaseException = (exc.orig or exc) if isinstance(exc, DBAPIError) else exc
+        text = str(orig).strip()
+        first = text.splitlines()[0] if text else type(orig).__name__
+        if _is_disk_full(orig):
+            raise UnavailableError(
+                f"The store ran out of space while restoring: {first}."
+            ) from None
         raise IntegrityError(f"The archive's data does not load cleanly: {first}.") from None
     return loaded
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """Rows are inserted on the driver's cursor, so its own exceptions arrive unwrapped."""
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == "53100" or "database or disk is full" in str(error)
 
 
 def _chain(first: list[OpenedMember], rest: Iterator[OpenedMember]) -> Iterator[OpenedMember]:
@@ -264,11 +293,12 @@ def _chain(first: list[OpenedMember], rest: Iterator[OpenedMember]) -> Iterator[
 def _load_secrets(conn: Connection, staging: Staging, data: bytes) -> None:
     for number, line in enumerate(data.splitlines(), start=1):
         try:
-            ref, kind, plaintext, _created = json.loads(line)
+            ref, kind, plaintext, created = json.loads(line)
             value = base64.b64decode(plaintext, validate=True)
+            created_at = float(created)
         except (ValueError, TypeError):
             raise IntegrityError(f"The archive's secrets are damaged at line {number}.") from None
-        staging.vault.put(conn, str(ref), str(kind), value)
+        staging.vault.put(conn, str(ref), str(kind), value, created_at=created_at)
 
 
 def _record_restore(store: Any, manifest: dict[str, Any], archive: Path) -> None:
@@ -359,9 +389,10 @@ def _read_pin(opened: OpenedMember, ledger: _ArchiveLedger) -> None:
     from caracal.core.keys import load_public
 
     kid = opened.name.removeprefix("keys/ledger-").removesuffix(".pub.pem")
+    data = _read_small(opened)
     try:
-        ledger.pins[kid] = load_public(_read_small(opened).decode())
-    except (ValueError, UnicodeDecodeError):
+        ledger.pins[kid] = load_public(data.decode())
+    except Exception:  # any parser complaint means the same: not a usable key
         raise IntegrityError(f"Archive member {opened.name} is not a public key.") from None
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from caracal import __version__
-from caracal.core.errors import ConflictError, NotFoundError
+from caracal.core.errors import ConflictError, NotFoundError, UnavailableError
 from caracal.core.ledger import NewEvent
 from caracal.home import config as cfg
 from caracal.home.atomic import fsync_dir
@@ -109,19 +109,16 @@ class BackupService:
             plan, manifest = self._plan(work, lock_key is not None)
             with partial.open("xb") as sink:
                 os.chmod(partial, 0o600)
-                writer = ArchiveWriter(sink, lock_key)
-                writer.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
-                for member in plan.members:
-                    if member.data is not None:
-                        writer.add_bytes(member.name, member.data)
-                    else:
-                        assert member.path is not None
-                        writer.add_file(member.name, member.path)
-                writer.close()
+                self._write(sink, lock_key, manifest, plan)
                 sink.flush()
                 os.fsync(sink.fileno())
             os.replace(partial, target)
             fsync_dir(target.parent)
+        except OSError as exc:
+            raise UnavailableError(
+                f"Cannot write the backup ({exc.strerror or exc}); free some space or choose "
+                "another --output."
+            ) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
             partial.unlink(missing_ok=True)
@@ -152,6 +149,22 @@ class BackupService:
         )
         log.info("backup %s written (%d bytes, locked=%s)", target, size, result.locked)
         return result
+
+    @staticmethod
+    def _write(sink: Any, lock_key: str | None, manifest: dict[str, Any], plan: _Plan) -> None:
+        writer = ArchiveWriter(sink, lock_key)
+        try:
+            writer.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+            for member in plan.members:
+                if member.data is not None:
+                    writer.add_bytes(member.name, member.data)
+                else:
+                    assert member.path is not None
+                    writer.add_file(member.name, member.path)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
 
     def _plan(self, work: Path, include_secrets: bool) -> tuple[_Plan, dict[str, Any]]:
         app = self.app
