@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run":
         python = ensure_venv("")
-        args = rest or ["--help"]
+        args = rest or ["flow", "--local"]
         return subprocess.call([str(python), "-m", "caracal", *args])
     python = ensure_venv("dev")
     return subprocess.call([str(python), "-m", "pytest", *rest], cwd=ROOT)
