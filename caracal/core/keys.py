@@ -16,6 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 _CURVE = ec.SECP256R1()
 _ALG = ec.ECDSA(hashes.SHA256())
+# RFC 6979: the nonce is derived from the key and message, so a weak random source at signing
+# time can never leak the private key.
+_SIGN = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 SIGNATURE_BYTES = 64
 
 
@@ -60,7 +63,7 @@ def load_public(pem: str) -> ec.EllipticCurvePublicKey:
 
 
 def sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    r, s = decode_dss_signature(private.sign(data, _ALG))
+    r, s = decode_dss_signature(private.sign(data, _SIGN))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 

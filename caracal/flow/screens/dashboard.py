@@ -80,7 +80,7 @@ class DashboardScreen(AreaScreen):
             if report.ok:
                 status.update(
                     f"Ledger: [green]verified[/green] — {report.events} events, "
-                    f"{report.checkpoints} signed checkpoints ({report.seconds:.2f}s)"
+                    f"{report.checkpoints} signed checkpoints"
                 )
             else:
                 status.update(f"Ledger: [red b]NOT VERIFIED[/red b] — {report.problem}")
