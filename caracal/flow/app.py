@@ -56,6 +56,7 @@ class FlowApp(App[None]):
         self.unsaved = False  # set by forms with edits, so quitting asks first
         self.runtime_status = "embedded"
         self.focus_mandate: str | None = None  # the mandate the delegation screen shows
+        self.confirm_destructive = True  # a preference, from the workspace's Flow state
 
     # ---- start ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -79,9 +80,8 @@ class FlowApp(App[None]):
 
             self.switch_screen(OnboardingScreen(resume=state.get("onboarding", {})))
             return
-        theme = state.get("preferences", {}).get("theme")
-        if theme and theme in self.available_themes:
-            self.theme = theme
+        self.apply_preferences(state)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.post_message(WorkspaceOpened(name))
         self.goto("dashboard")
 
@@ -98,6 +98,26 @@ class FlowApp(App[None]):
             self.pop_screen()
         self.switch_screen(screen)
 
+    def apply_preferences(self, state: dict[str, Any]) -> None:
+        preferences = state.get("preferences", {})
+        theme = preferences.get("theme")
+        if theme and theme in self.available_themes and theme != self.theme:
+            self.theme = theme
+        self.confirm_destructive = bool(preferences.get("confirm_destructive", True))
+
+    def _theme_changed(self, theme: Any) -> None:
+        """A theme picked anywhere (Settings or Textual's own palette command) is remembered."""
+        name = getattr(theme, "name", str(theme))
+
+        def save() -> None:
+            def change(state: dict[str, Any]) -> None:
+                state.setdefault("preferences", {})["theme"] = name
+
+            self.context.update_state(change)
+
+        if self.context.has_workspace:
+            run_in_background(self, save, group="state")
+
     def paint_status(self, bar: StatusBar) -> None:
         caracal = self.context._caracal
         bar.workspace = caracal.name if caracal else "—"
@@ -105,8 +125,10 @@ class FlowApp(App[None]):
         bar.runtime = self.runtime_status
 
     def workspace_changed(self) -> None:
-        """After a switch or restore: every screen reloads from the new workspace."""
+        """After a switch or restore: every screen reloads from the new workspace, and its own
+        preferences apply."""
         name = self.context.workspace_name or ""
+        run_in_background(self, self.context.read_state, done=self.apply_preferences, group="state")
         self.post_message(WorkspaceOpened(name))
         self.goto("dashboard")
 

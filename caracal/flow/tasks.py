@@ -32,13 +32,16 @@ def run_in_background(
     group: str = "store",
     exclusive: bool = False,
     description: str = "",
+    locked: bool = True,
 ) -> Worker[None]:
+    """`locked=False` is for work that may overlap other facade calls (a network probe): it
+    then does not queue everything else behind it."""
     app: FlowApp = node.app  # type: ignore[assignment]
 
     def runner() -> None:
         worker = get_current_worker()
         try:
-            result = app.context.call(work)
+            result = app.context.call(work) if locked else work()
         except CaracalError as exc:
             if not worker.is_cancelled:
                 app.call_from_thread(failed or app.show_problem, exc.message)

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caracal.home import config as cfg
 from caracal.home.paths import HomePaths, WorkspacePaths
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from caracal.services.backup.service import BackupService
     from caracal.services.config_service import ConfigService
     from caracal.services.ledger import LedgerService
+    from caracal.services.log_tail import LogLine
     from caracal.services.mandates import MandateService
     from caracal.services.overview import OverviewService
     from caracal.services.policies import PolicyService
@@ -134,6 +135,12 @@ class Caracal:
         )
 
     # ---- services -----------------------------------------------------------------------
+    def log_tail(self, **options: Any) -> list[LogLine]:
+        """The end of this workspace's log (see `log_tail.tail` for the options)."""
+        from caracal.services.log_tail import tail
+
+        return tail(self.paths.log_file, **options)
+
     @cached_property
     def overview(self) -> OverviewService:
         from caracal.services.overview import OverviewService

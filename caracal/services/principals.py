@@ -85,13 +85,15 @@ class PrincipalService:
             principal = resolve(conn, ref)
             data = principal_rows.detail(conn, principal.id)
             data["keys"] = principal_rows.keys_of(conn, principal.id)
+            counts = {
+                "held_active": dict(status="active", subject_id=principal.id),
+                "held_total": dict(status=None, subject_id=principal.id),
+                "issued_active": dict(status="active", issuer_id=principal.id),
+                "issued_total": dict(status=None, issuer_id=principal.id),
+            }
             data["mandates"] = {
-                "held_active": mandate_rows.count(
-                    conn, status="active", now=now, subject_id=principal.id
-                ),
-                "held_total": mandate_rows.count(
-                    conn, status=None, now=now, subject_id=principal.id
-                ),
+                name: mandate_rows.count(conn, now=now, **filters)  # type: ignore[arg-type]
+                for name, filters in counts.items()
             }
         return data
 

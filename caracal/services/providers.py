@@ -120,6 +120,8 @@ class ProviderService:
         if credential and clear_credential:
             raise ValidationError("Give a new credential or --clear-credential, not both.")
         changes = {k: v for k, v in changes.items() if v is not None}
+        if changes.get("header_name") == "":
+            changes["header_name"] = None  # an empty header name clears it
 
         def work(conn: Connection) -> None:
             rows = provider_rows.load_all(conn, name)

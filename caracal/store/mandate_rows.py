@@ -97,10 +97,18 @@ def listing(
     return [_decode(dict(r._mapping)) for r in conn.execute(query)]
 
 
-def _filters(subject_id: str | None, status: str | None, now: int, search: str | None) -> list[Any]:
+def _filters(
+    subject_id: str | None,
+    status: str | None,
+    now: int,
+    search: str | None,
+    issuer_id: str | None = None,
+) -> list[Any]:
     where: list[Any] = []
     if subject_id:
         where.append(mandates.c.subject_id == subject_id)
+    if issuer_id:
+        where.append(mandates.c.issuer_id == issuer_id)
     if status == "active":
         where += [mandates.c.revoked_at.is_(None), mandates.c.expires_at > now]
     elif status == "expired":
@@ -126,12 +134,12 @@ def count(
     now: int,
     subject_id: str | None = None,
     search: str | None = None,
+    issuer_id: str | None = None,
 ) -> int:
     from sqlalchemy import func
 
-    query = (
-        select(func.count()).select_from(mandates).where(*_filters(subject_id, status, now, search))
-    )
+    where = _filters(subject_id, status, now, search, issuer_id)
+    query = select(func.count()).select_from(mandates).where(*where)
     return int(conn.execute(query).scalar() or 0)
 
 

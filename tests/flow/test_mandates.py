@@ -15,7 +15,10 @@ async def open_mandates(pilot: Any) -> None:
     app = pilot.app
     await until(pilot, lambda: screen_name(app) == "DashboardScreen", what="dashboard")
     await pilot.press("6")
-    await until(pilot, lambda: screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded)
+    await until(
+        pilot,
+        lambda: screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded,
+    )
 
 
 def choose(app: Any, select_id: str, value: str) -> None:
@@ -30,7 +33,11 @@ async def test_issue_a_mandate_from_the_form(world: dict[str, str], app_factory:
         await until(pilot, lambda: screen_name(app) == "IssueMandateModal")
         choose(app, "issuer", world["alice"])
         choose(app, "subject", world["w1"])
-        await until(pilot, lambda: app.screen.query_one("#actions", SelectionList).option_count == 3, what="bounds")
+        await until(
+            pilot,
+            lambda: app.screen.query_one("#actions", SelectionList).option_count == 3,
+            what="bounds",
+        )
         assert "valid at most 1h" in str(app.screen.query_one("#bounds").render())
         app.screen.query_one("#resources", SelectionList).select("provider:github:resource:repos")
         app.screen.query_one("#actions", SelectionList).select("provider:github:action:read")
@@ -38,14 +45,18 @@ async def test_issue_a_mandate_from_the_form(world: dict[str, str], app_factory:
         await pilot.press("ctrl+a", "ctrl+k", *"20m")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen", what="back to the list")
-        await until(pilot, lambda: app.screen.query_one("#mandates").total == 2, what="two mandates")
+        await until(
+            pilot, lambda: app.screen.query_one("#mandates").total == 2, what="two mandates"
+        )
     with Caracal.open("demo") as caracal:
         held = caracal.mandates.listing(subject_ref="w1")
     assert len(held) == 1 and held[0]["actions"] == ["provider:github:action:read"]
     assert held[0]["expires_at"] - held[0]["not_before"] == 1200
 
 
-async def test_issue_over_the_policy_is_refused_inline(world: dict[str, str], app_factory: Any) -> None:
+async def test_issue_over_the_policy_is_refused_inline(
+    world: dict[str, str], app_factory: Any
+) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await open_mandates(pilot)
@@ -53,12 +64,19 @@ async def test_issue_over_the_policy_is_refused_inline(world: dict[str, str], ap
         await until(pilot, lambda: screen_name(app) == "IssueMandateModal")
         choose(app, "issuer", world["alice"])
         choose(app, "subject", world["w1"])
-        await until(pilot, lambda: app.screen.query_one("#actions", SelectionList).option_count == 3)
+        await until(
+            pilot, lambda: app.screen.query_one("#actions", SelectionList).option_count == 3
+        )
         app.screen.query_one("#resources", SelectionList).select("provider:github:resource:repos")
         app.screen.query_one("#actions", SelectionList).select("provider:github:action:read")
         await pilot.click("#ttl")
         await pilot.press("ctrl+a", "ctrl+k", *"3h", "ctrl+s")
-        await until(pilot, lambda: "exceeds the policy maximum" in str(app.screen.query_one("#form-error").render()))
+        await until(
+            pilot,
+            lambda: (
+                "exceeds the policy maximum" in str(app.screen.query_one("#form-error").render())
+            ),
+        )
         assert screen_name(app) == "IssueMandateModal"
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen")
@@ -77,7 +95,9 @@ async def test_validate_allowed_and_denied(world: dict[str, str], app_factory: A
         await until(pilot, lambda: "ALLOWED" in str(app.screen.query_one("#decision").render()))
         choose(app, "action", "provider:github:action:comment")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: "ACTION_OUT_OF_SCOPE" in str(app.screen.query_one("#decision").render()))
+        await until(
+            pilot, lambda: "ACTION_OUT_OF_SCOPE" in str(app.screen.query_one("#decision").render())
+        )
         await pilot.press("escape")
         await settle(pilot)
     with Caracal.open("demo") as caracal:
@@ -101,7 +121,9 @@ async def test_delegate_then_revoke_with_cascade(world: dict[str, str], app_fact
         await until(pilot, lambda: app.screen.query_one("#mandates").total == 2)
         # The root is the older of the two: the list is newest first.
         await pilot.press("down")
-        await until(pilot, lambda: app.screen.query_one("#mandates").current_row["id"] == world["root"])
+        await until(
+            pilot, lambda: app.screen.query_one("#mandates").current_row["id"] == world["root"]
+        )
         await pilot.press("x")
         await until(pilot, lambda: screen_name(app) == "RevokeMandateModal")
         summary = str(app.screen.query_one("#revoke-summary").render())
@@ -114,7 +136,9 @@ async def test_delegate_then_revoke_with_cascade(world: dict[str, str], app_fact
         rows = caracal.mandates.listing()
         delegated = caracal.mandates.listing(subject_ref="w1")[0]
     assert {r["status"] for r in rows} == {"revoked"}
-    assert delegated["parent_id"] == world["root"] and delegated["actions"] == ["provider:github:action:read"]
+    assert delegated["parent_id"] == world["root"] and delegated["actions"] == [
+        "provider:github:action:read"
+    ]
     assert all(r["revoked_reason"] == "rotating credentials" for r in rows)
 
 

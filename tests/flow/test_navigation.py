@@ -9,54 +9,103 @@ from tests.flow.conftest import SIZE, screen_name, settle, until
 from tests.support.cli import run_cli
 
 
-async def test_dashboard_shows_counts_and_a_verified_ledger(world: dict[str, str], app_factory: Any) -> None:
-    run_cli("mandate", "validate", world["root"], "--action", "provider:github:action:comment",
-            "--resource", "provider:github:resource:repos")
+async def test_dashboard_shows_counts_and_a_verified_ledger(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    run_cli(
+        "mandate",
+        "validate",
+        world["root"],
+        "--action",
+        "provider:github:action:comment",
+        "--resource",
+        "provider:github:resource:repos",
+    )
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
-        await until(pilot, lambda: "verified" in str(app.screen.query_one("#ledger-status").render()))
-        text = {s: str(app.screen.query_one(f"#stat-{s} .value").render()) for s in ("principals", "active", "denials")}
+        await until(
+            pilot, lambda: "verified" in str(app.screen.query_one("#ledger-status").render())
+        )
+        text = {
+            s: str(app.screen.query_one(f"#stat-{s} .value").render())
+            for s in ("principals", "active", "denials")
+        }
         assert text == {"principals": "4", "active": "1", "denials": "1"}
         assert "validation.denied" in str(app.screen.query_one("#recent").render())
 
 
-async def test_ledger_screen_filters_and_reports_tampering(world: dict[str, str], app_factory: Any) -> None:
+async def test_ledger_screen_filters_and_reports_tampering(
+    world: dict[str, str], app_factory: Any
+) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("8")
-        await until(pilot, lambda: screen_name(app) == "LedgerScreen" and app.screen.query_one("#events").loaded)
+        await until(
+            pilot,
+            lambda: screen_name(app) == "LedgerScreen" and app.screen.query_one("#events").loaded,
+        )
         with Caracal.open("demo") as caracal:
             head = caracal.ledger.head()[0]
         assert app.screen.query_one("#events").total == head
         await pilot.press("slash", *world["root"])
-        await until(pilot, lambda: app.screen.query_one("#events").total == 1, what="mandate filter")
+        await until(
+            pilot, lambda: app.screen.query_one("#events").total == 1, what="mandate filter"
+        )
         await pilot.press("enter", "V")
         await until(pilot, lambda: "Intact" in str(app.screen.query_one("#verify-status").render()))
         with Caracal.open("demo") as caracal:
-            caracal.store.write(lambda c: c.exec_driver_sql("UPDATE ledger_events SET actor = 'mallory' WHERE seq = 3"))
+            caracal.store.write(
+                lambda c: c.exec_driver_sql(
+                    "UPDATE ledger_events SET actor = 'mallory' WHERE seq = 3"
+                )
+            )
         await pilot.press("V")
-        await until(pilot, lambda: "TAMPERED" in str(app.screen.query_one("#verify-status").render()))
+        await until(
+            pilot, lambda: "TAMPERED" in str(app.screen.query_one("#verify-status").render())
+        )
         assert "event 3" in str(app.screen.query_one("#verify-status").render())
 
 
-async def test_delegation_tree_from_the_mandates_screen(world: dict[str, str], app_factory: Any) -> None:
-    child = run_cli("mandate", "delegate", world["root"], "--subject", "w1", "--ttl", "5m",
-                    "--resource", "provider:github:resource:repos", "--action", "provider:github:action:read").stdout.strip()
+async def test_delegation_tree_from_the_mandates_screen(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    child = run_cli(
+        "mandate",
+        "delegate",
+        world["root"],
+        "--subject",
+        "w1",
+        "--ttl",
+        "5m",
+        "--resource",
+        "provider:github:resource:repos",
+        "--action",
+        "provider:github:action:read",
+    ).stdout.strip()
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("6")
-        await until(pilot, lambda: screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded)
+        await until(
+            pilot,
+            lambda: (
+                screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded
+            ),
+        )
         await pilot.press("g")
         await until(pilot, lambda: screen_name(app) == "DelegationScreen")
-        await until(pilot, lambda: "1 ancestor(s)" in str(app.screen.query_one("#graph-hint").render()))
+        await until(
+            pilot, lambda: "1 ancestor(s)" in str(app.screen.query_one("#graph-hint").render())
+        )
         tree = app.screen.query_one("#graph")
         assert world["root"] in str(tree.root.label) and child in str(tree.root.children[0].label)
 
 
-async def test_palette_has_a_provider_per_area_and_runs_commands(world: dict[str, str], app_factory: Any) -> None:
+async def test_palette_has_a_provider_per_area_and_runs_commands(
+    world: dict[str, str], app_factory: Any
+) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
@@ -66,12 +115,18 @@ async def test_palette_has_a_provider_per_area_and_runs_commands(world: dict[str
         await settle(pilot)
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await until(pilot, lambda: screen_name(app) == "IssueMandateModal", what="issue form from the palette")
+        await until(
+            pilot,
+            lambda: screen_name(app) == "IssueMandateModal",
+            what="issue form from the palette",
+        )
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen")
 
 
-async def test_help_lists_every_binding_and_escape_goes_back(world: dict[str, str], app_factory: Any) -> None:
+async def test_help_lists_every_binding_and_escape_goes_back(
+    world: dict[str, str], app_factory: Any
+) -> None:
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.skipif(not tmux_available(), reason="tmux is not instal
 
 
 def test_onboarding_to_an_issued_mandate_in_a_real_terminal(home: Path) -> None:
-    env = {"CARACAL_HOME": str(home), "CARACAL_KEYRING": "off", "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    env = {
+        "CARACAL_HOME": str(home),
+        "CARACAL_KEYRING": "off",
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+    }
     with terminal([sys.executable, "-m", "caracal", "flow", "--local"], env) as term:
         term.wait_for("Step 1 of 3")
         term.type("demo")
@@ -32,10 +37,21 @@ def test_onboarding_to_an_issued_mandate_in_a_real_terminal(home: Path) -> None:
         term.wait_for("Recent activity")
         # A subject with a policy, made with the CLI while Flow runs: Flow reads the shared store.
         assert run_cli("principal", "register", "--kind", "worker", "--name", "w1").code == 0
-        assert run_cli(
-            "policy", "create", "--principal", "w1", "--max-validity", "1h",
-            "--resource", "provider:github:resource:*", "--action", "provider:github:action:*",
-        ).code == 0
+        assert (
+            run_cli(
+                "policy",
+                "create",
+                "--principal",
+                "w1",
+                "--max-validity",
+                "1h",
+                "--resource",
+                "provider:github:resource:*",
+                "--action",
+                "provider:github:action:*",
+            ).code
+            == 0
+        )
         term.send("6")
         term.wait_for("No mandates match.")
         term.send("i")

@@ -38,6 +38,10 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(self.confirm_label, id="yes", variant="error")
 
     def on_mount(self) -> None:
+        if not getattr(self.app, "confirm_destructive", True):
+            # The operator chose (in Settings) not to be asked.
+            self.call_after_refresh(self.dismiss, True)
+            return
         self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -45,6 +45,8 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     FormModal SelectionList { height: auto; max-height: 10; }
     """
 
+    _saving = False
+
     @property
     def flow(self) -> FlowApp:
         return self.app  # type: ignore[return-value]
@@ -98,15 +100,18 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         except ValueError as exc:
             self.show_error(str(exc))
             return
+        if self._saving:
+            return
         self.show_error("")
-        self.query_one("#form-submit", Button).disabled = True
+        # A flag, not a disabled button: disabling would move the focus away from the field.
+        self._saving = True
 
         def done(result: T) -> None:
             self.flow.unsaved = False
             self.dismiss(result)
 
         def failed(message: str) -> None:
-            self.query_one("#form-submit", Button).disabled = False
+            self._saving = False
             self.show_error(message)
 
         run_in_background(self, work, done=done, failed=failed, description=self.TITLE)
