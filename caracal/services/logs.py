@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import logging
+import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_handlers: dict[Path, RotatingFileHandler] = {}
+
+
+class WorkspaceLogHandler(RotatingFileHandler):
+    """Rotates at 5 MB, and reopens the file when someone else moved or deleted it (another
+    process rotating it, an operator cleaning up), instead of writing into a vanished file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8")
+        self._identity = self._current_identity()
+
+    def _current_identity(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self.baseFilename)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def emit(self, record: logging.LogRecord) -> None:
+        identity = self._current_identity()
+        if identity is None or identity != self._identity:
+            if not Path(self.baseFilename).parent.is_dir():
+                return  # the workspace itself is gone: never recreate its folders by logging
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = self._open()
+            self._identity = self._current_identity()
+        super().emit(record)
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self._identity = self._current_identity()
+
+
+_handlers: dict[Path, WorkspaceLogHandler] = {}
 
 
 def attach_workspace_log(path: Path, level: str) -> None:
@@ -22,7 +56,7 @@ def attach_workspace_log(path: Path, level: str) -> None:
     if path in _handlers:
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8")
+    handler = WorkspaceLogHandler(path)
     handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)
     _handlers[path] = handler

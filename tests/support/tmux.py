@@ -35,7 +35,10 @@ class Terminal:
 
     def screen(self) -> str:
         result = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True, check=False
+            ["tmux", "capture-pane", "-p", "-t", self.session],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return result.stdout
 
@@ -49,16 +52,34 @@ class Terminal:
         raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.session], capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["tmux", "has-session", "-t", self.session], capture_output=True
+            ).returncode
+            == 0
+        )
 
 
 @contextmanager
-def terminal(command: list[str], env: dict[str, str], width: int = 140, height: int = 42) -> Iterator[Terminal]:
+def terminal(
+    command: list[str], env: dict[str, str], width: int = 140, height: int = 42
+) -> Iterator[Terminal]:
     session = f"caracal-test-{uuid.uuid4().hex[:8]}"
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     shell_command = f"env {exports} {shlex.join(command)}; sleep 30"
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), shell_command],
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            shell_command,
+        ],
         check=True,
         env={**os.environ, "TERM": "xterm-256color"},
     )
