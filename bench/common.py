@@ -47,6 +47,9 @@ class Sizes:
     append_batches: int = 50  # transactions of `append_batch` events
     append_batch: int = 1_000
     facade: int = 2_000  # facade validations (each writes a ledger event)
+    backup_mandates: int = 100_000  # mandates in the workspace that is backed up
+    backup_events: int = 1_000_000  # ledger events in it (validation events fill it up)
+    backup_runs: int = 3  # creates and restores of each kind (median reported)
 
 
 FULL = Sizes()
@@ -62,6 +65,9 @@ QUICK = Sizes(
     append_batches=10,
     append_batch=1_000,
     facade=300,
+    backup_mandates=2_000,
+    backup_events=50_000,
+    backup_runs=1,
 )
 
 

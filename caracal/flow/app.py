@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from textual.app import App
@@ -13,7 +14,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from caracal.flow.areas import BY_KEY
-from caracal.flow.commands import area_providers
 from caracal.flow.context import FlowContext
 from caracal.flow.messages import DataChanged, WorkspaceOpened
 from caracal.flow.tasks import run_in_background
@@ -30,9 +30,18 @@ def _screen_class(area: str) -> type[Screen[None]]:
     return module.SCREEN  # type: ignore[no-any-return]
 
 
+class _PaletteProviders:
+    """The palette's providers, built when the palette first opens (not at start-up)."""
+
+    def __get__(self, obj: object, owner: type) -> set[Any]:
+        from caracal.flow.commands import area_providers
+
+        return App.COMMANDS | area_providers()
+
+
 class FlowApp(App[None]):
     TITLE = "Caracal Flow"
-    COMMANDS = App.COMMANDS | area_providers()
+    COMMANDS = _PaletteProviders()
     CSS = """
     #area { padding: 0 1; }
     .section-title { text-style: bold; margin: 1 0 0 0; }
@@ -54,15 +63,34 @@ class FlowApp(App[None]):
         self.reset_state = reset_state
         self.area = ""
         self.unsaved = False  # set by forms with edits, so quitting asks first
-        self.runtime_status = "embedded"
+        self.runtime_status = (
+            "container" if os.environ.get("CARACAL_RUNTIME_IN_CONTAINER") == "1" else "embedded"
+        )
         self.focus_mandate: str | None = None  # the mandate the delegation screen shows
         self.confirm_destructive = True  # a preference, from the workspace's Flow state
+        self._pending_area: tuple[str, str | None] | None = None
 
     # ---- start ----------------------------------------------------------------------------
     def on_mount(self) -> None:
-        self.push_screen(_screen_class("loading")())
-        run_in_background(
-            self, self._open_workspace, done=self._opened, description="open workspace"
+        from caracal.flow.startup import onboarded, peek
+
+        # Paint the dashboard at once when it is what will show; its figures fill in when the
+        # workspace has opened (imports and store in a worker).
+        name, state = peek(self.context.requested, self.context._env)
+        if name is not None and onboarded(state) and not self.reset_state:
+            self.apply_preferences(state)
+            self.area = "dashboard"
+            self.push_screen(_screen_class("dashboard")())
+        else:
+            self.push_screen(_screen_class("loading")())
+        # Opening imports the store, crypto and config libraries: start it once the first
+        # frame is out, so it does not compete with that frame for the interpreter.
+        self.call_after_refresh(
+            run_in_background,
+            self,
+            self._open_workspace,
+            done=self._opened,
+            description="open workspace",
         )
 
     def _open_workspace(self) -> str | None:
@@ -83,20 +111,40 @@ class FlowApp(App[None]):
         self.apply_preferences(state)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.post_message(WorkspaceOpened(name))
-        self.goto("dashboard")
+        pending, self._pending_area = self._pending_area, None
+        shown = [s for s in self.screen_stack if hasattr(s, "workspace_ready")]
+        if pending is not None and pending != ("dashboard", None):
+            self.goto(*pending)
+        elif shown:
+            # The dashboard painted at start-up (perhaps under the palette): fill it in place.
+            shown[-1].workspace_ready()
+        else:
+            self.goto("dashboard")
 
     # ---- navigation -----------------------------------------------------------------------
-    def goto(self, area: str) -> None:
+    def goto(self, area: str, action: str | None = None) -> None:
+        """Show an area (and then run one of its screen actions, for the palette)."""
         if area not in BY_KEY:
             return
         if not self.context.has_workspace and area not in ("help",):
+            # Still opening (start-up): go there as soon as the workspace is ready.
+            self._pending_area = (area, action)
             return
         self.area = area
-        screen = _screen_class(area)()
+        # Area screens are built once and kept: coming back only reloads their data.
+        if not self.is_screen_installed(area):
+            self.install_screen(_screen_class(area)(), name=area)
+        screen = self.get_screen(area)
+        screen.needs_load = True  # type: ignore[attr-defined]
         # Drop modals and replace the area screen: one area at a time.
         while len(self.screen_stack) > 2:
             self.pop_screen()
-        self.switch_screen(screen)
+        if self.screen is not screen:
+            self.switch_screen(area)
+        else:
+            screen.on_screen_resume()  # type: ignore[attr-defined]
+        if action is not None:
+            self.call_after_refresh(lambda: self.screen.run_action(action))
 
     def apply_preferences(self, state: dict[str, Any]) -> None:
         preferences = state.get("preferences", {})

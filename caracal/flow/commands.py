@@ -31,9 +31,7 @@ def _commands(area: Area) -> list[tuple[str, str | None]]:
 
 
 def _run(app: App[object], area: str, action: str | None) -> None:
-    app.goto(area)  # type: ignore[attr-defined]
-    if action is not None:
-        app.call_after_refresh(lambda: app.screen.run_action(action))
+    app.goto(area, action)  # type: ignore[attr-defined]
 
 
 def _provider_for(area: Area) -> type[Provider]:

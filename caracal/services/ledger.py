@@ -39,6 +39,7 @@ class LedgerFilter:
     types: list[str] = field(default_factory=list)  # exact type, or a prefix ending in '.'
     principal_id: str | None = None
     mandate_id: str | None = None
+    id_prefix: str | None = None  # the start of a mandate or principal id (mnd_…, pr_…)
     since_us: int | None = None
     reason_code: str | None = None
 
@@ -163,13 +164,14 @@ class LedgerService:
 
     @staticmethod
     def _where(flt: LedgerFilter) -> list[Any]:
-        from sqlalchemy import or_
+        from sqlalchemy import and_, or_
 
         where: list[Any] = []
         if flt.types:
-            # Prefixes compare exactly (no LIKE wildcards, same case rules on every backend).
+            # A prefix is a range (it uses the index, and has no LIKE wildcards or case rules):
+            # "validation." .. "validation/" ('/' sorts right after '.').
             clauses = [
-                func.substr(ledger_events.c.type, 1, len(t)) == t
+                and_(ledger_events.c.type >= t, ledger_events.c.type < t[:-1] + "/")
                 if t.endswith(".")
                 else ledger_events.c.type == t
                 for t in flt.types
@@ -179,6 +181,14 @@ class LedgerService:
             where.append(ledger_events.c.principal_id == flt.principal_id)
         if flt.mandate_id:
             where.append(ledger_events.c.mandate_id == flt.mandate_id)
+        if flt.id_prefix:
+            # Ids hold no character above '~': prefix .. prefix + '~' is an index range.
+            column = (
+                ledger_events.c.mandate_id
+                if flt.id_prefix.startswith("mnd_")
+                else ledger_events.c.principal_id
+            )
+            where += [column >= flt.id_prefix, column <= flt.id_prefix + "~"]
         if flt.since_us is not None:
             where.append(ledger_events.c.ts >= flt.since_us)
         if flt.reason_code:

@@ -17,7 +17,7 @@ from caracal.core.ledger import NewEvent
 from caracal.core.mandates import MandateClaims, check_parties, check_policy, plan_delegation
 from caracal.core.scopes import any_pattern_matches
 from caracal.services.authority_state import StoreAuthorityState
-from caracal.services.ids import new_id
+from caracal.services.ids import new_sortable_id
 from caracal.services.principals import resolve
 from caracal.store import mandate_rows, policy_rows
 
@@ -119,7 +119,7 @@ class MandateService:
                 )
                 return refusal
             claims = MandateClaims(
-                id=new_id("mnd", 10),
+                id=new_sortable_id("mnd"),
                 workspace_id=self.app.workspace_id,
                 issuer_id=issuer.id,
                 subject_id=subject.id,
@@ -205,7 +205,7 @@ class MandateService:
                 )
                 return refusal
             claims = MandateClaims(
-                id=new_id("mnd", 10),
+                id=new_sortable_id("mnd"),
                 workspace_id=self.app.workspace_id,
                 issuer_id=delegator.id,
                 subject_id=target.id,

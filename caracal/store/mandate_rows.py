@@ -91,7 +91,8 @@ def listing(
 ) -> list[dict[str, Any]]:
     query = select(*(c for c in mandates.c if c.name != "token"))
     query = query.where(*_filters(subject_id, status, now, search))
-    query = query.order_by(mandates.c.issued_at.desc(), mandates.c.id).offset(offset)
+    # Mandate ids start with their creation time: newest first is the primary key, backwards.
+    query = query.order_by(mandates.c.id.desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return [_decode(dict(r._mapping)) for r in conn.execute(query)]

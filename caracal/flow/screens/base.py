@@ -61,10 +61,24 @@ class AreaScreen(Screen[None]):
     def compose_area(self) -> ComposeResult:
         yield from ()
 
+    needs_load = False  # set when the screen is (re)shown as an area, not after a dialog
+
     def on_mount(self) -> None:
         self.flow.paint_status(self.query_one(StatusBar))
         if self.context.has_workspace:
+            self.needs_load = False
             self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.needs_load and self.is_mounted and self.context.has_workspace:
+            self.needs_load = False
+            self.flow.paint_status(self.query_one(StatusBar))
+            self.load()
+
+    def workspace_ready(self) -> None:
+        """The workspace finished opening after this screen was shown (at start-up)."""
+        self.flow.paint_status(self.query_one(StatusBar))
+        self.load()
 
     def load(self) -> None:
         """(Re)load this area's data; runs whenever the screen shows or data changes."""

@@ -35,14 +35,17 @@ class LedgerPages:
     search: str = ""
 
     def _filter(self) -> Any:
+        """The text is the start of a mandate or principal id, or a whole reason code."""
+        from caracal.core.reasons import ISSUANCE_REFUSALS, VALIDATION_DENIALS
         from caracal.services.ledger import LedgerFilter
 
         text = self.search.strip()
+        is_id = text.startswith(("mnd_", "pr_"))
+        is_code = text in VALIDATION_DENIALS or text in ISSUANCE_REFUSALS or text == "ALLOWED"
         return LedgerFilter(
             types=self.types,
-            mandate_id=text if text.startswith("mnd_") else None,
-            principal_id=text if text.startswith("pr_") else None,
-            reason_code=text.upper() if text and text.isupper() else None,
+            id_prefix=text if is_id else None,
+            reason_code=text if is_code else None,
         )
 
     def fetch(self, offset: int, limit: int) -> list[Row]:
@@ -71,7 +74,9 @@ class LedgerScreen(AreaScreen):
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="/ mandate id, principal id or REASON_CODE", id="filter")
+            yield Input(
+                placeholder="/ mnd_… or pr_… (the start of an id), or a REASON_CODE", id="filter"
+            )
             yield Select(TYPES, value="", allow_blank=False, id="type-filter")
         with Horizontal(id="verify-bar"):
             yield Static("", id="verify-status")

@@ -115,9 +115,15 @@ class MandatesScreen(AreaScreen):
         return self.query_one("#mandates", PagedTable)
 
     def load(self) -> None:
+        # The table and the principal names load side by side: names fill in when they come.
+        self._refresh_table()
         caracal = self.context.caracal
         run_in_background(
-            self, caracal.principals.all, done=self._principals_loaded, description="principals"
+            self,
+            caracal.principals.all,
+            done=self._principals_loaded,
+            group="principals",
+            description="principals",
         )
 
     def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
@@ -127,8 +133,9 @@ class MandatesScreen(AreaScreen):
         current = subject.value
         subject.set_options([("any subject", ""), *((p["name"], p["id"]) for p in principals)])
         subject.value = current if current in self.names else ""
-        self._refresh_table()
-        self.table.focus()
+        self.table.refresh()
+        if not isinstance(self.focused, Input | Select):  # never take it from a filter being typed
+            self.table.focus()
 
     def _refresh_table(self) -> None:
         status = self.query_one("#status-filter", Select).value
@@ -152,7 +159,7 @@ class MandatesScreen(AreaScreen):
             self.table.focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id in ("status-filter", "subject-filter") and self.names:
+        if event.select.id in ("status-filter", "subject-filter") and self.table.source is not None:
             self._refresh_table()
 
     def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:

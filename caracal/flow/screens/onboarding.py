@@ -107,9 +107,13 @@ class OnboardingScreen(Screen[None]):
         humans = [p for p in caracal.principals.all() if p["kind"] == "human"]
         if not humans:
             return "principal"
-        return "provider"
+        # A workspace set up elsewhere (the CLI, the container stack) needs no onboarding.
+        return "done" if caracal.providers.all() else "provider"
 
     def _show(self, step: str) -> None:
+        if step == "done":
+            self._finish()
+            return
         self.query_one("#steps", ContentSwitcher).current = step
         first = {
             "workspace": "#workspace-name",

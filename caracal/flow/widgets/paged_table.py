@@ -7,6 +7,7 @@ knows the total only to size the scrollbar.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,6 +92,7 @@ class PagedTable(ScrollView, can_focus=True):
         self.source: PageSource | None = None
         self.total = 0
         self.loaded = False
+        self.loaded_at = 0.0  # time.monotonic() of the last first-page load (benchmarks read it)
         self._pages: dict[int, list[Row]] = {}
         self._pending: set[int] = set()
         self._generation = 0
@@ -129,6 +131,7 @@ class PagedTable(ScrollView, can_focus=True):
         self._pending.clear()
         self.total = total
         self.loaded = True
+        self.loaded_at = time.monotonic()
         self.cursor = min(self.cursor, max(total - 1, 0))
         self._resize()
         self.refresh()

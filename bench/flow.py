@@ -1,0 +1,217 @@
+"""Flow: cold start in a real terminal, and the large-data screens.
+
+`flow-start`: `caracal flow --local` launched in tmux, timed until the dashboard's content is on
+screen (the first interactive screen), over an existing workspace. Target ≤ 0.6 s.
+
+`flow-data`: a workspace with 100,000 mandates and 1,000,000 ledger events (the backup
+benchmark's data set). In-process through Textual's Pilot: opening the Mandates and Ledger
+screens until their first page is drawn (target ≤ 200 ms), and one filter keystroke until the
+table shows the filtered first page (target ≤ 100 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result, Sizes, median, percentile, temporary_home
+
+START_RUNS = 7
+
+
+def _tmux_start_time(home: Path) -> float:
+    session = f"caracal-bench-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"env CARACAL_HOME={home} CARACAL_KEYRING=off TERM=xterm-256color "
+        f"{sys.executable} -m caracal flow --local"
+    )
+    started = time.perf_counter()
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+    )
+    try:
+        while time.perf_counter() - started < 20:
+            shown = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ).stdout
+            if "Recent activity" in shown and "principals" in shown:
+                return time.perf_counter() - started
+            time.sleep(0.005)
+        raise RuntimeError("Flow did not show its dashboard within 20 s")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def bench_flow_start(sizes: Sizes) -> list[Result]:
+    """`caracal flow --local` in a real terminal (tmux) until the dashboard shows."""
+    if shutil.which("tmux") is None:
+        print("    tmux is not installed: skipped", flush=True)
+        return []
+    with temporary_home():
+        home = Path(os.environ["CARACAL_HOME"])
+        _cli("workspace", "create", "demo")
+        _cli("principal", "register", "--kind", "human", "--name", "alice")
+        _mark_onboarded("demo")
+        _tmux_start_time(home)  # warm the file cache
+        runs = [_tmux_start_time(home) for _ in range(START_RUNS if sizes.backup_runs > 1 else 3)]
+    return [
+        Result(
+            "flow-start",
+            "launch to the dashboard, real terminal",
+            median(runs) * 1e9,
+            "ns",
+            p90=percentile(runs, 90) * 1e9,
+            target=0.6e9,
+        ),
+    ]
+
+
+def _cli(*args: str) -> None:
+    from caracal.cli.main import run
+
+    if run(list(args)) != 0:
+        raise RuntimeError(f"caracal {' '.join(args)} failed")
+
+
+def _mark_onboarded(name: str) -> None:
+    from caracal.home.flow_state import read_state, write_state
+    from caracal.home.paths import HomePaths
+
+    path = HomePaths.from_env().workspace(name).flow_state
+    state = read_state(path)
+    state["onboarding"] = {"done": True, "step": None}
+    write_state(path, state)
+
+
+async def _measure_screens(samples: int) -> dict[str, list[float]]:
+    from caracal.flow.app import build_app
+
+    app = build_app("bench")
+    keys = ("mandates-open", "mandates-search", "ledger-open", "ledger-id", "ledger-type")
+    found: dict[str, list[float]] = {k: [] for k in keys}
+    async with app.run_test(size=(140, 42)) as pilot:
+        await _wait(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
+        await app.workers.wait_for_complete()
+        for _ in range(samples):
+            table = await _open(pilot, "6", "#mandates", found["mandates-open"])
+            row = await _wait(pilot, lambda t=table: t.current_row)
+            some_id = row["id"]
+            # One keystroke of a search over every mandate's id and scopes (a LIKE scan).
+            await _keystroke(pilot, table, "m", found["mandates-search"])
+            await _back(pilot)
+            table = await _open(pilot, "8", "#events", found["ledger-open"])
+            # The last keystroke of a pasted mandate id: its events, newest first.
+            before = table.loaded_at
+            app.screen.query_one("#filter").value = some_id[:-1]
+            await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
+            await app.workers.wait_for_complete()
+            await _keystroke(pilot, table, some_id[-1], found["ledger-id"])
+            # Choosing "denials" in the type list (after clearing the id).
+            before = table.loaded_at
+            app.screen.query_one("#filter").value = ""
+            await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
+            await app.workers.wait_for_complete()
+            before, started = table.loaded_at, time.monotonic()
+            app.screen.query_one("#type-filter").value = "validation.denied"
+            await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
+            found["ledger-type"].append(table.loaded_at - started)
+            app.screen.query_one("#type-filter").value = ""
+            await app.workers.wait_for_complete()
+            await _back(pilot)
+    return found
+
+
+async def _open(pilot: Any, digit: str, table_id: str, into: list[float]) -> Any:
+    """Show the screen (built the first time, kept after) until its table has (re)loaded; then
+    clear its filters for the next measurement."""
+    app = pilot.app
+    started = time.monotonic()
+    await pilot.press(digit)
+    table = await _wait(
+        pilot,
+        lambda: (
+            app.screen.query_one(table_id).loaded_at > started and app.screen.query_one(table_id)
+        ),
+    )
+    into.append(table.loaded_at - started)
+    await app.workers.wait_for_complete()
+    if app.screen.query_one("#filter").value:
+        before = table.loaded_at
+        app.screen.query_one("#filter").value = ""
+        await _wait(pilot, lambda: table.loaded_at > before)
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+    return table
+
+
+async def _keystroke(pilot: Any, table: Any, key: str, into: list[float]) -> None:
+    pilot.app.screen.query_one("#filter").focus()
+    await pilot.pause()
+    before, started = table.loaded_at, time.monotonic()
+    await pilot.press(key)
+    await _wait(pilot, lambda: table.loaded_at > before)
+    into.append(table.loaded_at - started)
+    await pilot.app.workers.wait_for_complete()
+
+
+async def _back(pilot: Any) -> None:
+    await pilot.press("escape", "escape")
+    await _wait(pilot, lambda: type(pilot.app.screen).__name__ == "DashboardScreen")
+    await pilot.app.workers.wait_for_complete()
+
+
+async def _wait(pilot: Any, condition: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception:
+            value = None
+        if value:
+            return value
+        await pilot.pause(0.002)
+    raise RuntimeError("timed out")
+
+
+def bench_flow_data(sizes: Sizes) -> list[Result]:
+    """Mandates and Ledger screens on 100k mandates and 1M events: first page, filter keystroke."""
+    from bench.backup import dataset
+
+    with temporary_home():
+        info = dataset(sizes, Path(os.environ["CARACAL_HOME"]))
+        from caracal.services.workspaces import WorkspaceManager
+
+        WorkspaceManager().use("bench")
+        _mark_onboarded("bench")
+        print(
+            f"    data set: {info.mandates:,} mandates, {info.events:,} ledger events", flush=True
+        )
+        found = asyncio.run(_measure_screens(5 if sizes.backup_runs > 1 else 2))
+    labels = {
+        "mandates-open": ("open Mandates until the first page is drawn", 0.2e9),
+        "mandates-search": ("Mandates: one search keystroke to the new page", 0.1e9),
+        "ledger-open": ("open Ledger until the first page is drawn", 0.2e9),
+        "ledger-id": ("Ledger: last keystroke of a mandate id to its events", 0.1e9),
+        "ledger-type": ("Ledger: type filter 'denials' to the new page", 0.1e9),
+    }
+    return [
+        Result(
+            "flow-data",
+            label,
+            median(found[key]) * 1e9,
+            "ns",
+            p90=percentile(found[key], 90) * 1e9,
+            target=target,
+        )
+        for key, (label, target) in labels.items()
+    ]
+
+
+BENCHMARKS = {"flow-start": bench_flow_start, "flow-data": bench_flow_data}
