@@ -70,8 +70,12 @@ def _environment() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.authority import BENCHMARKS
+    from bench.authority import BENCHMARKS as AUTHORITY
+    from bench.backup import BENCHMARKS as BACKUP
+    from bench.flow import BENCHMARKS as FLOW
+    from bench.stack import BENCHMARKS as STACK
 
+    BENCHMARKS = {**AUTHORITY, **BACKUP, **FLOW, **STACK}
     names = list(BENCHMARKS)
     args = _parser(names).parse_args(argv)
     if args.list:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Annotated
 
 import typer
@@ -11,8 +10,11 @@ import typer
 from caracal import __version__
 from caracal.cli import backup, ledger, mandate, policy, principal, provider, workspace
 from caracal.cli import config as config_cmd
+from caracal.cli import stack as stack_cmd
 from caracal.cli.flow import flow
+from caracal.cli.serve import serve
 from caracal.core.errors import CaracalError, ExitCode
+from caracal.shell.command import shell
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -36,6 +38,18 @@ app.add_typer(mandate.app, name="mandate")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(backup.app, name="backup")
 app.command("flow")(flow)
+for _name in ("up", "down", "reset", "purge", "logs", "status", "doctor"):
+    app.command(_name)(getattr(stack_cmd, _name))
+app.command(
+    "cli",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+    },
+)(stack_cmd.cli)
+app.command("serve")(serve)
+app.command("shell")(shell)
 
 
 def _version(value: bool) -> None:
@@ -61,10 +75,6 @@ def root(
     ] = False,
 ) -> None:
     ctx.obj = {"workspace": workspace_name}
-
-
-def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -183,12 +183,29 @@ def _sqlite_engine(location: StoreLocation, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+def pg_connect_args(**extra: Any) -> dict[str, Any]:
+    """libpq arguments for every PostgreSQL connection. A password may come from the file
+    named by CARACAL_STORE_PASSWORD_FILE (a container secret) rather than the URL, so that it
+    never appears in an environment listing."""
+    args: dict[str, Any] = {"connect_timeout": 5, **extra}
+    password_file = os.environ.get("CARACAL_STORE_PASSWORD_FILE")
+    if password_file:
+        try:
+            args["password"] = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"CARACAL_STORE_PASSWORD_FILE {password_file}: {exc.strerror}; "
+                "point it at a readable file."
+            ) from None
+    return args
+
+
 def _postgres_engine(location: StoreLocation, pool_size: int) -> Engine:
     return create_engine(
         location.url,
         pool_size=pool_size,
         pool_pre_ping=True,
-        connect_args={"options": f"-csearch_path={location.pg_schema}", "connect_timeout": 5},
+        connect_args=pg_connect_args(options=f"-csearch_path={location.pg_schema}"),
     )
 
 
@@ -230,7 +247,7 @@ def open_store(
 
 
 def _create_schema(location: StoreLocation) -> None:
-    engine = create_engine(location.url, connect_args={"connect_timeout": 5})
+    engine = create_engine(location.url, connect_args=pg_connect_args())
     try:
         with engine.connect() as conn, conn.begin():
             exists = conn.execute(
@@ -275,7 +292,7 @@ def drop_store(location: StoreLocation) -> None:
     """Remove a workspace's PostgreSQL schema (SQLite files go with the workspace folder)."""
     if location.backend != "postgresql":
         return
-    engine = create_engine(location.url, connect_args={"connect_timeout": 5})
+    engine = create_engine(location.url, connect_args=pg_connect_args())
     try:
         with engine.connect() as conn, conn.begin():
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{location.pg_schema}" CASCADE')

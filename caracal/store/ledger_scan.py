@@ -72,8 +72,10 @@ def scan_range(
             conn.close()
     import psycopg
 
+    from caracal.store.engine import pg_connect_args
+
     with (
-        psycopg.connect(dsn, options=f"-csearch_path={pg_schema}") as pg,
+        psycopg.connect(dsn, **pg_connect_args(options=f"-csearch_path={pg_schema}")) as pg,
         pg.cursor(name="caracal_ledger_scan") as cursor,
     ):
         cursor.itersize = BATCH

@@ -1,0 +1,197 @@
+"""Host launcher commands: `caracal up | down | reset | purge | logs | status | doctor | cli`.
+They manage containers and attach terminals; they never touch a workspace store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from caracal.cli.common import confirm, echo, emit_json, interactive, note, table
+from caracal.core.errors import RefusedError
+
+if TYPE_CHECKING:
+    from caracal.launcher.stack import Launcher, ServiceStatus
+
+ComposeFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--compose-file",
+        metavar="FILE",
+        help="The stack file (default: $CARACAL_DOCKER_COMPOSE_FILE, ./docker-compose.yml, "
+        "or the checkout's).",
+    ),
+]
+
+
+def compose_path(option: Path | None) -> Path:
+    if option is not None:
+        return option.resolve()
+    if os.environ.get("CARACAL_DOCKER_COMPOSE_FILE"):
+        return Path(os.environ["CARACAL_DOCKER_COMPOSE_FILE"]).resolve()
+    here = Path.cwd() / "docker-compose.yml"
+    if here.exists():
+        return here
+    import caracal
+
+    return Path(caracal.__file__).resolve().parent.parent / "docker-compose.yml"
+
+
+def launcher(compose_file: Path | None) -> Launcher:
+    from caracal.launcher.compose import load
+    from caracal.launcher.engine import connect
+    from caracal.launcher.stack import Launcher
+    from caracal.launcher.state import StackState
+
+    client = connect()
+    path = compose_path(compose_file)
+    project = os.environ.get("CARACAL_PROJECT_NAME")
+    first = load(path, project=project)
+    state = StackState.for_project(first.project)
+    env = {**state.environment(), **os.environ}
+    return Launcher(load(path, env, project=project), client, state, say=note)
+
+
+def _show(statuses: list[ServiceStatus], as_json: bool) -> None:
+    if as_json:
+        emit_json([s.to_dict() for s in statuses])
+        return
+    table(
+        ["service", "state", "health", "ports"],
+        [[s.service, s.state, s.health, ", ".join(s.ports)] for s in statuses],
+    )
+
+
+def up(
+    build: Annotated[
+        bool, typer.Option("--build", help="Rebuild the runtime image first.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for health.")
+    ] = 180,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Start the container stack and wait until every service is healthy."""
+    stack = launcher(compose_file)
+    note(f"Starting stack {stack.project} from {stack.stack.path}")
+    _show(stack.up(build=build, timeout=timeout), as_json=False)
+
+
+def down(compose_file: ComposeFile = None) -> None:
+    """Stop and remove the stack's containers; data volumes are kept."""
+    removed = launcher(compose_file).down()
+    echo(f"Removed {len(removed)} item(s); volumes kept." if removed else "Nothing was running.")
+
+
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Remove the stack's containers AND its data volumes (every workspace in the stack)."""
+    stack = launcher(compose_file)
+    confirm(f"Delete every container and data volume of stack {stack.project}?", yes=yes)
+    removed = stack.down(volumes=True)
+    echo(f"Removed {len(removed)} item(s), data volumes included.")
+
+
+def purge(
+    force: Annotated[
+        bool, typer.Option("--force", help="Do not ask; required without a terminal.")
+    ] = False,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Remove everything labelled as this stack: containers, volumes, networks, the images it
+    built, and its local state (secrets). Nothing else, whatever its name."""
+    stack = launcher(compose_file)
+    if not force:
+        if not interactive():
+            raise RefusedError(
+                "purge deletes all stack data; refusing without a terminal. Pass --force."
+            )
+        answer = typer.prompt(
+            f"This deletes every container, volume, network and built image of stack "
+            f"{stack.project}, and its secrets. Type purge to confirm",
+            default="",
+            show_default=False,
+        )
+        if answer.strip() != "purge":
+            raise RefusedError("Cancelled; nothing was removed.")
+    removed = stack.purge()
+    for item in removed:
+        echo(f"removed {item}")
+    echo(
+        f"Purged stack {stack.project}: {len(removed)} item(s). Embedded workspaces are untouched."
+    )
+
+
+def logs(
+    services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE]...")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", min=0, help="Only the last N lines.")
+    ] = None,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Show the stack's logs (every service, or those named)."""
+    from caracal.launcher.logs import show_logs
+
+    with contextlib.suppress(KeyboardInterrupt):
+        show_logs(launcher(compose_file), services or [], follow=follow, tail=tail)
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Each service of the stack: state, health and published ports."""
+    _show(launcher(compose_file).status(), as_json)
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    compose_file: ComposeFile = None,
+) -> None:
+    """Check that this host can run the stack; each problem comes with a next step."""
+    from caracal.core.errors import CaracalError, ExitCode
+    from caracal.launcher.doctor import engine_finding, examine
+
+    try:
+        findings = examine(launcher(compose_file))
+    except CaracalError as exc:
+        findings = [engine_finding(exc)]
+    if as_json:
+        emit_json([f.__dict__ for f in findings])
+    else:
+        table(
+            ["check", "ok", "detail", "next step"],
+            [[f.check, "yes" if f.ok else "NO", f.detail, f.next_step] for f in findings],
+        )
+    if not all(f.ok for f in findings):
+        raise typer.Exit(int(ExitCode.UNAVAILABLE))
+
+
+def cli(
+    ctx: typer.Context,
+    local: Annotated[bool, typer.Option("--local", help="Run here, without Docker.")] = False,
+    compose_file: ComposeFile = None,
+) -> None:
+    """The restricted Caracal shell in the runtime container; with arguments, run that one
+    command there and return its exit code. Files under $CARACAL_HOME/host-io are seen
+    inside as /caracal-host-io."""
+    args = list(ctx.args)
+    if local:
+        from caracal.cli.main import run
+
+        code = run(["shell"] if not args else args[1:] if args[0] == "caracal" else args)
+        raise typer.Exit(code)
+    from caracal.launcher.attach import run_cli
+
+    stack = launcher(compose_file)
+    sys.stdout.flush()
+    raise typer.Exit(run_cli(stack, args))

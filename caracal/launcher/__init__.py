@@ -1,0 +1,1 @@
+"""The host launcher: the container stack through the Docker SDK, and terminals attached to it."""

@@ -1,0 +1,184 @@
+"""Images for the stack: pulled when missing (with progress), or built from this checkout
+(a wheelhouse for the image's Python, then `docker build` with progress), labelled so that
+`purge` finds exactly what the launcher built."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caracal.core.errors import UnavailableError
+from caracal.launcher.compose import Service
+
+if TYPE_CHECKING:
+    from caracal.launcher.stack import Launcher
+
+OFFLINE_HINT = (
+    "without a registry, build local images with containers/offline/build-images.sh and set "
+    "CARACAL_BASE_IMAGE, CARACAL_POSTGRES_IMAGE and CARACAL_REDIS_IMAGE"
+)
+
+
+def ensure_images(launcher: Launcher, services: list[Service], *, build: bool) -> dict[str, str]:
+    """Image reference -> image id, for every service given."""
+    builders = {s.image: s for s in launcher.stack.services.values() if s.build is not None}
+    ids: dict[str, str] = {}
+    for service in services:
+        if service.image in ids:
+            continue
+        builder = builders.get(service.image)
+        present = _image_id(launcher, service.image)
+        if builder is not None and (build or present is None):
+            ids[service.image] = build_image(launcher, builder)
+        elif present is not None:
+            ids[service.image] = present
+        else:
+            ids[service.image] = pull(launcher, service.image)
+    return ids
+
+
+def _image_id(launcher: Launcher, ref: str) -> str | None:
+    from docker.errors import ImageNotFound
+
+    try:
+        return str(launcher.client.images.get(ref).id)
+    except ImageNotFound:
+        return None
+
+
+def pull(launcher: Launcher, ref: str) -> str:
+    from docker.errors import APIError
+
+    repository, _, tag = (
+        ref.rpartition(":") if ":" in ref.rsplit("/", maxsplit=1)[-1] else (ref, "", "latest")
+    )
+    launcher.say(f"  pulling {ref}")
+    done: set[str] = set()
+    try:
+        for event in launcher.client.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise UnavailableError(f"Cannot pull {ref}: {event['error']}; {OFFLINE_HINT}.")
+            layer, status = event.get("id"), event.get("status", "")
+            if layer and status in ("Pull complete", "Already exists") and layer not in done:
+                done.add(layer)
+                launcher.say(f"    {ref}: {len(done)} layer(s) ready")
+    except APIError as exc:
+        raise UnavailableError(
+            f"Cannot pull {ref}: {exc.explanation or exc}; {OFFLINE_HINT}."
+        ) from None
+    image_id = _image_id(launcher, ref)
+    if image_id is None:
+        raise UnavailableError(f"Cannot pull {ref}; {OFFLINE_HINT}.")
+    return image_id
+
+
+def build_image(launcher: Launcher, service: Service) -> str:
+    assert service.build is not None
+    spec = service.build
+    base = spec.args.get("BASE_IMAGE")
+    if base and _image_id(launcher, base) is None:
+        pull(launcher, base)
+    prepare_wheelhouse(launcher, spec.context, base)
+    launcher.say(f"  building {service.image} from {spec.context / spec.dockerfile}")
+    labels = {
+        "com.docker.compose.project": launcher.project,
+        "com.docker.compose.service": service.name,
+    }
+    stream = launcher.client.api.build(
+        path=str(spec.context),
+        dockerfile=spec.dockerfile,
+        tag=service.image,
+        buildargs=spec.args,
+        labels=labels,
+        rm=True,
+        forcerm=True,
+        decode=True,
+    )
+    for event in stream:
+        if "error" in event:
+            raise UnavailableError(f"Building {service.image} failed: {event['error'].strip()}")
+        line = str(event.get("stream", "")).strip()
+        if line.startswith("Step "):
+            launcher.say(f"    {line}")
+    image_id = _image_id(launcher, service.image)
+    if image_id is None:
+        raise UnavailableError(f"Building {service.image} produced no image.")
+    return image_id
+
+
+def _python_of(launcher: Launcher, image: str | None) -> str:
+    if image is None:
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    output = launcher.client.containers.run(
+        image,
+        ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        remove=True,
+        network_disabled=True,
+    )
+    return str(output.decode().strip())
+
+
+def _source_digest(context: Path, python: str) -> str:
+    digest = hashlib.sha256(python.encode())
+    for path in sorted([context / "pyproject.toml", *(context / "caracal").rglob("*.py")]):
+        digest.update(str(path.relative_to(context)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None) -> Path:
+    """`build/wheels/` in the build context: the caracal wheel and every dependency, for the
+    base image's Python. Reused while the sources and that Python are unchanged."""
+    target = context / "build" / "wheels"
+    if not (context / "pyproject.toml").exists():
+        raise UnavailableError(
+            f"{context} is not a Caracal checkout; the runtime image is built from one."
+        )
+    python = _python_of(launcher, base_image)
+    stamp = target / ".source-digest"
+    digest = _source_digest(context, python)
+    if stamp.exists() and stamp.read_text() == digest:
+        launcher.say("  wheelhouse is up to date")
+        return target
+    launcher.say(f"  preparing wheels for Python {python}")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python == host:
+        _run([*pip, "wheel", "--wheel-dir", str(target), str(context)])
+    else:
+        _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(target), str(context)])
+        deps = tomllib.loads((context / "pyproject.toml").read_text())["project"]["dependencies"]
+        machine = platform.machine()
+        platforms = [f"manylinux_2_{v}_{machine}" for v in (17, 28, 34)]
+        _run(
+            [
+                *pip,
+                "download",
+                "--only-binary=:all:",
+                "--python-version",
+                python,
+                "--implementation",
+                "cp",
+                *(a for p in platforms for a in ("--platform", p)),
+                "--dest",
+                str(target),
+                *deps,
+            ]
+        )
+    stamp.write_text(digest)
+    return target
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise UnavailableError(f"Preparing the wheelhouse failed: {last}")

@@ -1,0 +1,299 @@
+"""Applying the compose file through the Docker SDK: network, volumes, images, containers in
+dependency order, health waits; and taking it all down again, precisely by label."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from caracal.core.errors import ConflictError, UnavailableError
+from caracal.launcher.compose import Service, Stack
+from caracal.launcher.state import StackState
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+CONFIG_HASH = "com.docker.compose.config-hash"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    container: str | None
+    state: str  # running, exited, created, missing
+    health: str  # healthy, unhealthy, starting, none
+    ports: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Launcher:
+    def __init__(
+        self, stack: Stack, client: docker.DockerClient, state: StackState, say: Say = print
+    ) -> None:
+        self.stack = stack
+        self.client = client
+        self.state = state
+        self.say = say
+
+    # ---- names and lookups ----------------------------------------------------------------
+    @property
+    def project(self) -> str:
+        return self.stack.project
+
+    @property
+    def network_name(self) -> str:
+        return f"{self.project}_default"
+
+    def volume_name(self, key: str) -> str:
+        return f"{self.project}_{key}"
+
+    def container_name(self, service: str) -> str:
+        return f"{self.project}-{service}-1"
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return {PROJECT: self.project, **extra}
+
+    def containers(self) -> list[Container]:
+        return list(
+            self.client.containers.list(all=True, filters={"label": f"{PROJECT}={self.project}"})
+        )
+
+    def container(self, service: str) -> Container | None:
+        for found in self.containers():
+            if found.labels.get(SERVICE) == service:
+                return found
+        return None
+
+    # ---- up ---------------------------------------------------------------------------------
+    def up(
+        self, targets: Iterable[str] | None = None, *, build: bool = False, timeout: float = 120
+    ) -> list[ServiceStatus]:
+        """Bring the default services (or `targets` and what they depend on) to healthy."""
+        services = self._selection(targets)
+        self.state.prepare()
+        self._ensure_network()
+        self._ensure_volumes()
+        from caracal.launcher.images import ensure_images
+
+        image_ids = ensure_images(self, services, build=build)
+        deadline = time.monotonic() + timeout
+        for service in services:
+            for dependency, condition in service.depends_on.items():
+                self._wait(dependency, condition, deadline)
+            self._ensure_container(service, image_ids[service.image])
+        for service in services:
+            self._wait(service.name, "service_healthy", deadline)
+        return self.status([s.name for s in services])
+
+    def _selection(self, targets: Iterable[str] | None) -> list[Service]:
+        if targets is None:
+            return self.stack.active()
+        chosen = []
+        for name in targets:
+            if name not in self.stack.services:
+                known = ", ".join(self.stack.services)
+                raise ConflictError(f"No service {name!r} in {self.stack.path}; it has {known}.")
+            chosen.append(self.stack.services[name])
+        return self.stack.ordered(chosen)
+
+    def _ensure_network(self) -> None:
+        if not self.client.networks.list(names=[self.network_name]):
+            self.client.networks.create(
+                self.network_name,
+                driver="bridge",
+                labels=self._labels(**{"com.docker.compose.network": "default"}),
+            )
+
+    def _ensure_volumes(self) -> None:
+        existing = {
+            v.name for v in self.client.volumes.list(filters={"label": f"{PROJECT}={self.project}"})
+        }
+        for key in self.stack.volumes:
+            if self.volume_name(key) not in existing:
+                self.client.volumes.create(
+                    self.volume_name(key),
+                    labels=self._labels(**{"com.docker.compose.volume": key}),
+                )
+
+    def _ensure_container(self, service: Service, image_id: str) -> None:
+        secret_files = {name: self.stack.secrets[name] for name in service.secrets}
+        wanted = service.config_hash(image_id, secret_files)
+        current = self.container(service.name)
+        if current is not None and current.labels.get(CONFIG_HASH) != wanted:
+            self.say(f"  {service.name}: configuration changed, recreating")
+            current.remove(force=True)
+            current = None
+        if current is None:
+            current = self.client.containers.create(
+                **self._create_args(service, wanted, secret_files)
+            )
+        if current.status != "running":
+            self.say(f"  {service.name}: starting")
+            current.start()
+
+    def _create_args(
+        self, service: Service, config_hash: str, secret_files: dict[str, Any]
+    ) -> dict[str, Any]:
+        volumes: dict[str, dict[str, str]] = {}
+        for mount in service.mounts:
+            source = self.volume_name(mount.source) if mount.kind == "volume" else mount.source
+            volumes[source] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
+        for name, path in secret_files.items():
+            volumes[str(path)] = {"bind": f"/run/secrets/{name}", "mode": "ro"}
+        labels = {
+            **service.labels,
+            **self._labels(
+                **{
+                    SERVICE: service.name,
+                    CONFIG_HASH: config_hash,
+                    "com.docker.compose.container-number": "1",
+                    "com.docker.compose.oneoff": "False",
+                    "com.docker.compose.project.config_files": str(self.stack.path),
+                    "com.docker.compose.project.working_dir": str(self.stack.path.parent),
+                }
+            ),
+        }
+        args: dict[str, Any] = {
+            "image": service.image,
+            "name": self.container_name(service.name),
+            "command": service.command,
+            "entrypoint": service.entrypoint,
+            "environment": service.environment,
+            "labels": labels,
+            "volumes": volumes,
+            "ports": {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in service.ports},
+            "read_only": service.read_only,
+            "cap_drop": service.cap_drop or None,
+            "security_opt": service.security_opt or None,
+            "tmpfs": {path: "" for path in service.tmpfs} or None,
+            "user": service.user,
+            "tty": service.tty,
+            "stdin_open": service.stdin_open,
+            "init": service.init or None,
+            "working_dir": service.working_dir,
+            "network": self.network_name,
+            "networking_config": {
+                self.network_name: self.client.api.create_endpoint_config(aliases=[service.name])
+            },
+            "detach": True,
+        }
+        if service.healthcheck is not None:
+            args["healthcheck"] = service.healthcheck.to_docker()
+        if service.restart != "no":
+            args["restart_policy"] = {"Name": service.restart}
+        return {k: v for k, v in args.items() if v is not None}
+
+    def _wait(self, name: str, condition: str, deadline: float) -> None:
+        announced = False
+        while True:
+            container = self.container(name)
+            if container is None:
+                raise UnavailableError(f"Service {name} has no container; run `caracal up`.")
+            state = container.attrs.get("State", {})
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Status") in ("exited", "dead"):
+                raise UnavailableError(
+                    f"Service {name} stopped (exit code {state.get('ExitCode')}): "
+                    f"{_tail(container)}; see `caracal logs {name}`."
+                )
+            if condition == "service_started" and state.get("Status") == "running":
+                return
+            if state.get("Status") == "running" and health in (None, "healthy", "none"):
+                return
+            if health == "unhealthy":
+                raise UnavailableError(
+                    f"Service {name} is unhealthy ({_last_probe(state)}; last log: "
+                    f"{_tail(container)}); see `caracal logs {name}`."
+                )
+            if time.monotonic() > deadline:
+                raise UnavailableError(
+                    f"Service {name} was not healthy in time (state {state.get('Status')}, "
+                    f"health {health}); see `caracal logs {name}`."
+                )
+            if not announced:
+                self.say(f"  {name}: waiting for health")
+                announced = True
+            time.sleep(0.2)
+            container.reload()
+
+    # ---- status, down, reset, purge ------------------------------------------------------------
+    def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        wanted = list(names) if names is not None else list(self.stack.services)
+        found = {c.labels.get(SERVICE): c for c in self.containers()}
+        out = []
+        for name in wanted:
+            container = found.get(name)
+            if container is None:
+                out.append(ServiceStatus(name, None, "missing", "none", []))
+                continue
+            state = container.attrs.get("State", {})
+            ports = []
+            for inner, bindings in (
+                container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+            ).items():
+                for binding in bindings or []:
+                    ports.append(f"{binding.get('HostIp')}:{binding.get('HostPort')}->{inner}")
+            health = (state.get("Health") or {}).get("Status") or "none"
+            out.append(ServiceStatus(name, container.name, state.get("Status", "?"), health, ports))
+        return out
+
+    def down(self, *, volumes: bool = False) -> list[str]:
+        """Stop and remove the project's containers (and with `volumes`, its volumes) and its
+        network. Returns what was removed."""
+        removed = []
+        for container in self.containers():
+            container.remove(force=True)
+            removed.append(f"container {container.name}")
+        for network in self.client.networks.list(filters={"label": f"{PROJECT}={self.project}"}):
+            network.remove()
+            removed.append(f"network {network.name}")
+        if volumes:
+            for volume in self.client.volumes.list(filters={"label": f"{PROJECT}={self.project}"}):
+                volume.remove(force=True)
+                removed.append(f"volume {volume.name}")
+        return removed
+
+    def purge(self) -> list[str]:
+        """Everything labelled as this project, the images it built, and its local state."""
+        removed = self.down(volumes=True)
+        for image in self.client.images.list(filters={"label": f"{PROJECT}={self.project}"}):
+            self.client.images.remove(image.id, force=True)
+            removed.append(f"image {', '.join(image.tags) or image.short_id}")
+        # The runtime Dockerfile's install stage, left untagged by the classic builder.
+        stages = {"label": "org.caracal.build-stage=install", "dangling": True}
+        for image in self.client.images.list(filters=stages):
+            with contextlib.suppress(Exception):  # still the parent of a tagged image
+                self.client.images.remove(image.id)
+                removed.append(f"build stage {image.short_id}")
+        if self.state.root.exists():
+            self.state.remove()
+            removed.append(f"local state {self.state.root}")
+        return removed
+
+
+def _tail(container: Container, lines: int = 3) -> str:
+    try:
+        text = container.logs(tail=lines).decode(errors="replace").strip()
+    except Exception:
+        return "no log"
+    return " | ".join(text.splitlines()[-lines:]) or "no log"
+
+
+def _last_probe(state: dict[str, Any]) -> str:
+    log = (state.get("Health") or {}).get("Log") or []
+    if not log:
+        return "no probe result yet"
+    return (
+        str(log[-1].get("Output", "")).strip().splitlines()[-1:][0]
+        if log[-1].get("Output")
+        else "probe failed"
+    )

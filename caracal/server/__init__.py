@@ -1,0 +1,1 @@
+"""The runtime service (HTTP). For now it serves `/health`; authorisation endpoints come next."""

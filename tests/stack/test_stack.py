@@ -1,0 +1,204 @@
+"""End to end on a real engine, in order: up, the product CLI inside, Flow attached in a real
+terminal, logs, down keeps data, reset drops it, purge removes exactly what is ours."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.stack.conftest import StackEnv
+from tests.support.tmux import terminal, tmux_available
+
+pytestmark = pytest.mark.docker
+
+READ = "provider:github:action:read"
+REPOS = "provider:github:resource:repos"
+
+
+def _status(stack: StackEnv) -> dict[str, dict[str, object]]:
+    return {s["service"]: s for s in stack.json("status", "--json")}
+
+
+def test_up_brings_every_service_to_healthy(stack: StackEnv) -> None:
+    result = stack.run("up", timeout=900)
+    assert result.returncode == 0, result.stderr
+    status = _status(stack)
+    for service in ("postgres", "redis", "runtime"):
+        assert status[service]["state"] == "running", status
+        assert status[service]["health"] == "healthy", status
+    # Only the runtime is published, and only on the loopback address.
+    assert status["postgres"]["ports"] == [] and status["redis"]["ports"] == []
+    assert status["runtime"]["ports"] == [f"127.0.0.1:{stack.port}->8080/tcp"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/health", timeout=5) as reply:
+        health = json.load(reply)
+    assert health["dependencies"]["store"]["ok"] and health["dependencies"]["redis"]["ok"]
+    # Idempotent: a second `up` changes nothing and still succeeds.
+    before = stack.labelled("container")
+    assert stack.run("up", timeout=300).returncode == 0
+    assert stack.labelled("container") == before
+
+
+def test_cli_runs_product_commands_on_postgresql_inside(stack: StackEnv) -> None:
+    current = stack.json("cli", "workspace", "current", "--json")
+    assert current["store"].startswith("PostgreSQL"), current
+    stack.run("cli", "principal", "register", "--kind", "human", "--name", "alice", check=True)
+    principals = stack.json("cli", "principal", "list", "--json")
+    assert [p["name"] for p in principals] == ["alice"]
+    missing = stack.run("cli", "principal", "show", "nobody")
+    assert missing.returncode == 3 and "nobody" in missing.stderr
+
+
+def test_a_mandate_issued_through_cli_validates(stack: StackEnv) -> None:
+    stack.run(
+        "cli",
+        "provider",
+        "add",
+        "github",
+        "--base-url",
+        "https://api.github.com",
+        "--resource",
+        "repos",
+        "--action",
+        "repos:read",
+        check=True,
+    )
+    stack.run(
+        "cli", "principal", "register", "--kind", "orchestrator", "--name", "orch", check=True
+    )
+    stack.run(
+        "cli",
+        "policy",
+        "create",
+        "--principal",
+        "orch",
+        "--max-validity",
+        "1h",
+        "--resource",
+        "provider:github:resource:*",
+        "--action",
+        "provider:github:action:*",
+        check=True,
+    )
+    mandate = stack.json(
+        "cli",
+        "mandate",
+        "issue",
+        "--issuer",
+        "alice",
+        "--subject",
+        "orch",
+        "--ttl",
+        "10m",
+        "--resource",
+        REPOS,
+        "--action",
+        READ,
+        "--json",
+    )
+    allowed = stack.run(
+        "cli", "mandate", "validate", mandate["id"], "--action", READ, "--resource", REPOS, "--json"
+    )
+    assert allowed.returncode == 0 and json.loads(allowed.stdout)["allowed"] is True
+    denied = stack.run(
+        "cli",
+        "mandate",
+        "validate",
+        mandate["id"],
+        "--action",
+        "provider:github:action:write",
+        "--resource",
+        REPOS,
+        "--json",
+    )
+    assert denied.returncode == 6
+    assert json.loads(denied.stdout)["reason_code"] == "ACTION_OUT_OF_SCOPE"
+
+
+def test_cli_without_arguments_is_the_restricted_shell(stack: StackEnv) -> None:
+    result = subprocess.run(
+        [*_caracal(stack), "cli"],
+        input="principal list --json\nsh -c id\nexit\n",
+        capture_output=True,
+        text=True,
+        env=stack.env,
+        timeout=60,
+    )
+    assert '"alice"' in result.stdout
+    assert "uid=" not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not tmux_available(), reason="tmux is not installed")
+def test_flow_attaches_in_a_real_terminal_and_quits_cleanly(stack: StackEnv) -> None:
+    env = {
+        k: v for k, v in stack.env.items() if k.startswith(("CARACAL_", "PATH", "HOME", "DOCKER"))
+    }
+    command = [*_caracal(stack), "flow"]
+    with terminal(["sh", "-c", f'{shlex.join(command)}; echo "[flow exited $?]"'], env) as term:
+        shown = term.wait_for("Recent activity", timeout=120)
+        assert "PostgreSQL" in shown
+        term.send("q")
+        after = term.wait_for("[flow exited 0]", timeout=30)
+        assert "Traceback" not in after
+    flow = _status(stack)["flow"]
+    assert flow["state"] == "running"  # the flow container stays for the next attach
+
+
+def test_logs_show_the_runtime_log(stack: StackEnv) -> None:
+    result = stack.run("logs", "runtime", check=True)
+    assert "Caracal runtime serving workspace default" in result.stdout
+    assert all(line.startswith("runtime | ") for line in result.stdout.splitlines())
+    unknown = stack.run("logs", "nosuch")
+    assert unknown.returncode == 3 and "nosuch" in unknown.stderr
+
+
+def test_down_keeps_the_data(stack: StackEnv) -> None:
+    assert stack.run("down", timeout=300).returncode == 0
+    assert stack.labelled("container") == []
+    assert len(stack.labelled("volume")) == 2
+    assert stack.run("up", timeout=300).returncode == 0
+    names = {p["name"] for p in stack.json("cli", "principal", "list", "--json")}
+    assert names == {"alice", "orch"}
+
+
+def test_reset_removes_the_data(stack: StackEnv) -> None:
+    refused = stack.run("reset")
+    assert refused.returncode == 9 and "--yes" in refused.stderr
+    assert stack.run("reset", "--yes", timeout=300).returncode == 0
+    assert stack.labelled("volume") == [] and stack.labelled("container") == []
+    assert stack.run("up", timeout=300).returncode == 0
+    assert stack.json("cli", "principal", "list", "--json") == []
+
+
+def test_purge_removes_exactly_what_is_labelled(stack: StackEnv) -> None:
+    subprocess.run(["docker", "rm", "-f", "caracal-lookalike"], capture_output=True)
+    subprocess.run(
+        ["docker", "run", "-d", "--name", "caracal-lookalike", stack.env["CARACAL_REDIS_IMAGE"]],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        refused = stack.run("purge")
+        assert refused.returncode == 9 and "--force" in refused.stderr
+        assert stack.labelled("container")  # nothing happened
+        result = stack.run("purge", "--force", timeout=300)
+        assert result.returncode == 0, result.stderr
+        for kind in ("container", "volume", "network", "image"):
+            assert stack.labelled(kind) == [], kind
+        assert not (stack.home / "stack" / stack.project).exists()
+        lookalike = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Running}}", "caracal-lookalike"],
+            capture_output=True,
+            text=True,
+        )
+        assert lookalike.stdout.strip() == "true"
+    finally:
+        subprocess.run(["docker", "rm", "-f", "caracal-lookalike"], capture_output=True)
+
+
+def _caracal(stack: StackEnv) -> list[str]:
+    return [sys.executable, "-m", "caracal"]
