@@ -66,3 +66,29 @@ def test_doctor_reports_the_missing_engine_with_a_next_step(home: Path) -> None:
     findings = json.loads(result.stdout)
     assert findings[0]["check"] == "docker engine" and not findings[0]["ok"]
     assert "caracal flow --local" in findings[0]["next_step"]
+
+
+def test_cli_local_runs_the_command_here_without_docker(home: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CARACAL_HOME": str(home),
+        "CARACAL_KEYRING": "off",
+        "DOCKER_HOST": f"unix://{home}/x.sock",
+    }
+
+    def caracal(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "caracal", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            input=stdin,
+        )
+
+    assert caracal("cli", "--local", "workspace", "create", "demo").returncode == 0
+    listed = caracal("cli", "--local", "caracal", "workspace", "list", "--json")
+    assert listed.returncode == 0 and '"demo"' in listed.stdout
+    shell = caracal("cli", "--local", stdin="workspace current --json\n")
+    assert shell.returncode == 0 and '"demo"' in shell.stdout

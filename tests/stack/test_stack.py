@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -117,6 +118,36 @@ def test_a_mandate_issued_through_cli_validates(stack: StackEnv) -> None:
     )
     assert denied.returncode == 6
     assert json.loads(denied.stdout)["reason_code"] == "ACTION_OUT_OF_SCOPE"
+
+
+def test_host_io_paths_map_into_the_container(stack: StackEnv) -> None:
+    archive = stack.home / "host-io" / "from-stack.tar.gz"
+    result = stack.run("cli", "backup", "create", "--output", str(archive), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert archive.exists() and archive.stat().st_size > 0
+    verified = stack.run("cli", "backup", "verify", str(archive), timeout=300)
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_doctor_finds_the_stack_well_and_a_taken_port(stack: StackEnv) -> None:
+    findings = stack.json("doctor", "--json")
+    assert all(f["ok"] for f in findings), findings
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**stack.env, "CARACAL_RUNTIME_PORT": str(port)}
+        result = subprocess.run(
+            [*_caracal(stack), "doctor", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 8
+    taken = [f for f in json.loads(result.stdout) if not f["ok"]]
+    assert [f["check"] for f in taken] == [f"port 127.0.0.1:{port}"]
+    assert "CARACAL_RUNTIME_PORT" in taken[0]["next_step"]
 
 
 def test_cli_without_arguments_is_the_restricted_shell(stack: StackEnv) -> None:
