@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from caracal import __version__
-from caracal.cli import backup, ledger, mandate, policy, principal, provider, workspace
+from caracal.cli import backup, ledger, mandate, policy, principal, provider, tool, workspace
 from caracal.cli import config as config_cmd
 from caracal.cli import stack as stack_cmd
 from caracal.cli.flow import flow
@@ -37,6 +37,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(mandate.app, name="mandate")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(backup.app, name="backup")
+app.add_typer(tool.app, name="tool")
 app.command("flow")(flow)
 for _name in ("up", "down", "reset", "purge", "logs", "status", "doctor"):
     app.command(_name)(getattr(stack_cmd, _name))

@@ -1,5 +1,4 @@
-"""The ASGI application: `GET /health` (200 when every dependency answers, 503 naming the one
-that does not)."""
+"""The ASGI application: health, metrics, the authorisation API and the MCP gate."""
 
 from __future__ import annotations
 
@@ -11,30 +10,26 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
-from caracal.server.health import check_redis, check_store
-from caracal.services.facade import Caracal
+from caracal.server.authorize import handle
+from caracal.server.health import Check, check_redis, check_store
+from caracal.server.mcp_gate import McpGate
+from caracal.server.runtime import Runtime
+from caracal.services import change_feed
 
 
 def create_app(workspace: str | None = None) -> Starlette:
-    state: dict[str, Any] = {}
+    runtime = Runtime(workspace)
 
-    def _app() -> Caracal:
-        if "app" not in state:
-            state["app"] = Caracal.open(workspace)
-        app: Caracal = state["app"]
-        return app
-
-    def _checks() -> list[Any]:
+    def _checks() -> list[Check]:
         try:
-            checks = [check_store(_app())]
+            checks = [check_store(runtime.caracal)]
+            redis_url = change_feed.redis_url(runtime.caracal)
         except Exception as exc:
-            from caracal.server.health import Check
-
-            checks = [Check("store", False, str(exc).strip().splitlines()[0][:200])]
-        redis = check_redis(os.environ.get("CARACAL_REDIS_URL"))
+            return [Check("store", False, str(exc).strip().splitlines()[0][:200])]
+        redis = check_redis(redis_url)
         return checks + ([redis] if redis else [])
 
     async def health(_: Request) -> JSONResponse:
@@ -47,10 +42,60 @@ def create_app(workspace: str | None = None) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    async def metrics(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(
+            runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    limit = int(os.environ.get("CARACAL_MAX_BODY_BYTES") or 65_536)
+
+    async def authorize(request: Request) -> Response:
+        # Only reached for what the fast path below leaves alone; kept so that routing
+        # answers other methods with 405.
+        return JSONResponse({"error": "method_not_allowed"}, status_code=405)
+
+    gate = McpGate(runtime)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        if "app" in state:
-            state["app"].close()
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await gate.aclose()
+            await runtime.stop()
 
-    return Starlette(routes=[Route("/health", health)], lifespan=lifespan)
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/metrics", metrics),
+        Route("/v1/authorize", authorize, methods=["POST"]),
+    ]
+    routes.append(Mount("/mcp", routes=gate.routes()))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return FastPath(app, runtime, limit)  # type: ignore[return-value]
+
+
+class FastPath:
+    """`POST /v1/authorize` straight to its handler; everything else to Starlette."""
+
+    def __init__(self, app: Starlette, runtime: Runtime, limit: int) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.limit = limit
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/v1/authorize"
+            and scope["method"] == "POST"
+        ):
+            await handle(self.runtime, self.limit, scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def app_from_env() -> Starlette:
+    """For `caracal serve --workers N`: each worker process builds its own app."""
+    return create_app(os.environ.get("CARACAL_SERVE_WORKSPACE") or None)

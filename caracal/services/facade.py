@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from caracal.services.providers import ProviderService
     from caracal.services.secrets import SecretVault
     from caracal.services.signing import SigningKeys
+    from caracal.services.tools import ToolService
     from caracal.services.validation import ValidationService
     from caracal.vault.cipher import SecretCipher
 
@@ -188,6 +189,12 @@ class Caracal:
         from caracal.services.providers import ProviderService
 
         return ProviderService(self)
+
+    @cached_property
+    def tools(self) -> ToolService:
+        from caracal.services.tools import ToolService
+
+        return ToolService(self)
 
     @cached_property
     def settings(self) -> ConfigService:

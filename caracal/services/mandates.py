@@ -16,6 +16,7 @@ from caracal.core.errors import DeniedError, NotFoundError, ValidationError
 from caracal.core.ledger import NewEvent
 from caracal.core.mandates import MandateClaims, check_parties, check_policy, plan_delegation
 from caracal.core.scopes import any_pattern_matches
+from caracal.services import change_feed
 from caracal.services.authority_state import StoreAuthorityState
 from caracal.services.ids import new_sortable_id
 from caracal.services.principals import resolve
@@ -290,6 +291,7 @@ class MandateService:
 
         result = self.app.store.write(work)
         self.app.validator.forget(set(result.revoked))
+        change_feed.publish(self.app, "mandate.revoked", result.revoked)
         log.info("mandate %s revoked (%d mandates)", result.mandate_id, len(result.revoked))
         return result
 

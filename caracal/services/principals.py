@@ -14,6 +14,7 @@ from caracal.core.ledger import NewEvent
 from caracal.core.mandates import Principal
 from caracal.core.names import check_principal_name
 from caracal.core.principals import KINDS
+from caracal.services import change_feed
 from caracal.services.ids import new_id
 from caracal.store import mandate_rows, principal_rows
 
@@ -118,6 +119,7 @@ class PrincipalService:
         self.app.signing.forget(rotation.old_kids)
         if revoke_old:
             self.app.validator.forget()
+            change_feed.publish(self.app, "key.revoked", rotation.old_kids)
         log.info("principal %s key rotated to %s", rotation.principal.name, rotation.new_kid)
         return rotation
 
@@ -152,5 +154,6 @@ class PrincipalService:
             return Principal(principal.id, principal.name, principal.kind, status)
 
         updated = self.app.store.write(work)
+        change_feed.publish(self.app, f"principal.{status}", [updated.id])
         log.info("principal %s is now %s", updated.name, status)
         return updated

@@ -87,24 +87,33 @@ class ValidationService:
         caller: str | None,
         token: str | None,
     ) -> None:
-        payload: dict[str, Any] = {
-            "action": action[:256],
-            "resource": resource[:256],
-            "caller": caller[:128] if caller else None,
-            "reason": decision.reason[:512],
-        }
-        if token:
-            # Enough to correlate attempts with one token; the token itself never enters the ledger.
-            payload["token_sha256"] = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[
-                :16
-            ]
-        self.app.ledger.record(
-            conn,
-            NewEvent(
-                "validation.allowed" if decision.allowed else "validation.denied",
-                payload,
-                principal_id=decision.subject_id,
-                mandate_id=decision.mandate_id,
-                reason_code=decision.reason_code,
-            ),
-        )
+        self.app.ledger.record(conn, decision_event(decision, action, resource, caller, token))
+
+
+def decision_event(
+    decision: Decision,
+    action: str,
+    resource: str,
+    caller: str | None,
+    token: str | None,
+    **extra: Any,
+) -> NewEvent:
+    """The ledger event of one decision. The token itself never enters the ledger."""
+    payload: dict[str, Any] = {
+        "action": action[:256],
+        "resource": resource[:256],
+        "caller": caller[:128] if caller else None,
+        "reason": decision.reason[:512],
+        **extra,
+    }
+    if token:
+        # Enough to correlate attempts with one token.
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        payload["token_sha256"] = digest[:16]
+    return NewEvent(
+        "validation.allowed" if decision.allowed else "validation.denied",
+        payload,
+        principal_id=decision.subject_id,
+        mandate_id=decision.mandate_id,
+        reason_code=decision.reason_code,
+    )

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql import literal_column
 
 from caracal.core.mandates import MandateClaims
-from caracal.store import raw
+from caracal.store import meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import mandates
 
@@ -203,6 +203,7 @@ def mark_revoked(conn: Connection, ids: Sequence[str], reason: str | None) -> No
             .where(and_(mandates.c.id.in_(list(ids)), mandates.c.revoked_at.is_(None)))
             .values(revoked_at=time.time(), revoked_reason=reason)
         )
+        meta.bump_authority(conn)
 
 
 def held_or_issued_by(conn: Connection, principal_id: str) -> list[str]:

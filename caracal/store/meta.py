@@ -1,6 +1,8 @@
-"""Workspace-level key/value facts (workspace id, name)."""
+"""Workspace-level key/value facts (workspace id, name, authority version)."""
 
 from __future__ import annotations
+
+import secrets
 
 from sqlalchemy import Connection
 
@@ -9,6 +11,10 @@ from caracal.store.raw import Sql
 from caracal.store.schema import meta
 
 _GET = Sql("SELECT value FROM meta WHERE key = :key")
+# Changes in the same transaction as anything that can turn an allow into a deny (a mandate
+# revoked, a principal's status, keys retired or revoked): a runtime replica that reads it
+# unchanged may keep using what it cached.
+AUTHORITY_VERSION = "authority_version"
 
 
 def get(conn: Connection, key: str) -> str | None:
@@ -21,3 +27,11 @@ def put(conn: Connection, key: str, value: str) -> None:
         conn.execute(meta.insert().values(key=key, value=value))
     else:
         conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+
+
+def bump_authority(conn: Connection) -> None:
+    put(conn, AUTHORITY_VERSION, secrets.token_hex(8))
+
+
+def authority_version(conn: Connection) -> str:
+    return get(conn, AUTHORITY_VERSION) or ""

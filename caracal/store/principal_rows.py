@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Connection, select
 
 from caracal.core.mandates import Principal
-from caracal.store import raw
+from caracal.store import meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import principal_keys, principals
 
@@ -64,6 +64,7 @@ def set_status(conn: Connection, principal_id: str, status: str) -> None:
         .where(principals.c.id == principal_id)
         .values(status=status, updated_at=time.time())
     )
+    meta.bump_authority(conn)
 
 
 def add_key(
@@ -100,6 +101,7 @@ def retire_keys(conn: Connection, principal_id: str, *, revoke: bool) -> list[st
             .where(principal_keys.c.kid.in_(kids))
             .values(status="revoked" if revoke else "retired", retired_at=time.time())
         )
+        meta.bump_authority(conn)
     return kids
 
 

@@ -193,3 +193,20 @@ ledger_keys = Table(
     Column("secret_ref", String(96), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+tools = Table(
+    "tools",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column(
+        "server",
+        String(64),
+        ForeignKey("providers.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("resource", String(200), nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect, select
 
 from caracal.core.errors import ConfigError
 from caracal.store import schema
-from caracal.store.migrations import v001_initial, v002_authority
+from caracal.store.migrations import v001_initial, v002_authority, v003_tools
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", v001_initial.upgrade),
     Migration(2, "authority", v002_authority.upgrade),
+    Migration(3, "tools", v003_tools.upgrade),
 )
 LATEST = MIGRATIONS[-1].version
 

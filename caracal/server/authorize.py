@@ -1,0 +1,85 @@
+"""`POST /v1/authorize` as a bare ASGI handler: the hot path skips the framework's routing and
+middleware (the rest of the app is Starlette)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from caracal.server.requests import BadRequest, authorize_request
+from caracal.server.runtime import LedgerUnavailable, Outcome, Runtime
+
+Scope = dict[str, Any]
+_JSON = [(b"content-type", b"application/json")]
+
+
+def answer(outcome: Outcome) -> tuple[int, dict[str, Any]]:
+    if outcome.allowed:
+        return 200, {
+            "allowed": True,
+            "mandate_id": outcome.mandate_id,
+            "decision_id": outcome.decision_id,
+        }
+    return 403, {
+        "allowed": False,
+        "reason_code": outcome.reason_code,
+        "reason": outcome.reason,
+        "decision_id": outcome.decision_id,
+    }
+
+
+UNRECORDED = {
+    "allowed": False,
+    "reason_code": "LEDGER_UNAVAILABLE",
+    "reason": "the decision could not be recorded, so it is not given",
+    "decision_id": None,
+}
+
+
+async def _body(scope: Scope, receive: Any, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise BadRequest(400, "Content-Length is not a number") from None
+            if declared > limit:
+                raise BadRequest(413, f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest(400, "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Any, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    headers = [*_JSON, (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def handle(runtime: Runtime, limit: int, scope: Scope, receive: Any, send: Any) -> None:
+    try:
+        ask = authorize_request(await _body(scope, receive, limit))
+    except BadRequest as exc:
+        runtime.metrics.rejected(exc.status)
+        await _send(send, exc.status, exc.body())
+        return
+    try:
+        outcome = await runtime.authorizer.decide(
+            ask.token, ask.action, ask.resource, caller=ask.caller, intent=ask.intent
+        )
+    except LedgerUnavailable:
+        await _send(send, 503, UNRECORDED)
+        return
+    status, body = answer(outcome)
+    await _send(send, status, body)

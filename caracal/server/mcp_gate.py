@@ -1,0 +1,305 @@
+"""The MCP gate: an MCP server (Streamable HTTP, JSON-RPC 2.0 over POST) at `/mcp/{server}`
+that lists and calls only the tools registered in Caracal for that server, each call decided
+by the caller's mandate (recorded in the ledger) before anything reaches the upstream.
+
+Sessions are stateless here: the `Mcp-Session-Id` the gate hands out carries no state and is
+not required, because the mandate on every request is the only authority. So any replica can
+answer any request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from caracal import __version__
+from caracal.core.canonical import StrictJSONError, strict_loads
+from caracal.core.errors import NotFoundError
+from caracal.core.names import IDENTIFIER
+from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamError, UpstreamPool
+from caracal.server.runtime import LedgerUnavailable
+from caracal.services.tools import McpServer
+
+log = logging.getLogger("caracal.server.mcp")
+
+MAX_BODY_BYTES = 1024 * 1024
+# JSON-RPC codes: the standard ones, then the gate's own in the implementation-defined band
+# (-32000 and -32001 are taken by the MCP SDK for closed connections and timeouts).
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+INTERNAL_ERROR = -32603
+DENIED, UPSTREAM_FAILED, UNKNOWN_SERVER = -32010, -32011, -32012
+
+
+class _Reject(Exception):
+    """A request answered with a JSON-RPC error (and an HTTP status) before dispatch."""
+
+    def __init__(self, status: int, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.data = status, code, message, data
+
+
+def _error(
+    request_id: Any,
+    code: int,
+    message: str,
+    data: Any = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=status, headers=headers
+    )
+
+
+def _result(request_id: Any, result: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result}, headers=headers)
+
+
+def _denial(outcome: Any) -> dict[str, Any]:
+    return {
+        "reason_code": outcome.reason_code,
+        "reason": outcome.reason,
+        "decision_id": outcome.decision_id,
+        "mandate_id": outcome.mandate_id,
+    }
+
+
+class McpGate:
+    """One gate per runtime: the routes, and the upstream sessions they share."""
+
+    def __init__(self, runtime: Any, upstreams: UpstreamPool | None = None) -> None:
+        self.runtime = runtime
+        self.upstreams = upstreams or UpstreamPool(self._auth_headers)
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/{server}", self.handle, methods=["POST", "GET", "DELETE"])]
+
+    async def aclose(self) -> None:
+        await self.upstreams.aclose()
+
+    async def _auth_headers(self, server: str) -> dict[str, str]:
+        try:
+            headers: dict[str, str] = await run_in_threadpool(
+                self.runtime.caracal.tools.upstream_headers, server
+            )
+        except Exception as exc:  # e.g. a credential missing after a restore without secrets
+            raise UpstreamError(f"the provider's credential is unavailable ({exc})") from None
+        return headers
+
+    # ---- HTTP -----------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        if request.method != "POST":
+            # No server-initiated stream, and sessions hold nothing to terminate.
+            return Response(status_code=405, headers={"Allow": "POST"})
+        try:
+            message = await self._read_message(request)
+        except _Reject as exc:
+            return _error(None, exc.code, exc.message, exc.data, status=exc.status)
+        request_id = message.get("id")
+        token = _bearer(request.headers.get("authorization"))
+        if token is None:
+            return _error(
+                request_id,
+                DENIED,
+                "A mandate is required: send it as `Authorization: Bearer <token>`.",
+                {"reason_code": "TOKEN_MISSING", "reason": "no bearer token", "decision_id": None},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="caracal"'},
+            )
+        name = request.path_params["server"]
+        try:
+            if not IDENTIFIER.fullmatch(name):
+                raise NotFoundError(f"No MCP server named {name!r} is registered.")
+            server: McpServer = await run_in_threadpool(self.runtime.caracal.tools.mcp_server, name)
+        except NotFoundError as exc:
+            return _error(request_id, UNKNOWN_SERVER, exc.message, status=404)
+        except Exception:
+            log.exception("mcp %s: cannot read the tool registry", name)
+            return _error(
+                request_id, INTERNAL_ERROR, "The tool registry is unavailable.", status=503
+            )
+        if "method" not in message:
+            return Response(status_code=202)  # a response to a request we never sent
+        if "id" not in message:
+            return Response(status_code=202)  # notifications (initialized, cancelled, ...)
+        return await self._dispatch(server, token, message)
+
+    async def _read_message(self, request: Request) -> dict[str, Any]:
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+            raise _Reject(403, INVALID_REQUEST, f"Origin {origin!r} is not allowed.")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise _Reject(415, INVALID_REQUEST, "Send JSON-RPC as Content-Type: application/json.")
+        version = request.headers.get("mcp-protocol-version")
+        if version is not None and version not in HANDSHAKE_VERSIONS:
+            raise _Reject(400, INVALID_REQUEST, f"Unsupported MCP-Protocol-Version {version!r}.")
+        body = await _read_body(request)
+        try:
+            message = strict_loads(body)
+        except StrictJSONError as exc:
+            raise _Reject(400, PARSE_ERROR, f"Parse error: {exc}.") from None
+        if isinstance(message, list):
+            raise _Reject(400, INVALID_REQUEST, "Batches are not supported; send one message.")
+        _check_shape(message)
+        return message  # type: ignore[no-any-return]
+
+    # ---- methods --------------------------------------------------------------------------
+    async def _dispatch(self, server: McpServer, token: str, message: dict[str, Any]) -> Response:
+        request_id, method = message["id"], message["method"]
+        params = message.get("params") or {}
+        if method == "initialize":
+            return self._initialize(server, request_id, params)
+        if method == "ping":
+            return _result(request_id, {})
+        if method == "tools/list":
+            return await self._list_tools(server, token, request_id, params)
+        if method == "tools/call":
+            return await self._call_tool(server, token, request_id, params)
+        return _error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
+
+    def _initialize(self, server: McpServer, request_id: Any, params: dict[str, Any]) -> Response:
+        asked = params.get("protocolVersion")
+        version = asked if asked in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[0]
+        result = {
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": False}},
+            "serverInfo": {"name": f"caracal-gate/{server.name}", "version": __version__},
+        }
+        return _result(request_id, result, {"Mcp-Session-Id": secrets.token_urlsafe(24)})
+
+    async def _list_tools(
+        self, server: McpServer, token: str, request_id: Any, params: dict[str, Any]
+    ) -> Response:
+        if params.get("cursor") is not None:
+            return _error(request_id, INVALID_PARAMS, "Unknown cursor: the gate lists in one page.")
+        registered = list(server.tools.values())
+        outcomes = await asyncio.gather(
+            *(self.runtime.authorizer.check(token, t.action, t.resource) for t in registered),
+            return_exceptions=True,
+        )
+        allowed = {
+            tool.name
+            for tool, outcome in zip(registered, outcomes, strict=True)
+            if getattr(outcome, "allowed", False) is True
+        }
+        if not allowed:
+            return _result(request_id, {"tools": []})  # nothing to show: the upstream is not asked
+        try:
+            upstream_tools = await self.upstreams.list_tools(server)
+        except UpstreamError as exc:
+            log.warning("mcp %s: tools/list failed upstream: %s", server.name, exc)
+            return _error(
+                request_id,
+                UPSTREAM_FAILED,
+                f"The MCP server {server.name!r} is unavailable: {exc}.",
+            )
+        return _result(
+            request_id, {"tools": [t for t in upstream_tools if t.get("name") in allowed]}
+        )
+
+    async def _call_tool(
+        self, server: McpServer, token: str, request_id: Any, params: dict[str, Any]
+    ) -> Response:
+        name, arguments = params.get("name"), params.get("arguments")
+        if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
+            return _error(
+                request_id, INVALID_PARAMS, "tools/call needs a string name and object arguments."
+            )
+        tool = server.tools.get(name)
+        if tool is None:
+            return _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
+        try:
+            outcome = await self.runtime.authorizer.decide(
+                token,
+                tool.action,
+                tool.resource,
+                intent={"tool": name, "arguments": arguments or {}},
+                source="mcp",
+            )
+        except Exception as exc:
+            # Undecided is denied: nothing reaches the upstream.
+            log.warning("mcp %s: %s not decided: %s", server.name, name, type(exc).__name__)
+            code = "LEDGER_UNAVAILABLE" if isinstance(exc, LedgerUnavailable) else "INTERNAL_ERROR"
+            data = {
+                "reason_code": code,
+                "reason": "the call could not be decided",
+                "decision_id": None,
+            }
+            return _error(
+                request_id, DENIED, f"Call to {name} refused: it could not be decided.", data
+            )
+        if not outcome.allowed:
+            return _error(
+                request_id, DENIED, f"Call to {name} denied: {outcome.reason}.", _denial(outcome)
+            )
+        forwarded = {k: v for k, v in params.items() if k in ("name", "arguments", "_meta")}
+        try:
+            reply = await self.upstreams.request(server, "tools/call", forwarded)
+        except UpstreamError as exc:
+            log.warning("mcp %s: %s failed upstream: %s", server.name, name, exc)
+            data = {"reason_code": "UPSTREAM_UNAVAILABLE", "decision_id": outcome.decision_id}
+            return _error(
+                request_id,
+                UPSTREAM_FAILED,
+                f"The MCP server {server.name!r} is unavailable: {exc}.",
+                data,
+            )
+        if "error" in reply:
+            return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": reply["error"]})
+        return _result(request_id, reply["result"])
+
+
+def mcp_routes(runtime: Any) -> list[BaseRoute]:
+    """The gate's routes, relative to where they are mounted (`Mount("/mcp", routes=...)`)."""
+    return McpGate(runtime).routes()
+
+
+# ---- request reading ----------------------------------------------------------------------
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _Reject(413, INVALID_REQUEST, f"The request is over {MAX_BODY_BYTES} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _Reject(413, INVALID_REQUEST, f"The request is over {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_shape(message: Any) -> None:
+    """A JSON-RPC 2.0 request, notification or response, as MCP allows them."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise _Reject(400, INVALID_REQUEST, "Invalid Request: expected a JSON-RPC 2.0 object.")
+    if "id" in message:
+        request_id = message["id"]
+        if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: id must be a string or integer.")
+    if "method" in message:
+        if not isinstance(message["method"], str):
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: method must be a string.")
+        if message.get("params") is not None and not isinstance(message["params"], dict):
+            raise _Reject(400, INVALID_PARAMS, "Invalid params: params must be an object.")
+    elif "id" not in message or not ("result" in message or "error" in message):
+        raise _Reject(400, INVALID_REQUEST, "Invalid Request: no method, result or error.")

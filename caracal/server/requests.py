@@ -1,0 +1,77 @@
+"""Reading request bodies strictly: a size cap, JSON, and field-level errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_TOKEN = 16_384
+MAX_SCOPE = 512
+MAX_CALLER = 256
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        error = "payload_too_large" if self.status == 413 else "invalid_request"
+        return {"error": error, "field": self.field, "message": self.message}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeRequest:
+    token: str
+    action: str
+    resource: str
+    caller: str | None
+    intent: Any
+
+
+_FIELDS = {"token", "action", "resource", "caller", "intent"}
+
+
+def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(400, f"{name} is required", name)
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(400, f"{name} must be a string", name)
+    if required and not value:
+        raise BadRequest(400, f"{name} must not be empty", name)
+    if len(value) > limit:
+        raise BadRequest(400, f"{name} is longer than {limit} characters", name)
+    return value
+
+
+def authorize_request(body: bytes) -> AuthorizeRequest:
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise BadRequest(400, "body must be a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise BadRequest(400, f"unknown field {unknown[0]!r}", unknown[0])
+    return AuthorizeRequest(
+        token=_text(data, "token", MAX_TOKEN, required=True) or "",
+        action=_text(data, "action", MAX_SCOPE, required=True) or "",
+        resource=_text(data, "resource", MAX_SCOPE, required=True) or "",
+        caller=_text(data, "caller", MAX_CALLER, required=False),
+        intent=data.get("intent"),
+    )

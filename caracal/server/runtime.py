@@ -1,0 +1,223 @@
+"""One runtime replica: the served workspace, the authorizer (validation over a cached view
+of the store, decisions group-committed to the ledger), its metrics, and the Redis follower
+that keeps the cache honest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from caracal.server.metrics import Metrics
+from caracal.services import change_feed
+from caracal.services.cached_state import AuthorityCache
+from caracal.services.facade import Caracal
+from caracal.services.group_commit import InlineBatcher, LedgerBatcher
+from caracal.services.ids import new_sortable_id
+from caracal.services.validation import decision_event
+
+log = logging.getLogger("caracal.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    allowed: bool
+    reason_code: str
+    reason: str
+    mandate_id: str | None
+    decision_id: str | None
+    subject_id: str | None
+
+
+class LedgerUnavailable(Exception):
+    """The decision could not be recorded, so it was not given."""
+
+
+class Authorizer:
+    def __init__(
+        self,
+        app: Caracal,
+        cache: AuthorityCache,
+        batcher: LedgerBatcher | InlineBatcher,
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.batcher = batcher
+        self.metrics = metrics
+
+    def _evaluate(
+        self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
+    ) -> Any:
+        opened: list[contextlib.AbstractContextManager[Any]] = []
+
+        def connection() -> Any:
+            scope = self.app.store.read()
+            conn = scope.__enter__()
+            opened.append(scope)
+            return conn
+
+        try:
+            state = self.cache.state(connection)
+            try:
+                caller_id = state.caller_id(caller)
+            except Exception:
+                caller_id = f"unknown:{caller}"  # fails the caller check: never an allow
+            return self.app.validator.validate(
+                token, action, resource, state, self.app.clock(), caller=caller_id, intent=intent
+            )
+        finally:
+            for scope in opened:
+                scope.__exit__(None, None, None)
+
+    async def check(
+        self, token: str | None, action: str, resource: str, caller: str | None = None
+    ) -> Outcome:
+        """The decision, not recorded: for showing what a mandate would allow."""
+        d = self._evaluate(token, action, resource, caller, None)
+        return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, None, d.subject_id)
+
+    async def decide(
+        self,
+        token: str | None,
+        action: str,
+        resource: str,
+        caller: str | None = None,
+        intent: Any = None,
+        source: str = "http",
+    ) -> Outcome:
+        """Decide, record, and only then answer. Raises LedgerUnavailable when the decision
+        could not be recorded (the caller must then refuse)."""
+        started = time.perf_counter()
+        d = self._evaluate(token, action, resource, caller, intent)
+        decision_id = new_sortable_id("dec")
+        event = decision_event(
+            d, action, resource, caller, token, decision_id=decision_id, source=source
+        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+
+        def settle(seq: int | None, error: BaseException | None) -> None:
+            if not future.done():
+                if error is not None:
+                    future.set_exception(LedgerUnavailable(str(error)))
+                else:
+                    future.set_result(seq or 0)
+
+        def from_thread(seq: int | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(settle, seq, error)
+
+        self.batcher.submit(event, settle if self.batcher.inline else from_thread)
+        try:
+            await future
+        except LedgerUnavailable:
+            self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
+            raise
+        self.metrics.observe(d.reason_code, time.perf_counter() - started)
+        return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, decision_id, d.subject_id)
+
+
+class Runtime:
+    """Created with the app; opened when the server starts, closed when it stops."""
+
+    def __init__(self, workspace: str | None) -> None:
+        self.workspace = workspace
+        self.metrics = Metrics()
+        self._caracal: Caracal | None = None
+        self._authorizer: Authorizer | None = None
+        self._batcher: LedgerBatcher | InlineBatcher | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self.cache: AuthorityCache | None = None
+        self.redis_following = False
+
+    @property
+    def caracal(self) -> Caracal:
+        if self._caracal is None:
+            raise RuntimeError("the runtime is not started")
+        return self._caracal
+
+    @property
+    def authorizer(self) -> Authorizer:
+        if self._authorizer is None:
+            raise RuntimeError("the runtime is not started")
+        return self._authorizer
+
+    async def start(self) -> None:
+        self._caracal = Caracal.open(self.workspace, actor="runtime")
+        self.cache = AuthorityCache(self._caracal)
+        if self._caracal.store.backend == "sqlite":
+            self._batcher = InlineBatcher(self._caracal, asyncio.get_running_loop())
+        else:
+            self._batcher = LedgerBatcher(self._caracal)
+        self._batcher.start()
+        self.metrics.bind(self._batcher, self.cache, self)
+        self._authorizer = Authorizer(self._caracal, self.cache, self._batcher, self.metrics)
+        if change_feed.redis_url(self._caracal):
+            self._follower = asyncio.create_task(self._follow_changes())
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._follower
+        if isinstance(self._batcher, InlineBatcher):
+            self._batcher.close()
+        elif self._batcher is not None:
+            await asyncio.to_thread(self._batcher.close)
+        if self._caracal is not None:
+            self._caracal.close()
+
+    async def _follow_changes(self) -> None:
+        """Subscribe to the change feed; while subscribed the cache is on, otherwise off."""
+        import redis.asyncio as aioredis
+
+        assert self._caracal is not None and self.cache is not None
+        url = change_feed.redis_url(self._caracal) or ""
+        topic = change_feed.channel(self._caracal.workspace_id)
+        while True:
+            client = None
+            try:
+                client = aioredis.Redis.from_url(
+                    url,
+                    password=change_feed.redis_password(url),
+                    socket_connect_timeout=1,
+                    socket_keepalive=True,
+                )
+                pubsub = client.pubsub()
+                await pubsub.subscribe(topic)
+                self.cache.clear()
+                self.cache.following = self.redis_following = True
+                log.info("following authority changes on Redis")
+                last_ping = time.monotonic()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if message is not None and message.get("type") == "message":
+                        self.cache.clear()
+                        log.debug("change: %s", _describe(message.get("data")))
+                    if time.monotonic() - last_ping > 1.0:
+                        await pubsub.ping()
+                        last_ping = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.redis_following:
+                    log.warning("lost Redis (%s); reading the store on every decision", exc)
+                self.cache.following = self.redis_following = False
+                self.cache.clear()
+                await asyncio.sleep(1.0)
+            finally:
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+
+
+def _describe(data: Any) -> str:
+    try:
+        parsed = json.loads(data)
+        return f"{parsed.get('kind')} {len(parsed.get('ids') or [])} id(s)"
+    except (TypeError, ValueError, AttributeError):
+        return "unreadable message"

@@ -1,0 +1,143 @@
+"""Validation's view of the store, cached for a runtime replica.
+
+Two ways to stay exact. While the replica follows the Redis change feed (`following`), a
+change announcement empties the cache and entries live at most `change_feed.CACHE_SECONDS`
+(the bound if an announcement is lost). Otherwise every decision first reads the store's
+authority version (`meta.authority_version`, changed in the same transaction as every
+revocation, status change and key retirement) and empties the cache when it moved: one small
+read instead of every lookup. Absent rows are never cached."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from caracal.core.validation import KeyInfo, MandateState
+from caracal.services.authority_state import StoreAuthorityState
+from caracal.services.change_feed import CACHE_SECONDS
+from caracal.services.facade import Caracal
+from caracal.store import meta, principal_rows
+
+_VERSION = "SELECT value FROM meta WHERE key = ?"
+
+
+class AuthorityCache:
+    def __init__(self, app: Caracal, ttl: float = CACHE_SECONDS) -> None:
+        self.app = app
+        self.ttl = ttl
+        self.following = False
+        self.version: str | None = None
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.version = None
+
+    def sync(self, version: str) -> None:
+        """The store's authority version, read for this decision."""
+        if version != self.version:
+            with self._lock:
+                self._entries.clear()
+                self.version = version
+
+    def lookup(self, kind: str, key: str, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        entry = self._entries.get((kind, key))
+        if entry is not None and (not self.following or now - entry[0] < self.ttl):
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        value = load()
+        if value is not None:
+            with self._lock:
+                if len(self._entries) > 100_000:
+                    self._entries.clear()
+                self._entries[(kind, key)] = (now, value)
+        return value
+
+    def state(self, conn_factory: Callable[[], Any]) -> CachedAuthorityState:
+        state = CachedAuthorityState(self, conn_factory)
+        if not self.following:
+            version = self._sqlite_version()
+            if version is None:
+                version = meta.authority_version(state.connection())
+            self.sync(version)
+        return state
+
+    def _sqlite_version(self) -> str | None:
+        """On SQLite, the version through a private read-only connection per thread: one
+        statement, no pool, no transaction (each statement sees the latest commit)."""
+        location = self.app.location
+        if location.backend != "sqlite":
+            return None
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            path = location.url.removeprefix("sqlite:///")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            self._local.conn = conn
+        row = conn.execute(_VERSION, (meta.AUTHORITY_VERSION,)).fetchone()
+        return str(row[0]) if row else ""
+
+
+class CachedAuthorityState:
+    """An AuthorityState whose store reads happen only on a cache miss, through a connection
+    opened on first need (so a fully cached decision touches no connection at all)."""
+
+    def __init__(self, cache: AuthorityCache, conn_factory: Callable[[], Any]) -> None:
+        self.cache = cache
+        self._conn_factory = conn_factory
+        self._conn: Any = None
+        self._store_state: StoreAuthorityState | None = None
+
+    def connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._conn_factory()
+        return self._conn
+
+    def _store(self) -> StoreAuthorityState:
+        if self._store_state is None:
+            app = self.cache.app
+            self._store_state = StoreAuthorityState(
+                self.connection(), app.workspace_id, app.signing
+            )
+        return self._store_state
+
+    @property
+    def workspace_id(self) -> str:
+        return self.cache.app.workspace_id
+
+    def key(self, kid: str) -> KeyInfo | None:
+        found: KeyInfo | None = self.cache.lookup("key", kid, lambda: self._store().key(kid))
+        return found
+
+    def mandate(self, mandate_id: str) -> MandateState | None:
+        found: MandateState | None = self.cache.lookup(
+            "mandate", mandate_id, lambda: self._store().mandate(mandate_id)
+        )
+        return found
+
+    def principal_status(self, principal_id: str) -> str | None:
+        found: str | None = self.cache.lookup(
+            "status", principal_id, lambda: self._store().principal_status(principal_id)
+        )
+        return found
+
+    def caller_id(self, caller: str | None) -> str | None:
+        if caller is None:
+            return None
+
+        def load() -> str | None:
+            row = principal_rows.find(self._store().conn, caller)
+            return row.id if row else None
+
+        found: str | None = self.cache.lookup("caller", caller, load)
+        # An unknown caller can never be the subject; keep the raw value so it cannot match.
+        return found if found is not None else f"unknown:{caller}"
