@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -114,10 +115,10 @@ def build_image(launcher: Launcher, service: Service) -> str:
 
 def _python_of(launcher: Launcher, image: str | None) -> str:
     if image is None:
-        return f"{sys.version_info.major}.{sys.version_info.minor}"
+        return ".".join(map(str, sys.version_info[:3]))
     output = launcher.client.containers.run(
         image,
-        ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        ["python3", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
         remove=True,
         network_disabled=True,
     )
@@ -150,14 +151,14 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    host = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if python == host:
+    # Dependencies are chosen for the image's exact Python (markers such as
+    # python_full_version < "3.11.3" differ between patch releases), not the host's.
+    if python == ".".join(map(str, sys.version_info[:3])):
         _run([*pip, "wheel", "--wheel-dir", str(target), str(context)])
     else:
         _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(target), str(context)])
         deps = tomllib.loads((context / "pyproject.toml").read_text())["project"]["dependencies"]
-        machine = platform.machine()
-        platforms = [f"manylinux_2_{v}_{machine}" for v in (17, 28, 34)]
+        platforms = _platforms()
         _run(
             [
                 *pip,
@@ -173,8 +174,68 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
                 *deps,
             ]
         )
+    if base_image is not None:
+        _complete(
+            launcher,
+            base_image,
+            target,
+            [
+                *pip,
+                "download",
+                "--only-binary=:all:",
+                "--no-deps",
+                "--python-version",
+                python,
+                "--implementation",
+                "cp",
+                *(a for p in _platforms() for a in ("--platform", p)),
+                "--dest",
+                str(target),
+            ],
+        )
     stamp.write_text(digest)
     return target
+
+
+_MISSING = re.compile(r"No matching distribution found for ([^\n;]+)")
+
+
+def _complete(launcher: Launcher, image: str, target: Path, download: list[str]) -> None:
+    """pip evaluates environment markers with the host's interpreter, not the image's (redis
+    needs async-timeout below Python 3.11.3, for one). Resolve the wheelhouse inside the base
+    image, offline, and fetch what it reports missing, until it resolves."""
+    from docker.errors import ContainerError
+
+    for _ in range(10):
+        try:
+            launcher.client.containers.run(
+                image,
+                [
+                    "sh",
+                    "-c",
+                    "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --dry-run "
+                    "--no-index --find-links /w caracal",
+                ],
+                volumes={str(target): {"bind": "/w", "mode": "ro"}},
+                remove=True,
+                network_disabled=True,
+            )
+            return
+        except ContainerError as exc:
+            found = _MISSING.search((exc.stderr or b"").decode(errors="replace"))
+            if found is None:
+                raise UnavailableError(
+                    f"The wheelhouse does not install in {image}: {exc.stderr!r:.300}"
+                ) from None
+            launcher.say(f"  adding {found.group(1).strip()} for the image's Python")
+            _run([*download, found.group(1).strip()])
+    raise UnavailableError(f"The wheelhouse still does not install in {image}.")
+
+
+def _platforms() -> list[str]:
+    machine = platform.machine()
+    legacy = [f"{tag}_{machine}" for tag in ("manylinux1", "manylinux2010", "manylinux2014")]
+    return legacy + [f"manylinux_2_{minor}_{machine}" for minor in range(5, 37)]
 
 
 def _run(command: list[str]) -> None:
