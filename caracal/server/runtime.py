@@ -17,7 +17,7 @@ from caracal.services import change_feed
 from caracal.services.cached_state import AuthorityCache
 from caracal.services.facade import Caracal
 from caracal.services.group_commit import InlineBatcher, LedgerBatcher
-from caracal.services.ids import new_sortable_id
+from caracal.services.ids import SequentialIds
 from caracal.services.validation import decision_event
 
 log = logging.getLogger("caracal.server")
@@ -49,6 +49,7 @@ class Authorizer:
         self.cache = cache
         self.batcher = batcher
         self.metrics = metrics
+        self.ids = SequentialIds("dec")
 
     def _evaluate(
         self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
@@ -94,7 +95,7 @@ class Authorizer:
         could not be recorded (the caller must then refuse)."""
         started = time.perf_counter()
         d = self._evaluate(token, action, resource, caller, intent)
-        decision_id = new_sortable_id("dec")
+        decision_id = self.ids.new()
         event = decision_event(
             d, action, resource, caller, token, decision_id=decision_id, source=source
         )

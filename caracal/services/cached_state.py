@@ -9,6 +9,7 @@ read instead of every lookup. Absent rows are never cached."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -33,6 +34,7 @@ class AuthorityCache:
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._tick_read = False
         self.hits = 0
         self.misses = 0
 
@@ -65,17 +67,34 @@ class AuthorityCache:
 
     def state(self, conn_factory: Callable[[], Any]) -> CachedAuthorityState:
         state = CachedAuthorityState(self, conn_factory)
-        if not self.following:
+        if not self.following and not self._version_fresh():
             version = self._sqlite_version()
             if version is None:
                 version = meta.authority_version(state.connection())
             self.sync(version)
         return state
 
+    def _version_fresh(self) -> bool:
+        """Inside an event loop, decisions handled in the same loop iteration share one read
+        of the version, made after all of their requests arrived; the next iteration reads
+        it again."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._tick_read:
+            return True
+        self._tick_read = True
+        loop.call_soon(self._end_tick)
+        return False
+
+    def _end_tick(self) -> None:
+        self._tick_read = False
+
     def _sqlite_version(self) -> str | None:
         """On SQLite, the version through a private read-only connection per thread: one
         statement, no pool, no transaction (each statement sees the latest commit)."""
-        location = self.app.location
+        location = self.app.store.location
         if location.backend != "sqlite":
             return None
         conn = getattr(self._local, "conn", None)
