@@ -129,7 +129,8 @@ class InlineBatcher:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            self.loop.call_soon(self.flush)
+            # One more loop iteration lets requests already read from their sockets join.
+            self.loop.call_soon(self.loop.call_soon, self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
