@@ -76,23 +76,7 @@ class LedgerBatcher:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[NewEvent, Done]]) -> None:
-        events = [event for event, _ in batch]
-        started = time.perf_counter()
-        try:
-            last = self.app.store.write(lambda conn: self.app.ledger.record(conn, *events))
-        except BaseException as exc:
-            log.error("could not record %d decision(s): %s", len(batch), exc)
-            for _, done in batch:
-                done(None, exc)
-        else:
-            first = last - len(batch) + 1
-            for offset, (_, done) in enumerate(batch):
-                done(first + offset, None)
-        finally:
-            self.settled += len(batch)
-            self.batches += 1
-            self.events += len(batch)
-            self.last_commit_seconds = time.perf_counter() - started
+        commit_batch(self, batch)
 
 
 class InlineBatcher:
@@ -137,23 +121,32 @@ class InlineBatcher:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        events = [event for event, _ in batch]
-        started = time.perf_counter()
-        try:
-            last = self.app.store.write(lambda conn: self.app.ledger.record(conn, *events))
-        except BaseException as exc:
-            log.error("could not record %d decision(s): %s", len(batch), exc)
-            for _, done in batch:
-                done(None, exc)
-        else:
-            first = last - len(batch) + 1
-            for offset, (_, done) in enumerate(batch):
-                done(first + offset, None)
-        finally:
-            self.settled += len(batch)
-            self.batches += 1
-            self.events += len(batch)
-            self.last_commit_seconds = time.perf_counter() - started
+        commit_batch(self, batch)
 
     def close(self, timeout: float = 10.0) -> None:
         self.flush()
+
+
+def commit_batch(
+    batcher: LedgerBatcher | InlineBatcher, batch: list[tuple[NewEvent, Done]]
+) -> None:
+    """One transaction for the whole batch; then every decision learns its sequence number,
+    or, if the commit failed, the error (and is not given)."""
+    events = [event for event, _ in batch]
+    started = time.perf_counter()
+    app = batcher.app
+    try:
+        last = app.store.write(lambda conn: app.ledger.record(conn, *events))
+    except BaseException as exc:
+        log.error("could not record %d decision(s): %s", len(batch), exc)
+        for _, done in batch:
+            done(None, exc)
+    else:
+        first = last - len(batch) + 1
+        for offset, (_, done) in enumerate(batch):
+            done(first + offset, None)
+    finally:
+        batcher.settled += len(batch)
+        batcher.batches += 1
+        batcher.events += len(batch)
+        batcher.last_commit_seconds = time.perf_counter() - started

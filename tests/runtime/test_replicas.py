@@ -18,42 +18,53 @@ from tests.support.runtime import Server, free_port, serve
 pytestmark = pytest.mark.postgres
 
 
+class PrivateRedis:
+    """A Redis server of the test's own, so that a test can stop it."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise AssertionError("redis-server did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        ping = ["redis-cli", "-p", str(self.port), "ping"]
+        return subprocess.run(ping, capture_output=True).stdout.strip() == b"PONG"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A private Redis server, so that a test can stop it."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while (
-        subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip()
-        != b"PONG"
-    ):
-        if time.monotonic() > deadline:
-            raise AssertionError("redis-server did not start")
-        time.sleep(0.05)
+def redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
     try:
-        yield url
+        yield server
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def _following(server: Server) -> bool:
@@ -82,10 +93,10 @@ def _denied_within(server: Server, token: str, seconds: float) -> float:
 
 
 def test_a_revocation_reaches_every_replica_within_a_second(
-    home: Path, pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    home: Path, pg_url: str, redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CARACAL_STORE_URL", pg_url)
-    monkeypatch.setenv("CARACAL_REDIS_URL", redis_url)
+    monkeypatch.setenv("CARACAL_REDIS_URL", redis.url)
     token = make_workspace("demo")
     with serve() as one, serve() as two:
         _wait_following(one, two)
@@ -103,47 +114,22 @@ def test_a_revocation_reaches_every_replica_within_a_second(
 
 
 def test_a_replica_that_loses_redis_reads_the_store_and_never_allows_a_revoked_mandate(
-    home: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, pg_url: str, redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        monkeypatch.setenv("CARACAL_STORE_URL", pg_url)
-        monkeypatch.setenv("CARACAL_REDIS_URL", f"redis://127.0.0.1:{port}/0")
-        token = make_workspace("demo")
-        with serve() as server:
-            _wait_following(server)
-            assert server.authorize(token=token, action=READ, resource=REPOS).status == 200
-            redis.terminate()
-            redis.wait(10)
-            deadline = time.monotonic() + 5
-            while _following(server):
-                assert time.monotonic() < deadline, "the replica never noticed Redis was gone"
-                time.sleep(0.05)
-            # No Redis to announce it: the replica must still see it, from the store.
-            mandate_id = server.authorize(token=token, action=READ, resource=REPOS).json()[
-                "mandate_id"
-            ]
-            assert run_cli("mandate", "revoke", mandate_id, "--yes").code == 0
-            reply = server.authorize(token=token, action=READ, resource=REPOS)
-            assert reply.status == 403 and reply.json()["reason_code"] == "MANDATE_REVOKED"
-            assert server.request("GET", "/health").json()["failing"] == ["redis"]
-    finally:
-        if redis.poll() is None:
-            redis.terminate()
-            redis.wait(10)
+    monkeypatch.setenv("CARACAL_STORE_URL", pg_url)
+    monkeypatch.setenv("CARACAL_REDIS_URL", redis.url)
+    token = make_workspace("demo")
+    with serve() as server:
+        _wait_following(server)
+        assert server.authorize(token=token, action=READ, resource=REPOS).status == 200
+        redis.stop()
+        deadline = time.monotonic() + 5
+        while _following(server):
+            assert time.monotonic() < deadline, "the replica never noticed Redis was gone"
+            time.sleep(0.05)
+        # No Redis to announce it: the replica must still see it, from the store.
+        mandate_id = server.authorize(token=token, action=READ, resource=REPOS).json()["mandate_id"]
+        assert run_cli("mandate", "revoke", mandate_id, "--yes").code == 0
+        reply = server.authorize(token=token, action=READ, resource=REPOS)
+        assert reply.status == 403 and reply.json()["reason_code"] == "MANDATE_REVOKED"
+        assert server.request("GET", "/health").json()["failing"] == ["redis"]
