@@ -20,7 +20,7 @@ from caracal.services import change_feed
 from caracal.services.authority_state import StoreAuthorityState
 from caracal.services.ids import new_sortable_id
 from caracal.services.principals import resolve
-from caracal.store import mandate_rows, policy_rows
+from caracal.store import ledger_rows, mandate_rows, policy_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -158,6 +158,7 @@ class MandateService:
             _check_depth(delegation_depth)
 
         def work(conn: Connection) -> IssuedMandate | DeniedError:
+            ledger_rows.lock_head(conn)  # serialised with any revocation of the source
             source_row = mandate_rows.get(conn, self._resolve_id(conn, source_id))
             assert source_row is not None
             catalog = self.app.providers.catalog(conn)
@@ -265,6 +266,7 @@ class MandateService:
 
     def revoke(self, mandate_id: str, reason: str | None = None) -> Revocation:
         def work(conn: Connection) -> Revocation:
+            ledger_rows.lock_head(conn)  # no delegation below the mandate commits unseen
             tree = mandate_rows.subtree(conn, self._resolve_id(conn, mandate_id))
             fresh = [r["id"] for r in tree if r["revoked_at"] is None]
             already = [r["id"] for r in tree if r["revoked_at"] is not None]

@@ -16,7 +16,7 @@ from caracal.core.names import check_principal_name
 from caracal.core.principals import KINDS
 from caracal.services import change_feed
 from caracal.services.ids import new_id
-from caracal.store import mandate_rows, principal_rows
+from caracal.store import ledger_rows, mandate_rows, principal_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -100,6 +100,7 @@ class PrincipalService:
 
     def rotate_key(self, ref: str, *, revoke_old: bool = False) -> KeyRotation:
         def work(conn: Connection) -> KeyRotation:
+            ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
             principal = resolve(conn, ref)
             if principal.status == "revoked":
                 raise ConflictError(f"{principal.name} is revoked; its keys cannot be rotated.")
@@ -134,6 +135,7 @@ class PrincipalService:
 
     def _set_status(self, ref: str, status: str, allowed_from: set[str]) -> Principal:
         def work(conn: Connection) -> Principal:
+            ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
             principal = resolve(conn, ref)
             if principal.status == status:
                 raise ConflictError(f"{principal.name} is already {status}.")

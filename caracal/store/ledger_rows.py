@@ -47,6 +47,15 @@ def head(conn: Connection, *, lock: bool = False) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def lock_head(conn: Connection) -> None:
+    """Take the ledger head lock before the transaction's first read. On PostgreSQL (READ
+    COMMITTED) this serialises a revocation with a delegation from the mandates it revokes,
+    which would otherwise each miss the other's uncommitted row; every transaction that changes
+    authority takes it first, so none waits for it while holding another lock (no lock-order
+    cycle). SQLite's BEGIN IMMEDIATE already serialised every writer."""
+    head(conn, lock=True)
+
+
 def append(
     conn: Connection,
     events: Sequence[NewEvent],
