@@ -6,7 +6,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caracal.core.errors import CaracalError
 
@@ -89,10 +89,16 @@ def _ports(launcher: Launcher) -> list[Finding]:
     out = []
     for service in launcher.stack.active():
         container = launcher.container(service.name)
-        ours = container is not None and container.status == "running"
+        # Only the ports this container really publishes are ours: the configured port may
+        # have changed (CARACAL_RUNTIME_PORT) since the container was created.
+        published = (
+            _published(container.attrs)
+            if container is not None and container.status == "running"
+            else set()
+        )
         for port in service.ports:
             label = f"port {port.host_ip}:{port.host_port}"
-            if ours:
+            if (port.host_ip, str(port.host_port)) in published:
                 out.append(Finding(label, True, f"held by the stack's {service.name}"))
             elif _free(port.host_ip, port.host_port):
                 out.append(Finding(label, True, "free"))
@@ -106,6 +112,16 @@ def _ports(launcher: Launcher) -> list[Finding]:
                     )
                 )
     return out
+
+
+def _published(attrs: dict[str, Any]) -> set[tuple[str, str]]:
+    """(host IP, host port) of every binding a container publishes."""
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    return {
+        (str(binding.get("HostIp")), str(binding.get("HostPort")))
+        for bindings in ports.values()
+        for binding in bindings or []
+    }
 
 
 def _free(host: str, port: int) -> bool:
