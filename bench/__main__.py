@@ -73,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.authority import BENCHMARKS as AUTHORITY
     from bench.backup import BENCHMARKS as BACKUP
     from bench.flow import BENCHMARKS as FLOW
+    from bench.mcp_gate import BENCHMARKS as MCP_GATE
     from bench.runtime import BENCHMARKS as RUNTIME
     from bench.stack import BENCHMARKS as STACK
 
-    BENCHMARKS = {**AUTHORITY, **BACKUP, **FLOW, **STACK, **RUNTIME}
+    BENCHMARKS = {**AUTHORITY, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
     names = list(BENCHMARKS)
     args = _parser(names).parse_args(argv)
     if args.list:

@@ -2,6 +2,7 @@
 sending one POST after another, for a fixed time. Prints JSON figures.
 
     python -m bench.loadgen --port P --path /v1/authorize --body JSON [--connections 16]
+        [--header NAME:VALUE ...]
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ async def _connection(
 
 async def _main(args: argparse.Namespace) -> dict[str, float]:
     body = args.body.encode()
+    extra = "".join(f"{name.strip()}: {value.strip()}\r\n" for name, value in args.header)
     request = (
         f"POST {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     latencies: list[float] = []
     counts = {"non_2xx": 0, "socket_errors": 0}
@@ -72,6 +74,13 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or any(c in text for c in "\r\n"):
+        raise argparse.ArgumentTypeError(f"expected NAME:VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -79,6 +88,14 @@ def main() -> None:
     parser.add_argument("--body", default="{}")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        type=_header,
+        metavar="NAME:VALUE",
+        help="an extra request header (repeatable)",
+    )
     args = parser.parse_args()
     try:
         import uvloop
