@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from caracal.server.requests import BadRequest, authorize_request
+from caracal.server.requests import DRAIN_BYTES, BadRequest, authorize_request, drain
 from caracal.server.runtime import LedgerUnavailable, Outcome, Runtime
 
 Scope = dict[str, Any]
@@ -44,6 +44,8 @@ async def _body(scope: Scope, receive: Any, limit: int) -> bytes:
             except ValueError:
                 raise BadRequest(400, "Content-Length is not a number") from None
             if declared > limit:
+                if declared <= DRAIN_BYTES:
+                    await drain(receive)
                 raise BadRequest(413, f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -54,6 +56,8 @@ async def _body(scope: Scope, receive: Any, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            if message.get("more_body", False):
+                await drain(receive, DRAIN_BYTES - size)
             raise BadRequest(413, f"body is larger than {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):

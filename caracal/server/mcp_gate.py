@@ -24,6 +24,7 @@ from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import NotFoundError
 from caracal.core.names import IDENTIFIER
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamError, UpstreamPool
+from caracal.server.requests import DRAIN_BYTES, drain
 from caracal.server.runtime import LedgerUnavailable
 from caracal.services.tools import McpServer
 
@@ -161,7 +162,7 @@ class McpGate:
 
     async def _read_message(self, request: Request) -> dict[str, Any]:
         origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        if origin and _netloc(origin) != request.headers.get("host"):
             raise _Reject(403, INVALID_REQUEST, f"Origin {origin!r} is not allowed.")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
@@ -311,17 +312,34 @@ def _bearer(header: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # e.g. `http://[` (an unclosed IPv6 literal): no origin we allow
+        return None
+
+
 async def _read_body(request: Request) -> bytes:
+    too_large = _Reject(413, INVALID_REQUEST, f"The request is over {MAX_BODY_BYTES} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _Reject(413, INVALID_REQUEST, f"The request is over {MAX_BODY_BYTES} bytes.")
+        if int(declared) <= DRAIN_BYTES:
+            await drain(request.receive)
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise _Reject(400, INVALID_REQUEST, "The client went away.")
+        chunk, more = message.get("body", b""), message.get("more_body", False)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _Reject(413, INVALID_REQUEST, f"The request is over {MAX_BODY_BYTES} bytes.")
+            if more:
+                await drain(request.receive, DRAIN_BYTES - size)
+            raise too_large
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not more:
+            return b"".join(chunks)
 
 
 def _check_shape(message: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +28,37 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # `1e999` would become infinity, which no intent hash can hold
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+# A refused body up to this size is read (and dropped) before the answer; see `drain`.
+DRAIN_BYTES = 4 * 1024 * 1024
+
+
+async def drain(receive: Any, budget: int = DRAIN_BYTES) -> None:
+    """Read and drop the rest of a refused body, up to `budget` bytes: a server that answers
+    and closes while the client is still sending makes the client's kernel see a reset, and
+    the client reports a broken connection instead of the answer."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` within the size limit is deeper than the parser goes
+        raise BadRequest(400, "body is not valid JSON: it is nested too deeply") from None
 
 
 @dataclass(frozen=True, slots=True)
