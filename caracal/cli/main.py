@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -80,6 +81,12 @@ def root(
 
 def run(argv: list[str] | None = None) -> int:
     """Run one command; usage errors are typer's (exit 2), domain errors map to the enum."""
+    for position, arg in enumerate(sys.argv[1:] if argv is None else argv, start=1):
+        if not _is_text(arg):
+            # Bytes that are not UTF-8 arrive as lone surrogates: no name, id or scope holds
+            # them and the store cannot look them up (the shell refuses such lines too).
+            typer.echo(f"error: argument {position} is not valid UTF-8 text; retype it.", err=True)
+            return int(ExitCode.USAGE)
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="caracal", standalone_mode=True)
@@ -106,8 +113,21 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _map_adapter_error(exc: Exception) -> CaracalError | None:
-    from caracal.core.errors import UnavailableError
+    from caracal.core.errors import UnavailableError, ValidationError
+
+    if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+        # Bytes that are not UTF-8 (on stdin, in an environment variable) arrive as lone
+        # surrogates, which nothing downstream can encode.
+        return ValidationError("The input holds bytes that are not valid UTF-8 text; retype it.")
 
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from caracal.core.errors import ValidationError
 
 
 class StrictJSONError(ValueError):
-    """The text is not strict JSON (duplicate key, NaN/Infinity, or malformed)."""
+    """The text is not strict JSON (duplicate key, NaN/Infinity, a number out of range, or
+    malformed)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -41,9 +43,21 @@ def _no_constants(name: str) -> Any:
     raise StrictJSONError(f"{name} is not allowed")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # `1e999`: canonical JSON (and so an intent hash) cannot hold it
+        raise StrictJSONError(f"{text} is out of range")
+    return value
+
+
 def strict_loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_float=_finite,
+        )
     except StrictJSONError:
         raise
     except (ValueError, TypeError, RecursionError) as exc:

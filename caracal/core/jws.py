@@ -93,6 +93,10 @@ def decode(token: str) -> ParsedToken:
         raise TokenError("TOKEN_MALFORMED", f"token type {header.get('typ')!r} is not a mandate")
     if not isinstance(header.get("kid"), str) or not header["kid"]:
         raise TokenError("TOKEN_MALFORMED", "the token header has no key id")
+    # The key id is looked up in the store before any signature is checked: a lone surrogate
+    # cannot be encoded for the query, and PostgreSQL refuses NUL in text.
+    if not (header["kid"].isascii() and header["kid"].isprintable()):
+        raise TokenError("TOKEN_MALFORMED", "the token's key id is not printable ASCII")
     return ParsedToken(header, claims, (parts[0] + "." + parts[1]).encode("ascii"), signature)
 
 

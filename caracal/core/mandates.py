@@ -81,6 +81,12 @@ class MandateClaims:
         for key in ("jti", "ws", "iss", "sub"):
             if not isinstance(claims[key], str) or not claims[key]:
                 raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-empty string")
+        # Ids are looked up in the store: only printable ASCII (as issued) can be queried safely.
+        for key in ("jti", "ws", "iss", "sub", "par"):
+            if isinstance(claims[key], str) and not (
+                claims[key].isascii() and claims[key].isprintable()
+            ):
+                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} is not printable ASCII")
         for key in ("iat", "nbf", "exp", "dep"):
             if type(claims[key]) is not int or claims[key] < 0:
                 raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-negative integer")

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from caracal.core.errors import ValidationError
+
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     with atomic_writer(path, mode) as handle:
@@ -35,6 +37,8 @@ def fsync_dir(path: Path) -> None:
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
     """Stream into a temp file; it replaces `path` only if the block finishes."""
+    if not path.name or path.is_dir():  # `--output .` or an existing folder
+        raise ValidationError(f"{path} is a folder; give the name of a file to write.")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)

@@ -118,6 +118,38 @@ def decrypt_values(raw: Any, decrypt: Callable[[str], str]) -> Any:
     return decrypt(raw) if is_encrypted_value(raw) else raw
 
 
+_MAX_FLOW_DEPTH = 64
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """`yaml.safe_load` without aliases and without deep `[{...}]` nesting. config.yaml needs
+    neither; a few lines of aliases make a self-referencing or exponentially large document,
+    and PyYAML's scanner takes quadratic time in the flow depth (seconds for 5 KB of `[`)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", mark)
+        return super().compose_node(parent, index)
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= _MAX_FLOW_DEPTH:
+            mark = self.get_mark()
+            raise yaml.scanner.ScannerError(None, None, "collections are nested too deeply", mark)
+        super().fetch_flow_collection_start(TokenClass)
+
+
+# PyYAML's scalar constructors raise plain exceptions on malformed values (`2024-02-30`,
+# `0x_`, `!!bool maybe`, `!!timestamp x`), and deep nesting exhausts the recursion limit.
+YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """Parse like `yaml.safe_load`, refusing aliases and deep nesting; raises one of
+    YAML_ERRORS."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader
+
+
 def read_raw(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -125,13 +157,18 @@ def read_raw(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path} is missing; recreate the workspace or restore a backup."
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; fix its encoding.") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{path}{line}: {problem}; fix the YAML syntax.") from None
+        raise ConfigError(f"{path}{line}: {_one_line(problem)}; fix the YAML syntax.") from None
+    except YAML_ERRORS as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else _one_line(str(exc))
+        raise ConfigError(f"{path}: a value cannot be read ({detail}); fix the YAML.") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -216,11 +253,15 @@ def set_path(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return updated
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200] or "malformed"
+
+
 def parse_cli_value(text: str) -> Any:
     """`config set` values: YAML scalars, so `5` is an int, `null` is None, `true` a bool."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = load_yaml(text)
+    except YAML_ERRORS:
         return text
     if isinstance(value, dict | list):
         return text

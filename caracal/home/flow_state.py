@@ -26,7 +26,7 @@ def read_state(path: Path) -> dict[str, Any]:
     merged = default_state()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError, RecursionError):  # RecursionError: `[[[[...`
         return merged
     if isinstance(data, dict):
         merged.update(data)

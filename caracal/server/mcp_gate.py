@@ -9,6 +9,7 @@ answer any request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from typing import Any
@@ -38,6 +39,14 @@ INTERNAL_ERROR = -32603
 DENIED, UPSTREAM_FAILED, UNKNOWN_SERVER = -32010, -32011, -32012
 
 
+class JsonRpcResponse(JSONResponse):
+    """JSON with non-ASCII escaped: ids, method and tool names are echoed back, and a lone
+    surrogate (`"\\ud800"` is valid JSON) cannot be encoded as UTF-8."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class _Reject(Exception):
     """A request answered with a JSON-RPC error (and an HTTP status) before dispatch."""
 
@@ -54,17 +63,17 @@ def _error(
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> JsonRpcResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return JSONResponse(
+    return JsonRpcResponse(
         {"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=status, headers=headers
     )
 
 
-def _result(request_id: Any, result: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result}, headers=headers)
+def _result(request_id: Any, result: Any, headers: dict[str, str] | None = None) -> JsonRpcResponse:
+    return JsonRpcResponse({"jsonrpc": "2.0", "id": request_id, "result": result}, headers=headers)
 
 
 def _denial(outcome: Any) -> dict[str, Any]:
@@ -282,7 +291,7 @@ class McpGate:
                 data,
             )
         if "error" in reply:
-            return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": reply["error"]})
+            return JsonRpcResponse({"jsonrpc": "2.0", "id": request_id, "error": reply["error"]})
         return _result(request_id, reply["result"])
 
 

@@ -15,7 +15,15 @@ class WorkspaceLogHandler(RotatingFileHandler):
     process rotating it, an operator cleaning up), instead of writing into a vanished file."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8")
+        # backslashreplace: a lone surrogate (from undecodable input) in a message must not
+        # turn into a "--- Logging error ---" traceback on the user's terminal.
+        super().__init__(
+            path,
+            maxBytes=5 * 1024 * 1024,
+            backupCount=3,
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
         self._identity = self._current_identity()
 
     def _current_identity(self) -> tuple[int, int] | None:

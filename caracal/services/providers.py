@@ -164,6 +164,8 @@ class ProviderService:
 
     def test(self, name: str, timeout: float = 5.0) -> ProbeResult:
         """Probe the provider's health path; raise UnavailableError unless healthy."""
+        if not 0 < timeout <= 300:  # also refuses NaN, which every comparison fails
+            raise ValidationError(f"--timeout {timeout:g} is out of range: use 0-300 seconds.")
         view = self.get(name)
         credential = None
         if view.spec.auth != "none":
@@ -197,12 +199,20 @@ class ProviderService:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise NotFoundError(f"Cannot read {path}: {exc.strerror}.") from None
+        except UnicodeDecodeError:
+            raise ValidationError(f"{path} is not UTF-8 text.") from None
         try:
             data = json.loads(text)
+            # A `\ud800` escape is valid JSON but no character: the store cannot hold it.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"{path} holds a \\u escape that is not a character.") from None
         except ValueError as exc:
             raise ValidationError(
                 f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})."
             ) from None
+        except RecursionError:
+            raise ValidationError(f"{path} is nested too deeply to be a provider file.") from None
         if isinstance(data, dict) and data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
             raise ValidationError(f"{path} has unknown format {data.get('format')!r}.")
         spec = spec_from_dict(data)

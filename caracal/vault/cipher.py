@@ -49,7 +49,13 @@ class SecretCipher:
             blob = base64.urlsafe_b64decode(value[len(ENC_PREFIX) : -len(ENC_SUFFIX)])
         except ValueError:
             raise ConfigError("An ENC[...] value is not valid base64.") from None
-        return self.open(blob, "config").decode()
+        try:
+            return self.open(blob, "config").decode()
+        except IntegrityError:  # a config.yaml problem (exit 10), not a damaged store
+            raise ConfigError(
+                "An ENC[...] value in config.yaml cannot be decrypted: the master key does not "
+                "match or the value was altered; set it again with `caracal config set`."
+            ) from None
 
 
 def is_encrypted_value(value: object) -> bool:

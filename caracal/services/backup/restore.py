@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -154,14 +153,28 @@ def restore(
             loaded = _load_tables(staging, store, manifest, small, first_table, members, name)
             head = manifest["ledger"]
             with store.read() as conn:
-                if ledger_rows.head(conn) != (head["head_seq"], head["head_hash"]):
+                try:
+                    loaded_head: tuple[int, str] | None = ledger_rows.head(conn)
+                except (LookupError, ValueError, TypeError):  # no head row, or not numbers
+                    loaded_head = None
+                if loaded_head != (head["head_seq"], head["head_hash"]):
                     raise IntegrityError("The archive's ledger head does not match its manifest.")
-            report = verify_ledger(
-                store,
-                staging.paths.keys,
-                str(manifest.get("workspace_id")),
-                staging.config.ledger.checkpoint_every,
-            )
+                # The ledger is verified under the manifest's id; the workspace uses the store's.
+                if meta.get(conn, "workspace_id") != manifest.get("workspace_id"):
+                    raise IntegrityError("The archive's workspace id does not match its manifest.")
+            try:
+                report = verify_ledger(
+                    store,
+                    staging.paths.keys,
+                    str(manifest.get("workspace_id")),
+                    staging.config.ledger.checkpoint_every,
+                )
+            except (ValueError, TypeError, LookupError, OverflowError) as exc:
+                # Rows of the wrong type (bytes for a number, ...) the verifier cannot read.
+                raise IntegrityError(
+                    f"The archive's ledger does not verify: a value is malformed "
+                    f"({type(exc).__name__})."
+                ) from None
             if not report.ok:
                 raise IntegrityError(f"The archive's ledger does not verify: {report.problem}.")
             upgrade(store)
@@ -183,11 +196,13 @@ def _prepared_config(
     small: dict[str, bytes], notices: list[str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     try:
-        raw = yaml.safe_load(small["config.yaml"]) or {}
-    except yaml.YAMLError:
+        raw = cfg.load_yaml(small["config.yaml"]) or {}
+    except cfg.YAML_ERRORS:
         raise IntegrityError("The archive's config.yaml is not valid YAML.") from None
     if not isinstance(raw, dict):
         raise IntegrityError("The archive's config.yaml is not a mapping.")
+    if not isinstance(raw.get("store") or {}, dict):  # the section the restore rewrites
+        raise IntegrityError("The archive's config.yaml has a malformed store section.")
     secrets: dict[str, str] = {}
     if "config-secrets.json" in small:
         try:
@@ -268,6 +283,10 @@ def _load_tables(
             raise UnavailableError(
                 f"The store ran out of space while restoring: {first}."
             ) from None
+        raise IntegrityError(f"The archive's data does not load cleanly: {first}.") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # Values the driver cannot bind: integers past 64 bits, lone surrogates, a list.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise IntegrityError(f"The archive's data does not load cleanly: {first}.") from None
     return loaded
 
@@ -403,7 +422,13 @@ def _scan_table(opened: OpenedMember, table: Any, ledger: _ArchiveLedger) -> int
     if table.name == "ledger_checkpoints":
         at = [columns.index(c) for c in ("seq_from", "seq_to", "head_hash", "kid", "signature")]
         for batch in batches:
-            ledger.checkpoints.extend(tuple(row[i] for i in at) for row in batch)
+            for row in batch:
+                seq_from, seq_to, *texts = (row[i] for i in at)
+                # Sorted and compared as numbers and strings below: nothing else gets in.
+                numbers = type(seq_from) is int and type(seq_to) is int
+                if not (numbers and all(isinstance(t, str) for t in texts)):
+                    raise IntegrityError("The archive's ledger has a malformed checkpoint row.")
+                ledger.checkpoints.append((seq_from, seq_to, *texts))
             count += len(batch)
     elif table.name == "ledger_events":
         at = [columns.index(c) for c in ledger_rows.COLUMNS]

@@ -118,7 +118,12 @@ def read_rows(stream: IO[bytes], table: Table) -> tuple[list[str], Iterator[list
                 ) from None
             if not isinstance(values, list) or len(values) != len(columns):
                 raise IntegrityError(f"The dump of {table.name} is damaged at line {number}.")
-            batch.append(tuple(_decode(v) for v in values))
+            try:
+                batch.append(tuple(_decode(v) for v in values))
+            except (ValueError, TypeError):  # a `{"$b64": ...}` that is not base64
+                raise IntegrityError(
+                    f"The dump of {table.name} is damaged at line {number}."
+                ) from None
             if len(batch) >= BATCH:
                 yield batch
                 batch = []
