@@ -1,19 +1,21 @@
 """The gate's client side: one initialized MCP session per upstream server, over one shared
-`httpx.AsyncClient` (Streamable HTTP: answers come as JSON or as an SSE stream; when the
-upstream forgets our session it answers 404 and we start a new one)."""
+`aiohttp.ClientSession` (Streamable HTTP: answers come as JSON or as an SSE stream; when the
+upstream forgets our session it answers 404 and we start a new one).
+
+aiohttp rather than httpx: with 16 concurrent calls httpx spent about 4 ms of CPU per request
+in its connection pool (every request checks every pooled connection), aiohttp 0.26 ms."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from caracal import __version__
 from caracal.services.tools import McpServer
@@ -23,11 +25,10 @@ CLIENT_INFO = {"name": "caracal-gate", "version": __version__}
 TOOLS_TTL_SECONDS = 10.0
 MAX_TOOL_PAGES = 50
 MAX_REPLY_BYTES = 32 * 1024 * 1024
-TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
+# connect: waiting for a pooled connection and opening one; sock_read: between two reads.
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=5.0, sock_read=120.0)
 
 HeaderSource = Callable[[str], Awaitable[dict[str, str]]]
-# httpx logs every request at INFO: one line per gated call is the access log's job, not ours.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class UpstreamError(Exception):
@@ -64,7 +65,9 @@ class UpstreamPool:
     """Sessions keyed by server name; a provider change (new URL or credential) or a 404
     from the upstream replaces the session."""
 
-    def __init__(self, auth_headers: HeaderSource, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, auth_headers: HeaderSource, client: aiohttp.ClientSession | None = None
+    ) -> None:
         self._auth_headers = auth_headers
         self._client = client
         self._sessions: dict[str, _Session] = {}
@@ -72,18 +75,23 @@ class UpstreamPool:
         self._ids = itertools.count(1)
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+    def client(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the serving event loop."""
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession(
                 timeout=TIMEOUT,
-                follow_redirects=False,  # never carry the provider's credential elsewhere
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                # Idle connections are dropped before the upstream's own keep-alive timeout
+                # (5 s in uvicorn) can close one under a call.
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4),
+                # No cookies kept from one upstream answer for the next call.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
             )
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
         self._sessions.clear()
 
@@ -185,21 +193,26 @@ class UpstreamPool:
             headers["MCP-Protocol-Version"] = session.protocol_version
         body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
         try:
-            async with self.client.stream("POST", session.url, content=body, headers=headers) as r:
-                if r.status_code == 404 and session.session_id:
+            async with self.client.post(
+                session.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,  # never carry the provider's credential elsewhere
+            ) as r:
+                if r.status == 404 and session.session_id:
                     raise _SessionGone()
                 session_id = r.headers.get("mcp-session-id")
                 if "id" not in message:
-                    if r.status_code >= 400:
-                        raise UpstreamError(f"the upstream answered HTTP {r.status_code}")
+                    if r.status >= 400:
+                        raise UpstreamError(f"the upstream answered HTTP {r.status}")
                     return None, session_id
                 return await self._answer(r, message["id"]), session_id
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"cannot reach the upstream: {exc or type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamError(f"cannot reach the upstream: {_reason(exc)}") from None
 
-    async def _answer(self, r: httpx.Response, request_id: int) -> dict[str, Any]:
+    async def _answer(self, r: aiohttp.ClientResponse, request_id: int) -> dict[str, Any]:
         kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "text/event-stream" and r.status_code < 400:
+        if kind == "text/event-stream" and r.status < 400:
             async for data in _sse_data(r):
                 found = _match(_loads(data), request_id)
                 if found is not None:
@@ -209,11 +222,9 @@ class UpstreamPool:
             found = _match(_loads(await _read(r)), request_id)
             if found is not None:
                 return found
-        if r.status_code in (401, 403):
-            raise UpstreamError(
-                f"the upstream refused the gate's credential (HTTP {r.status_code})"
-            )
-        raise UpstreamError(f"the upstream answered HTTP {r.status_code} ({kind or 'no body'})")
+        if r.status in (401, 403):
+            raise UpstreamError(f"the upstream refused the gate's credential (HTTP {r.status})")
+        raise UpstreamError(f"the upstream answered HTTP {r.status} ({kind or 'no body'})")
 
 
 def _fresh(session: _Session, server: McpServer) -> bool:
@@ -238,9 +249,15 @@ def _describe(reply: dict[str, Any] | None) -> str:
     return "unexpected answer"
 
 
-async def _read(r: httpx.Response) -> bytes:
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+async def _read(r: aiohttp.ClientResponse) -> bytes:
     chunks, size = [], 0
-    async for chunk in r.aiter_bytes():
+    async for chunk in r.content.iter_any():
         size += len(chunk)
         if size > MAX_REPLY_BYTES:
             raise UpstreamError(f"the upstream's answer is over {MAX_REPLY_BYTES} bytes")
@@ -248,11 +265,33 @@ async def _read(r: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-async def _sse_data(r: httpx.Response) -> AsyncIterator[str]:
+async def _lines(r: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The stream's lines, split at CRLF, LF or CR as server-sent events define them; no line
+    may grow past MAX_REPLY_BYTES."""
+    line: list[bytes] = []
+    size = 0
+    carriage = False  # the last chunk ended with CR: a LF starting the next one belongs to it
+    async for received in r.content.iter_any():
+        chunk = received[1:] if carriage and received.startswith(b"\n") else received
+        carriage = chunk.endswith(b"\r")
+        *ended, rest = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for part in ended:
+            line.append(part)
+            yield b"".join(line).decode("utf-8", "replace")
+            line, size = [], 0
+        line.append(rest)
+        size += len(rest)
+        if size > MAX_REPLY_BYTES:
+            raise UpstreamError(f"an upstream event is over {MAX_REPLY_BYTES} bytes")
+    if size:
+        yield b"".join(line).decode("utf-8", "replace")
+
+
+async def _sse_data(r: aiohttp.ClientResponse) -> AsyncIterator[str]:
     """The data of each server-sent event (other fields and comments are ignored)."""
     lines: list[str] = []
     size = 0
-    async for line in r.aiter_lines():
+    async for line in _lines(r):
         if not line:
             if lines:
                 yield "\n".join(lines)
