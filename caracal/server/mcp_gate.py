@@ -91,8 +91,6 @@ class McpGate:
     def __init__(self, runtime: Any, upstreams: UpstreamPool | None = None) -> None:
         self.runtime = runtime
         self.upstreams = upstreams or UpstreamPool(self._auth_headers)
-        # The registry as read in the current event loop iteration, by server name.
-        self._reads: dict[str, asyncio.Future[McpServer]] = {}
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/{server}", self.handle, methods=["POST", "GET", "DELETE"])]
@@ -109,27 +107,11 @@ class McpGate:
             raise UpstreamError(f"the provider's credential is unavailable ({exc})") from None
         return headers
 
-    async def _server(self, name: str) -> McpServer:
-        """The server and its tools as the store holds them now. Requests handled in the same
-        event loop iteration share one read, made after all of them arrived; the next
-        iteration reads again, and an unknown server is never remembered. On SQLite the read
-        runs on the loop: a local read of a few rows costs less than a trip through the thread
-        pool, and a thread per concurrent request would each check out a pooled connection,
-        beyond the pool's size opening (and configuring) a new one, and closing it again."""
-        read = self._reads.get(name)
-        if read is None:
-            loop = asyncio.get_running_loop()
-            tools = self.runtime.caracal.tools
-            if _local_store(self.runtime.caracal):
-                read = loop.create_future()
-                read.set_result(tools.mcp_server(name))  # raises before anything is shared
-            else:
-                read = asyncio.ensure_future(run_in_threadpool(tools.mcp_server, name))
-                read.add_done_callback(_retrieve)
-            if not self._reads:
-                loop.call_soon(self._reads.clear)
-            self._reads[name] = read
-        return await asyncio.shield(read)
+    def _server(self, name: str) -> McpServer:
+        """The server and its tools, cached behind the store's authority version (which every
+        provider or tool change moves); read on the loop, as validation's lookups are."""
+        found: McpServer = self.runtime.authorizer.mcp_server(name)
+        return found
 
     # ---- HTTP -----------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -155,7 +137,7 @@ class McpGate:
         try:
             if not IDENTIFIER.fullmatch(name):
                 raise NotFoundError(f"No MCP server named {name!r} is registered.")
-            server = await self._server(name)
+            server = self._server(name)
         except NotFoundError as exc:
             return _error(request_id, UNKNOWN_SERVER, exc.message, status=404)
         except Exception:
@@ -298,18 +280,6 @@ class McpGate:
 def mcp_routes(runtime: Any) -> list[BaseRoute]:
     """The gate's routes, relative to where they are mounted (`Mount("/mcp", routes=...)`)."""
     return McpGate(runtime).routes()
-
-
-def _local_store(caracal: Any) -> bool:
-    """The embedded SQLite store (stand-ins without a store count as remote)."""
-    return getattr(getattr(caracal, "store", None), "backend", None) == "sqlite"
-
-
-def _retrieve(read: asyncio.Future[Any]) -> None:
-    """A shared read's failure is raised to its waiters; if they all went away, it is
-    dropped here rather than logged as never retrieved."""
-    if not read.cancelled():
-        read.exception()
 
 
 # ---- request reading ----------------------------------------------------------------------

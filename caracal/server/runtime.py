@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from caracal.services.cached_state import AuthorityCache
 from caracal.services.facade import Caracal
 from caracal.services.group_commit import InlineBatcher, LedgerBatcher
 from caracal.services.ids import SequentialIds
+from caracal.services.tools import McpServer
 from caracal.services.validation import decision_event
 
 log = logging.getLogger("caracal.server")
@@ -31,6 +33,21 @@ class Outcome:
     mandate_id: str | None
     decision_id: str | None
     subject_id: str | None
+
+
+@contextlib.contextmanager
+def lazy_connection(app: Caracal) -> Iterator[Callable[[], Any]]:
+    """A factory for one store read connection, opened only if something asks for it (a fully
+    cached decision touches none), and closed when the block ends."""
+    with contextlib.ExitStack() as stack:
+        opened: list[Any] = []
+
+        def connection() -> Any:
+            if not opened:
+                opened.append(stack.enter_context(app.store.read()))
+            return opened[0]
+
+        yield connection
 
 
 class LedgerUnavailable(Exception):
@@ -54,15 +71,7 @@ class Authorizer:
     def _evaluate(
         self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
     ) -> Any:
-        opened: list[contextlib.AbstractContextManager[Any]] = []
-
-        def connection() -> Any:
-            scope = self.app.store.read()
-            conn = scope.__enter__()
-            opened.append(scope)
-            return conn
-
-        try:
+        with lazy_connection(self.app) as connection:
             state = self.cache.state(connection)
             try:
                 caller_id = state.caller_id(caller)
@@ -71,9 +80,16 @@ class Authorizer:
             return self.app.validator.validate(
                 token, action, resource, state, self.app.clock(), caller=caller_id, intent=intent
             )
-        finally:
-            for scope in opened:
-                scope.__exit__(None, None, None)
+
+    def mcp_server(self, name: str) -> McpServer:
+        """The MCP server and its tools as the store holds them: cached behind the authority
+        version like validation's reads (every provider or tool change moves it). Raises
+        NotFoundError for a name that is no MCP server (never cached)."""
+        with lazy_connection(self.app) as connection:
+            found: McpServer = self.cache.read(
+                "mcp_server", name, lambda: self.app.tools.mcp_server(name), connection
+            )
+            return found
 
     async def check(
         self, token: str | None, action: str, resource: str, caller: str | None = None

@@ -4,7 +4,7 @@ Two ways to stay exact. While the replica follows the Redis change feed (`follow
 change announcement empties the cache and entries live at most `change_feed.CACHE_SECONDS`
 (the bound if an announcement is lost). Otherwise every decision first reads the store's
 authority version (`meta.authority_version`, changed in the same transaction as every
-revocation, status change and key retirement) and empties the cache when it moved: one small
+revocation, status change and key retirement, and every change of a provider or an MCP tool) and empties the cache when it moved: one small
 read instead of every lookup. Absent rows are never cached."""
 
 from __future__ import annotations
@@ -73,6 +73,15 @@ class AuthorityCache:
                 version = meta.authority_version(state.connection())
             self.sync(version)
         return state
+
+    def read(
+        self, kind: str, key: str, load: Callable[[], Any], conn_factory: Callable[[], Any]
+    ) -> Any:
+        """`load()`, or its cached value while the authority version has not moved (or, when
+        following Redis, for at most the TTL): for what else the runtime reads per request,
+        such as an MCP server and its tools, whose changes move the version too."""
+        self.state(conn_factory)
+        return self.lookup(kind, key, load)
 
     def _version_fresh(self) -> bool:
         """Inside an event loop, decisions handled in the same loop iteration share one read

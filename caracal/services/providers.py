@@ -16,6 +16,7 @@ from caracal.core.ledger import NewEvent
 from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
 from caracal.core.scopes import Catalog
 from caracal.home.atomic import atomic_write_text
+from caracal.services import change_feed
 from caracal.services.probe import ProbeResult, probe
 from caracal.store import meta, provider_rows, secret_rows
 
@@ -105,6 +106,7 @@ class ProviderService:
             self._record(conn, "provider.added", spec)
 
         self.app.store.write(work)
+        change_feed.publish(self.app, "provider.added", [spec.name])
         log.info("provider %s added (%s, auth %s)", spec.name, spec.mode, spec.auth)
         return self.get(spec.name)
 
@@ -143,6 +145,7 @@ class ProviderService:
             self._record(conn, "provider.updated", updated)
 
         self.app.store.write(work)
+        change_feed.publish(self.app, "provider.updated", [name])
         log.info("provider %s updated", name)
         return self.get(name)
 
@@ -160,6 +163,7 @@ class ProviderService:
             self._record(conn, "provider.removed", spec)
 
         self.app.store.write(work)
+        change_feed.publish(self.app, "provider.removed", [name])
         log.info("provider %s removed", name)
 
     def test(self, name: str, timeout: float = 5.0) -> ProbeResult:
@@ -236,6 +240,7 @@ class ProviderService:
             self._record(conn, "provider.imported", spec)
 
         self.app.store.write(work)
+        change_feed.publish(self.app, "provider.imported", [spec.name])
         return self.get(spec.name)
 
     # ---- helpers -----------------------------------------------------------------------

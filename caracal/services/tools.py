@@ -16,6 +16,7 @@ from caracal.core.ledger import NewEvent
 from caracal.core.names import check_identifier
 from caracal.core.providers import ProviderSpec
 from caracal.core.scopes import Catalog, ScopeKind, parse_scope
+from caracal.services import change_feed
 from caracal.services.probe import auth_headers
 from caracal.store import provider_rows, tool_rows
 
@@ -138,6 +139,7 @@ class ToolService:
         except StoreIntegrityError:
             # Registered by someone else between our check and our insert.
             raise _conflict(name, server) from None
+        change_feed.publish(self.app, "tool.registered", [name])
         log.info("tool %s registered on %s", name, server)
         return tool
 
@@ -152,6 +154,7 @@ class ToolService:
             return tool
 
         tool = self.app.store.write(work)
+        change_feed.publish(self.app, "tool.removed", [name])
         log.info("tool %s removed from %s", name, tool.server)
         return tool
 

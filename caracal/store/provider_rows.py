@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec
+from caracal.store import meta
 from caracal.store.schema import provider_actions, provider_resources, providers
 
 
@@ -33,6 +34,7 @@ def save(conn: Connection, spec: ProviderSpec, credential_ref: str | None) -> No
         "credential_ref": credential_ref,
         "updated_at": now,
     }
+    meta.bump_authority(conn)  # runtime replicas cache the MCP servers behind the version
     if exists(conn, spec.name):
         conn.execute(providers.update().where(providers.c.name == spec.name).values(**row))
         conn.execute(delete(provider_actions).where(provider_actions.c.provider == spec.name))
@@ -70,6 +72,7 @@ def save(conn: Connection, spec: ProviderSpec, credential_ref: str | None) -> No
 
 
 def remove(conn: Connection, name: str) -> None:
+    meta.bump_authority(conn)  # runtime replicas cache the MCP servers behind the version
     conn.execute(delete(provider_actions).where(provider_actions.c.provider == name))
     conn.execute(delete(provider_resources).where(provider_resources.c.provider == name))
     conn.execute(delete(providers).where(providers.c.name == name))

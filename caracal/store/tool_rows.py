@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
 
+from caracal.store import meta
 from caracal.store.schema import providers, tools
 
 
@@ -26,6 +27,7 @@ def insert(
     conn: Connection, name: str, server: str, resource: str, action: str, description: str | None
 ) -> float:
     now = time.time()
+    meta.bump_authority(conn)  # runtime replicas cache the tool registry behind the version
     conn.execute(
         tools.insert().values(
             name=name,
@@ -40,6 +42,7 @@ def insert(
 
 
 def remove(conn: Connection, name: str) -> None:
+    meta.bump_authority(conn)
     conn.execute(delete(tools).where(tools.c.name == name))
 
 

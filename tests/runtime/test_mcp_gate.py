@@ -252,6 +252,37 @@ async def test_unregistered_tools_are_never_listed_nor_forwarded(gate: Gate) -> 
     assert gate.upstream.called("delete_everything") == []
 
 
+async def test_tool_and_provider_changes_reach_the_running_gate_at_once(gate: Gate) -> None:
+    """The gate caches each MCP server's registry behind the store's authority version: a
+    tool removed, re-registered under another scope, or a server moved through the CLI is
+    what the very next call sees."""
+    writer, reader = gate.tokens["writer"], gate.tokens["reader"]
+    assert (await call(gate, writer, "write_doc", {"path": "a", "text": "x"})).content[0].text
+    ok(run_cli("tool", "remove", "write_doc", "--yes"))
+    try:
+        error = await denied(gate, writer, "write_doc", {"path": "gone", "text": "x"})
+        assert error.code == -32602 and "Unknown tool" in error.message
+        # Back under the read scope: the reader may now call it.
+        ok(run_cli("tool", "register", "write_doc", "--server", "docs",
+                   "--resource", FILES, "--action", READ))  # fmt: skip
+        result = await call(gate, reader, "write_doc", {"path": "b", "text": "hi"})
+        assert result.content[0].text == "wrote 2 characters to b"
+    finally:
+        ok(run_cli("tool", "remove", "write_doc", "--yes"))
+        ok(run_cli("tool", "register", "write_doc", "--server", "docs",
+                   "--resource", FILES, "--action", WRITE))  # fmt: skip
+    assert (await denied(gate, reader, "write_doc", {"path": "c", "text": "x"})).code == DENIED
+    # The server moved to where nobody answers: the next call fails upstream, never silently.
+    ok(run_cli("provider", "update", "docs", "--base-url", f"http://127.0.0.1:{free_port()}/mcp"))
+    try:
+        with pytest.raises(MCPError) as caught:
+            await call(gate, reader, "read_doc", {"path": "moved"})
+        assert caught.value.error.data["reason_code"] == "UPSTREAM_UNAVAILABLE"
+    finally:
+        ok(run_cli("provider", "update", "docs", "--base-url", gate.upstream.url))
+    assert (await call(gate, reader, "read_doc", {"path": "back"})).content[0].text
+
+
 async def test_tools_list_of_an_invalid_mandate_is_empty(gate: Gate) -> None:
     assert await listed(gate, "not-a-mandate") == []
 
@@ -422,7 +453,9 @@ class _Broken:
         tool = Tool("read_doc", "docs", FILES, READ, None, 0.0)
         self.server = McpServer("docs", "http://127.0.0.1:9/mcp", 1.0, {"read_doc": tool})
         self.caracal = SimpleNamespace(tools=SimpleNamespace(mcp_server=lambda _: self.server))
-        self.authorizer = SimpleNamespace(decide=self._decide, check=self._check)
+        self.authorizer = SimpleNamespace(
+            decide=self._decide, check=self._check, mcp_server=lambda _: self.server
+        )
         self.upstream_used = False
 
     async def _decide(self, *args: Any, **kwargs: Any) -> Any:
