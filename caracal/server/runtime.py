@@ -21,6 +21,7 @@ from caracal.services.group_commit import InlineBatcher, LedgerBatcher
 from caracal.services.ids import SequentialIds
 from caracal.services.tools import McpServer
 from caracal.services.validation import decision_event
+from caracal.store.checkpoint import WalCheckpointer
 
 log = logging.getLogger("caracal.server")
 
@@ -148,6 +149,7 @@ class Runtime:
         self._authorizer: Authorizer | None = None
         self._batcher: LedgerBatcher | InlineBatcher | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self.cache: AuthorityCache | None = None
         self.redis_following = False
 
@@ -165,6 +167,8 @@ class Runtime:
 
     async def start(self) -> None:
         self._caracal = Caracal.open(self.workspace, actor="runtime")
+        # Decisions commit on the event loop: no checkpoint may stall it.
+        self._checkpointer = self._caracal.store.checkpoint_in_background()
         self.cache = AuthorityCache(self._caracal)
         if self._caracal.store.backend == "sqlite":
             self._batcher = InlineBatcher(self._caracal, asyncio.get_running_loop())
@@ -185,6 +189,8 @@ class Runtime:
             self._batcher.close()
         elif self._batcher is not None:
             await asyncio.to_thread(self._batcher.close)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
         if self._caracal is not None:
             self._caracal.close()
 

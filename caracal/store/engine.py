@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from caracal.core.errors import ConfigError, ConflictError, NotFoundError, UnavailableError
+from caracal.store.checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +104,15 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def checkpoint_in_background(self) -> WalCheckpointer | None:
+        """On SQLite, move this process's WAL checkpoints off its commits onto a thread (see
+        `checkpoint`); the caller closes what it gets. None on PostgreSQL."""
+        if self.backend != "sqlite":
+            return None
+        checkpointer = WalCheckpointer(self.location.url.removeprefix("sqlite:///"))
+        checkpointer.start(self.engine)
+        return checkpointer
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
