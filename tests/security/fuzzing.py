@@ -100,6 +100,7 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
     first: float | None = None  # when the first case started
     last: float = 0.0  # when the latest case ended
+    slowest: float = 0.0  # the longest case, in seconds
 
     @contextlib.contextmanager
     def case(self, limit: float = CASE_SECONDS) -> Iterator[None]:
@@ -118,6 +119,7 @@ class Tally:
             raise
         self.last = time.perf_counter()
         elapsed = self.last - began
+        self.slowest = max(self.slowest, elapsed)
         if elapsed > limit:
             self.crashes += 1
             raise SlowCase(f"{self.target}: one case took {elapsed:.2f} s (limit {limit} s)")
@@ -131,7 +133,8 @@ class Tally:
         mode = "long" if LONG else "short"
         return (
             f"FUZZ {self.target}: {self.cases:,} cases, {self.crashes} crashes, "
-            f"{self.false_allows} false allows ({seconds:.1f} s, {mode} mode)"
+            f"{self.false_allows} false allows ({seconds:.1f} s, slowest case "
+            f"{self.slowest * 1000:.0f} ms, {mode} mode)"
             + (f"\n    outcomes: {common}" if common else "")
         )
 
