@@ -8,13 +8,20 @@ from caracal.services.facade import Caracal
 from tests.flow.conftest import SIZE, screen_name, settle, until
 
 
+async def click_workspace_name(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    """Onboarding's first field, once it is there: the screen is current before its form is
+    mounted (a click in between found nothing on a loaded CI machine)."""
+    await until(pilot, lambda: screen_name(app) == "OnboardingScreen", what="onboarding")
+    await until(pilot, lambda: app.screen.query_one("#workspace-name") is not None, what="form")
+    await pilot.click("#workspace-name")
+
+
 async def test_onboarding_creates_everything_and_lands_on_the_dashboard(
     home: Path, app_factory
 ) -> None:  # type: ignore[no-untyped-def]
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: screen_name(app) == "OnboardingScreen", what="onboarding")
-        await pilot.click("#workspace-name")
+        await click_workspace_name(pilot, app)
         await pilot.press(*"demo", "enter")
         await until(
             pilot, lambda: app.screen.query_one("#steps").current == "principal", what="step 2"
@@ -43,8 +50,7 @@ async def test_onboarding_creates_everything_and_lands_on_the_dashboard(
 async def test_quitting_halfway_resumes_at_the_next_step(home: Path, app_factory) -> None:  # type: ignore[no-untyped-def]
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: screen_name(app) == "OnboardingScreen")
-        await pilot.click("#workspace-name")
+        await click_workspace_name(pilot, app)
         await pilot.press(*"demo", "enter")
         await until(pilot, lambda: app.screen.query_one("#steps").current == "principal")
         await pilot.press("escape")  # quit
@@ -70,8 +76,7 @@ async def test_bad_workspace_name_is_explained_inline_and_nothing_is_created(
 ) -> None:  # type: ignore[no-untyped-def]
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: screen_name(app) == "OnboardingScreen")
-        await pilot.click("#workspace-name")
+        await click_workspace_name(pilot, app)
         await pilot.press(*"Bad Name")
         await until(
             pilot,
