@@ -43,7 +43,8 @@ def _no_constants(name: str) -> Any:
     raise StrictJSONError(f"{name} is not allowed")
 
 
-def _finite(text: str) -> float:
+def finite_float(text: str) -> float:
+    """`parse_float` for json.loads: `1e999` would become infinity."""
     value = float(text)
     if math.isinf(value):  # `1e999`: canonical JSON (and so an intent hash) cannot hold it
         raise StrictJSONError(f"{text} is out of range")
@@ -56,7 +57,7 @@ def strict_loads(text: str | bytes) -> Any:
             text,
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
-            parse_float=_finite,
+            parse_float=finite_float,
         )
     except StrictJSONError:
         raise

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from caracal.core.canonical import finite_float
 
 MAX_TOKEN = 16_384
 MAX_SCOPE = 512
@@ -28,13 +29,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):  # `1e999` would become infinity, which no intent hash can hold
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 # A refused body up to this size is read (and dropped) before the answer; see `drain`.
 DRAIN_BYTES = 4 * 1024 * 1024
 
@@ -54,7 +48,7 @@ async def drain(receive: Any, budget: int = DRAIN_BYTES) -> None:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
+        return json.loads(body, parse_constant=_reject_constant, parse_float=finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
     except RecursionError:  # `[[[[...` within the size limit is deeper than the parser goes
