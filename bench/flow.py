@@ -27,26 +27,28 @@ START_RUNS = 7
 
 
 def _tmux_start_time(home: Path) -> float:
+    # A tmux server of its own (-L): nothing else on the machine shares or stops it.
     session = f"caracal-bench-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", session]
     command = (
         f"env CARACAL_HOME={home} CARACAL_KEYRING=off TERM=xterm-256color "
         f"{sys.executable} -m caracal flow --local"
     )
     started = time.perf_counter()
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
+        [*tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "42", command], check=True
     )
     try:
         while time.perf_counter() - started < 20:
             shown = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+                [*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
             ).stdout
             if "Recent activity" in shown and "principals" in shown:
                 return time.perf_counter() - started
             time.sleep(0.005)
         raise RuntimeError("Flow did not show its dashboard within 20 s")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
 def bench_flow_start(sizes: Sizes) -> list[Result]:

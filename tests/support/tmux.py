@@ -1,4 +1,8 @@
-"""Drive a real terminal: a program in a detached tmux session, keys in, screen text out."""
+"""Drive a real terminal: a program in a detached tmux session, keys in, screen text out.
+
+Every terminal runs on a tmux server of its own (`tmux -L <socket>`), never on the default
+socket: an operator's own sessions on the machine (one named `flow`, say) and other test runs
+cannot collide with it, and killing the server at the end leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -20,22 +24,27 @@ class Terminal:
     # Keys arrive at a person's pace: a burst can land before the app has moved focus.
     PACE = 0.15
 
-    def __init__(self, session: str) -> None:
+    def __init__(self, socket: str, session: str) -> None:
+        self.socket = socket
         self.session = session
+
+    def tmux(self, *args: str) -> list[str]:
+        """A tmux command line on this terminal's private server."""
+        return ["tmux", "-L", self.socket, *args]
 
     def send(self, *keys: str) -> None:
         """Send tmux key names (Enter, Tab, Escape, C-p, ...), one at a time."""
         for key in keys:
-            subprocess.run(["tmux", "send-keys", "-t", self.session, key], check=True)
+            subprocess.run(self.tmux("send-keys", "-t", self.session, key), check=True)
             time.sleep(self.PACE)
 
     def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, "-l", text], check=True)
+        subprocess.run(self.tmux("send-keys", "-t", self.session, "-l", text), check=True)
         time.sleep(self.PACE)
 
     def screen(self) -> str:
         result = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session],
+            self.tmux("capture-pane", "-p", "-t", self.session),
             capture_output=True,
             text=True,
             check=False,
@@ -54,7 +63,7 @@ class Terminal:
     def alive(self) -> bool:
         return (
             subprocess.run(
-                ["tmux", "has-session", "-t", self.session], capture_output=True
+                self.tmux("has-session", "-t", self.session), capture_output=True
             ).returncode
             == 0
         )
@@ -64,26 +73,26 @@ class Terminal:
 def terminal(
     command: list[str], env: dict[str, str], width: int = 140, height: int = 42
 ) -> Iterator[Terminal]:
-    session = f"caracal-test-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    term = Terminal(f"caracal-test-{tag}", f"caracal-test-{tag}")
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     shell_command = f"env {exports} {shlex.join(command)}; sleep 30"
     subprocess.run(
-        [
-            "tmux",
+        term.tmux(
             "new-session",
             "-d",
             "-s",
-            session,
+            term.session,
             "-x",
             str(width),
             "-y",
             str(height),
             shell_command,
-        ],
+        ),
         check=True,
         env={**os.environ, "TERM": "xterm-256color"},
     )
     try:
-        yield Terminal(session)
+        yield term
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(term.tmux("kill-server"), capture_output=True)
