@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caracal.core.errors import UnavailableError
+from caracal.home.atomic import atomic_write_text
 from caracal.launcher.compose import Service
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
                 str(target),
             ],
         )
-    stamp.write_text(digest)
+    atomic_write_text(stamp, digest)  # another `up` may be reading it
     return target
 
 

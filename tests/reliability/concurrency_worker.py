@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 import traceback
@@ -33,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from caracal.core.errors import DeniedError
 from caracal.services.facade import Caracal
+from tests.support.files import write_atomically
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -276,10 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if app is not None:
             app.close()
-        out = args.dir / f"{args.name}.json"
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report.to_json()))
-        os.replace(tmp, out)
+        write_atomically(args.dir / f"{args.name}.json", json.dumps(report.to_json()))
     return 0
 
 

@@ -44,6 +44,7 @@ from caracal.services.ledger import LedgerFilter
 from caracal.services.logs import detach_workspace_log
 from caracal.services.workspaces import WorkspaceManager
 from tests.reliability.concurrency_worker import ACTION, RESOURCE, populate
+from tests.support.files import write_atomically
 
 LONG = os.environ.get("CARACAL_PROVING") == "long"
 SECONDS = 60 if LONG else 15
@@ -87,7 +88,7 @@ def test_issuers_and_a_revoker_on_one_workspace(workspace: str, tmp_path: Path) 
     workers = _start_workers(run_dir)
     try:
         _wait_until_ready(workers, run_dir)
-        (run_dir / "go").write_text(repr(time.time() + 0.2))
+        write_atomically(run_dir / "go", repr(time.time() + 0.2))
         _wait_until_done(workers, time.monotonic() + 0.2 + SECONDS + GRACE_S)
     finally:
         for worker in workers:
