@@ -1,13 +1,12 @@
 """A snapshot of every screen and dialog at a fixed size, on a workspace built the same way
-every run: frozen time, counter-based ids, a fixed home folder. Review changes with
+every run: frozen time, counter-based ids, and a home folder of the run's own that Flow shows
+as `~/.caracal` (so the pictures do not depend on where it is). Review changes with
 `pytest tests/flow/test_snapshots.py --snapshot-update` and look at the SVGs."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,15 +19,14 @@ import time_machine
 from caracal.flow.app import build_app
 from tests.flow.conftest import populated, screen_name, settle, until
 
-FIXED_HOME = Path(tempfile.gettempdir()) / "caracal-snapshot-home"
 FROZEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SIZE = (130, 40)
 
 
 @pytest.fixture
-def fixed_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    shutil.rmtree(FIXED_HOME, ignore_errors=True)
-    monkeypatch.setenv("CARACAL_HOME", str(FIXED_HOME))
+def fixed_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CARACAL_HOME", str(tmp_path / ".caracal"))
     monkeypatch.setenv("CARACAL_KEYRING", "off")
     for var in (
         "CARACAL_WORKSPACE",
@@ -43,7 +41,6 @@ def fixed_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(uuids)))
     with time_machine.travel(FROZEN, tick=False):
         yield populated()
-    shutil.rmtree(FIXED_HOME, ignore_errors=True)
 
 
 def at(area_key: str, *keys: str, ready: str | None = None) -> Any:
@@ -162,17 +159,17 @@ def test_problem_modal(fixed_world: dict[str, str], snap_compare: Any) -> None:
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
 
 
-def test_onboarding(monkeypatch: pytest.MonkeyPatch, snap_compare: Any) -> None:
-    shutil.rmtree(FIXED_HOME, ignore_errors=True)
-    monkeypatch.setenv("CARACAL_HOME", str(FIXED_HOME))
+def test_onboarding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snap_compare: Any) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CARACAL_HOME", str(tmp_path / ".caracal"))
     monkeypatch.setenv("CARACAL_KEYRING", "off")
+    monkeypatch.delenv("CARACAL_WORKSPACE", raising=False)
+
+    async def run(pilot: Any) -> None:
+        await until(pilot, lambda: screen_name(pilot.app) == "OnboardingScreen")
+        await steady(pilot)
+
     try:
-
-        async def run(pilot: Any) -> None:
-            await until(pilot, lambda: screen_name(pilot.app) == "OnboardingScreen")
-            await steady(pilot)
-
         assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
     finally:
-        shutil.rmtree(FIXED_HOME, ignore_errors=True)
-        os.environ.pop("CARACAL_WORKSPACE", None)
+        os.environ.pop("CARACAL_WORKSPACE", None)  # set by the app itself, not by monkeypatch

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Input, Select
 
 from caracal.flow.modals.form import FormModal
+from caracal.flow.text import display_path
 
 
 class ExportLedgerModal(FormModal[Any]):
@@ -22,7 +23,7 @@ class ExportLedgerModal(FormModal[Any]):
             [("JSON", "json"), ("CSV", "csv")], value="json", allow_blank=False, id="format"
         )
         yield self.field("File")
-        default = str(self.flow.context.caracal.paths.root / "ledger-export.json")
+        default = display_path(self.flow.context.caracal.paths.root / "ledger-export.json")
         yield Input(default, id="path")
 
     def prepare(self) -> Callable[[], Any]:

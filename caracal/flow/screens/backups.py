@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.text import display_path
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
 
 COMMANDS = [
@@ -162,7 +163,7 @@ class BackupsScreen(AreaScreen):
                 return
             kind = "locked, secrets included" if result.locked else "not locked, secrets omitted"
             self._show_outcome(
-                f"[green b]Written[/] {escape(str(result.path))}\n{human_size(result.size)}, {kind}, "
+                f"[green b]Written[/] {escape(display_path(result.path))}\n{human_size(result.size)}, {kind}, "
                 f"ledger head {result.head_seq}, {result.seconds:.2f}s"
             )
             self.remember(f"wrote backup {result.path.name}")

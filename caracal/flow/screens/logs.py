@@ -17,6 +17,7 @@ from textual.widgets import Input, RichLog, Select, Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.text import display_path
 
 COMMANDS = [
     ("Show the next minimum level", "cycle_level"),
@@ -148,12 +149,12 @@ class LogsScreen(AreaScreen):
         level, contains = self.query_now()
         path: Path = self.context.caracal.paths.log_file
         if self.missing:
-            text = f"No log yet: {path} is created when something is logged."
+            text = f"No log yet: {display_path(path)} is created when something is logged."
         else:
             found = f"{self.count} record(s) at {level} or above"
             if contains:
                 found += f" containing {contains!r}"
-            text = f"{found} · {path}"
+            text = f"{found} · {display_path(path)}"
         refresh = (
             f"refreshing every {REFRESH_SECONDS:g} s" if self.following else "paused (f resumes)"
         )

@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.text import display_path
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
 
 COMMANDS = [
@@ -74,7 +75,7 @@ class WorkspacesScreen(AreaScreen):
             ),
             Column("name", "NAME", 24),
             Column("store", "STORE", 12),
-            Column("path", "FOLDER", 0),
+            Column("path", "FOLDER", 0, render=lambda r: display_path(r["path"])),
         ]
 
     @property
@@ -114,7 +115,9 @@ class WorkspacesScreen(AreaScreen):
             if switch:
                 self.switch_to(info.name)
                 return
-            self._show_outcome(f"Created workspace {info.name} ({info.store}) in {info.path}.")
+            self._show_outcome(
+                f"Created workspace {info.name} ({info.store}) in {display_path(info.path)}."
+            )
             self.app.notify(f"Created workspace {info.name}.")
             self.load()
 
