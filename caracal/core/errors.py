@@ -60,6 +60,11 @@ class IntegrityError(CaracalError):
     exit_code = ExitCode.INTEGRITY
 
 
+class RollbackError(IntegrityError):
+    """The store's ledger is behind (or beside) a signed head recorded outside the store: it
+    was rolled back or replaced. Nothing may use it until an operator accepts it."""
+
+
 class UnavailableError(CaracalError):
     exit_code = ExitCode.UNAVAILABLE
 

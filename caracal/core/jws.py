@@ -7,6 +7,7 @@ algorithms other than ES256, non-canonical base64.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,12 @@ class ParsedToken:
     @property
     def kid(self) -> str:
         return str(self.header["kid"])
+
+
+def token_sha256(token: str) -> str:
+    """What the ledger records of an issued token (the token itself is a bearer credential and
+    never enters the ledger). Signatures are low-S only, so a token has one spelling."""
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
 @lru_cache(maxsize=1024)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ _ALG = ec.ECDSA(hashes.SHA256())
 # time can never leak the private key.
 _SIGN = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 SIGNATURE_BYTES = 64
+# The order of P-256's base point. ECDSA accepts (r, s) and (r, n - s) alike; only the low-S
+# form (s <= n/2) is produced and accepted, so a signature has exactly one valid spelling.
+_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = _ORDER // 2
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,9 @@ def new_kid() -> str:
     return "k_" + secrets.token_hex(8)
 
 
-def generate_key_pair() -> KeyPair:
-    private = ec.generate_private_key(_CURVE)
+def generate_key_pair(private: ec.EllipticCurvePrivateKey | None = None) -> KeyPair:
+    """A new key pair (or the pair of a given private key, e.g. a derived one in tests)."""
+    private = private or ec.generate_private_key(_CURVE)
     private_der = private.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
@@ -46,6 +52,11 @@ def generate_key_pair() -> KeyPair:
         .decode("ascii")
     )
     return KeyPair(new_kid(), private_der, public_pem)
+
+
+def pem_sha256(public_pem: str) -> str:
+    """What the ledger records of a public key: the SHA-256 of its PEM text as stored."""
+    return hashlib.sha256(public_pem.encode("ascii", "replace")).hexdigest()
 
 
 def load_private(der: bytes) -> ec.EllipticCurvePrivateKey:
@@ -63,7 +74,10 @@ def load_public(pem: str) -> ec.EllipticCurvePublicKey:
 
 
 def sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    """A raw r||s signature in its low-S form."""
     r, s = decode_dss_signature(private.sign(data, _SIGN))
+    if s > _HALF_ORDER:
+        s = _ORDER - s
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
@@ -72,6 +86,8 @@ def verify(public: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> 
         return False
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:], "big")
+    if not 0 < s <= _HALF_ORDER:  # the high-S twin of a valid signature is refused
+        return False
     try:
         public.verify(encode_dss_signature(r, s), data, _ALG)
     except InvalidSignature:

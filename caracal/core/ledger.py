@@ -1,9 +1,10 @@
-"""The tamper-evident ledger: hash-chained events and signed checkpoints.
+"""The tamper-evident ledger: hash-chained events under a Merkle tree.
 
 Each event's hash is SHA-256 over the canonical JSON of the event (every field, including
-`seq` and `prev_hash`), so changing, deleting or reordering any event breaks the chain.
-Checkpoints sign (workspace, first seq, last seq, head hash) with the workspace ledger key;
-they make truncation detectable and let an auditor trust a prefix without the store.
+`seq` and `prev_hash`), so changing, deleting or reordering any event breaks the chain. The
+events are also the leaves of a Merkle tree (`caracal.core.merkle`) whose signed head
+(`caracal.core.tree_head`) the workspace ledger key renews in every write; the head makes
+truncation and rewriting detectable and lets an auditor check proofs without the store.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from caracal.core.canonical import canonical_bytes, canonical_json
+from caracal.core.canonical import canonical_json
+from caracal.core.merkle import Frontier
 
 GENESIS_HASH = "0" * 64
 
@@ -126,16 +128,32 @@ class ChainBreak:
         return f"event {self.seq}{kind}: {self.problem}"
 
 
+# Decisions are most of a ledger and change no state: a walk keeps every other event.
+DECISION_PREFIX = "validation."
+
+
 class ChainWalk:
-    """Walks rows in `seq` order, remembering the hashes checkpoints ask about.
+    """Walks rows in `seq` order: checks every hash and link, and grows the Merkle tree over
+    them, remembering the event hash and the tree at each sequence number in `wanted` (the
+    sizes of heads to compare with). With `keep_state`, the events that change authority
+    state are kept in `state_events` for replay (or handed to `state_sink` as they pass).
 
     `prev_hash=None` starts mid-ledger (a parallel range): the first row's link is then left
-    to whoever joins the ranges, through `first_prev_hash`."""
+    to whoever joins the ranges, through `first_prev_hash`; the tree then covers this range
+    only (as if it started at leaf 0). A walk that continues a verified tree is given that
+    tree and the hash of its last event."""
 
     _MEMO_LIMIT = 200_000
 
     def __init__(
-        self, wanted: set[int], expected_seq: int = 1, prev_hash: str | None = GENESIS_HASH
+        self,
+        wanted: set[int],
+        expected_seq: int = 1,
+        prev_hash: str | None = GENESIS_HASH,
+        *,
+        tree: Frontier | None = None,
+        keep_state: bool = False,
+        state_sink: Callable[[Row], None] | None = None,
     ) -> None:
         self.wanted = wanted
         self.expected_seq = expected_seq
@@ -144,16 +162,50 @@ class ChainWalk:
         self.count = 0
         self.failure: ChainBreak | None = None
         self.seen: dict[int, str] = {}
+        self.tree = tree.copy() if tree is not None else Frontier()
+        self.trees: dict[int, Frontier] = {}
+        self.keep_state = keep_state or state_sink is not None
+        self.state_events: list[Row] = []
+        self._sink = state_sink if state_sink is not None else self.state_events.append
         self._memo: dict[object, str] = {None: "null"}
 
     def feed(self, rows: Sequence[Row]) -> bool:
-        """Consume rows; return False at the first break (kept in `failure`).
+        """Consume rows; return False at the first break (kept in `failure`)."""
+        if self.failure is not None:
+            return False
+        done = self._chain(rows)
+        good = rows if done == len(rows) else rows[:done]
+        if good:
+            self._grow(good)
+            if self.keep_state:
+                sink = self._sink
+                for row in good:
+                    if not row[2].startswith(DECISION_PREFIX):
+                        sink(row)
+        if done < len(rows):
+            self.failure = self._diagnose(rows[done], self.expected_seq, self.prev_hash)
+        return self.failure is None
+
+    def _grow(self, rows: Sequence[Row]) -> None:
+        """Add the rows' leaves to the tree, keeping a copy of it at every wanted size."""
+        sha256 = hashlib.sha256
+        leaves = [sha256(b"\x00" + bytes.fromhex(row[9])).digest() for row in rows]
+        first, last = rows[0][0], rows[-1][0]
+        stops = sorted(seq for seq in self.wanted if first <= seq <= last) if self.wanted else []
+        at = 0
+        for seq in stops:
+            cut = seq - first + 1
+            self.tree.extend(leaves[at:cut])
+            self.trees[seq] = self.tree.copy()
+            at = cut
+        self.tree.extend(leaves[at:] if at else leaves)
+
+    def _chain(self, rows: Sequence[Row]) -> int:
+        """Check hashes and links; returns how many rows passed.
 
         The loop is the hot path of `ledger verify` (a million rows): quoted values are
         memoised and the event text is assembled inline. It must produce exactly
         `event_json`; any anomaly is re-examined by the plain checks for the message."""
-        if self.failure is not None:
-            return False
         if rows and self.prev_hash is None:
             self.first_prev_hash = rows[0][8]
             self.prev_hash = rows[0][8]
@@ -200,9 +252,7 @@ class ChainWalk:
             pass
         self.expected_seq, self.prev_hash = expected, prev
         self.count += done
-        if done < len(rows):
-            self.failure = self._diagnose(rows[done], expected, prev)
-        return self.failure is None
+        return done
 
     @staticmethod
     def _diagnose(row: Row, expected: int, prev: str | None) -> ChainBreak:
@@ -218,15 +268,3 @@ class ChainWalk:
         if prev_hash != prev:
             return ChainBreak(seq, str(type_), "prev_hash does not link to the event before it")
         return ChainBreak(seq, str(type_), "hash does not match its contents (altered)")
-
-
-def checkpoint_message(workspace_id: str, seq_from: int, seq_to: int, head_hash: str) -> bytes:
-    return canonical_bytes(
-        {
-            "kind": "caracal-ledger-checkpoint",
-            "ws": workspace_id,
-            "from": seq_from,
-            "to": seq_to,
-            "head": head_hash,
-        }
-    )

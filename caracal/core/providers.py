@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from caracal.core.canonical import canonical_bytes
 from caracal.core.errors import ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.scopes import ProviderCatalog
@@ -90,6 +92,11 @@ class ProviderSpec:
                 for a in self.actions
             ],
         }
+
+    def definition_sha256(self) -> str:
+        """What the ledger records of a provider's definition (catalog, URL, auth scheme; never
+        the credential): the SHA-256 of its canonical JSON."""
+        return hashlib.sha256(canonical_bytes(self.to_dict())).hexdigest()
 
     def with_changes(self, **changes: Any) -> ProviderSpec:
         return replace(self, **changes)

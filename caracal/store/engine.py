@@ -82,6 +82,27 @@ def schema_for_workspace(name: str) -> str:
     return schema
 
 
+_AFTER_COMMIT = "caracal_after_commit"
+
+
+def after_commit(conn: Connection, hook: Callable[[], None]) -> None:
+    """Run `hook` once the write transaction `conn` is in has committed (never if it rolls
+    back or is retried). For news that must not get ahead of the data: a signed ledger head
+    published outside the store, say."""
+    hooks = conn.info.get(_AFTER_COMMIT)
+    if hooks is None:
+        raise RuntimeError("after_commit needs a transaction from Store.write or transaction")
+    hooks.append(hook)
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:  # the data is committed; a failing follower is logged, not raised
+            log.exception("an after-commit step failed")
+
+
 def _is_retryable(exc: Exception) -> bool:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(orig, "sqlstate", None)
@@ -129,16 +150,31 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         """One write transaction, not retried: for stores nobody else can see yet (a
         workspace being restored), where the work streams and cannot be replayed."""
-        with self._connect() as conn, conn.begin():
-            yield conn
+        hooks: list[Callable[[], None]] = []
+        with self._connect() as conn:
+            conn.info[_AFTER_COMMIT] = hooks
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        _run_hooks(hooks)
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction; retry it whole on lock conflicts."""
         delay = 0.002
         for attempt in range(_RETRY_ATTEMPTS):
+            hooks: list[Callable[[], None]] = []
             try:
-                with self._connect() as conn, conn.begin():
-                    return work(conn)
+                with self._connect() as conn:
+                    conn.info[_AFTER_COMMIT] = hooks
+                    try:
+                        with conn.begin():
+                            result = work(conn)
+                    finally:
+                        conn.info.pop(_AFTER_COMMIT, None)
+                _run_hooks(hooks)
+                return result
             except (DBAPIError, sqlite3.OperationalError) as exc:
                 # (BEGIN IMMEDIATE goes straight to the driver, so its error is not wrapped.)
                 if not _is_retryable(exc) or attempt == _RETRY_ATTEMPTS - 1:

@@ -1,15 +1,25 @@
-"""Ledger rows: chained appends under the head lock, reads in sequence order."""
+"""Ledger rows: chained appends under the head lock, the Merkle tree's head and kept nodes,
+the history of signed heads, and reads in sequence order."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
 from caracal.core.ledger import NewEvent, Row, seal
+from caracal.core.merkle import Frontier, leaf_hash, node_hash
+from caracal.core.tree_head import TreeHead
 from caracal.store import raw
 from caracal.store.raw import Sql
-from caracal.store.schema import ledger_checkpoints
+from caracal.store.schema import (
+    MANDATE_LIFE_WHERE,
+    PRINCIPAL_LIFE_WHERE,
+    ledger_checkpoints,
+    ledger_events,
+    ledger_nodes,
+)
 
 COLUMNS = (
     "seq",
@@ -23,28 +33,94 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
-# Called for every checkpoint boundary an append crosses, with (seq_to, hash of that event).
-CheckpointSigner = Callable[[Connection, int, str], None]
+# Interior nodes of subtrees with 2**NODE_LEVEL leaves or more are stored (about one row per
+# 128 events); smaller subtrees are rehashed from at most 256 event hashes when a proof needs
+# them.
+NODE_LEVEL = 8
 
-
-_HEAD = Sql(
-    "SELECT seq, hash FROM ledger_head WHERE id = 1",
-    # PostgreSQL: writers serialise on this row; SQLite's BEGIN IMMEDIATE already did.
-    postgresql="SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE",
+_HEAD_READ = Sql(
+    "SELECT seq, hash, root, frontier, ts, kid, signature FROM ledger_head WHERE id = 1"
 )
-_HEAD_READ = Sql("SELECT seq, hash FROM ledger_head WHERE id = 1")
-_SET_HEAD = Sql("UPDATE ledger_head SET seq = :seq, hash = :hash WHERE id = 1")
+_HEAD = Sql(
+    _HEAD_READ.sqlite,
+    # PostgreSQL: writers serialise on this row; SQLite's BEGIN IMMEDIATE already did.
+    postgresql=_HEAD_READ.sqlite + " FOR UPDATE",
+)
+_SET_TREE = Sql(
+    "UPDATE ledger_head SET seq = :seq, hash = :hash, root = :root, frontier = :frontier, "
+    "ts = NULL, kid = NULL, signature = NULL WHERE id = 1"
+)
+_SET_SIGNATURE = Sql("UPDATE ledger_head SET ts = :ts, kid = :kid, signature = :sig WHERE id = 1")
 _INSERT = Sql(
     "INSERT INTO ledger_events (seq, ts, type, actor, principal_id, mandate_id, reason_code, "
     "payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_NODE = Sql("INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)")
+_EVENT_HASH = Sql("SELECT hash FROM ledger_events WHERE seq = :seq")
+_EVENT_HASHES = Sql(
+    "SELECT seq, hash FROM ledger_events WHERE seq >= :lo AND seq <= :hi ORDER BY seq"
+)
+_NODE = Sql("SELECT hash FROM ledger_nodes WHERE level = :level AND idx = :idx")
+_LIFE_COLUMNS = "SELECT seq, type, principal_id, mandate_id, payload FROM ledger_events WHERE "
+_MANDATE_LIFE = Sql(_LIFE_COLUMNS + MANDATE_LIFE_WHERE + " AND mandate_id = :id ORDER BY seq")
+_PRINCIPAL_LIFE = Sql(_LIFE_COLUMNS + PRINCIPAL_LIFE_WHERE + " AND principal_id = :id ORDER BY seq")
 
 
-def head(conn: Connection, *, lock: bool = False) -> tuple[int, str]:
+@dataclass(frozen=True, slots=True)
+class StoredHead:
+    """The head row: the tree over events 1..size and, once signed, its signature."""
+
+    size: int
+    last_hash: str
+    root: str | None
+    frontier: str | None
+    ts_us: int | None
+    kid: str | None
+    signature: str | None
+
+    def signed(self, workspace_id: str) -> TreeHead | None:
+        if self.root is None or self.ts_us is None or not self.kid or not self.signature:
+            return None
+        return TreeHead(
+            workspace_id,
+            self.size,
+            self.root,
+            self.last_hash,
+            self.ts_us,
+            self.kid,
+            self.signature,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one append left in the head row: sign it before the transaction commits."""
+
+    rows: list[Row]
+    size: int
+    last_hash: str
+    root: str
+
+
+def read_head(conn: Connection, *, lock: bool = False) -> StoredHead:
     row = raw.one(conn, _HEAD if lock else _HEAD_READ, {})
     if row is None:
         raise LookupError("the ledger head row is missing")
-    return int(row[0]), str(row[1])
+    seq, digest, root, frontier, ts, kid, signature = row
+    return StoredHead(
+        int(seq),
+        str(digest),
+        None if root is None else str(root),
+        None if frontier is None else str(frontier),
+        None if ts is None else int(ts),
+        None if kid is None else str(kid),
+        None if signature is None else str(signature),
+    )
+
+
+def head(conn: Connection, *, lock: bool = False) -> tuple[int, str]:
+    found = read_head(conn, lock=lock)
+    return found.size, found.last_hash
 
 
 def lock_head(conn: Connection) -> None:
@@ -53,67 +129,170 @@ def lock_head(conn: Connection) -> None:
     which would otherwise each miss the other's uncommitted row; every transaction that changes
     authority takes it first, so none waits for it while holding another lock (no lock-order
     cycle). SQLite's BEGIN IMMEDIATE already serialised every writer."""
-    head(conn, lock=True)
+    read_head(conn, lock=True)
 
 
 def append(
     conn: Connection,
     events: Sequence[NewEvent],
     *,
+    head: StoredHead,
     actor: str | None,
     ts_us: int,
-    checkpoint_every: int,
-    on_checkpoint: CheckpointSigner | None,
-) -> list[Row]:
-    """Append `events` after the current head in this transaction; sign crossed checkpoints."""
-    if not events:
-        return []
-    seq, prev = head(conn, lock=True)
-    rows = seal(events, first_seq=seq + 1, prev_hash=prev, ts_us=ts_us, actor=actor)
+) -> Appended:
+    """Chain `events` after `head` (read under the lock in this transaction), insert them and
+    the tree nodes they complete, and move the head row to the new tree, unsigned."""
+    frontier = Frontier.decode(head.size, head.frontier or "")
+    rows = seal(events, first_seq=head.size + 1, prev_hash=head.last_hash, ts_us=ts_us, actor=actor)
     raw.run_many(conn, _INSERT, rows)
+    nodes: list[tuple[int, int, str]] = []
+    for row in rows:
+        for level, idx, node in frontier.append(leaf_hash(row[9]), NODE_LEVEL):
+            nodes.append((level, idx, node.hex()))
+    if nodes:
+        raw.run_many(conn, _INSERT_NODE, nodes)
     last_seq, last_hash = rows[-1][0], rows[-1][9]
-    raw.run(conn, _SET_HEAD, {"seq": last_seq, "hash": last_hash})
-    if on_checkpoint is not None:
-        boundary = (seq // checkpoint_every + 1) * checkpoint_every
-        while boundary <= last_seq:
-            on_checkpoint(conn, boundary, rows[boundary - seq - 1][9])
-            boundary += checkpoint_every
-    return rows
+    root = frontier.root().hex()
+    raw.run(
+        conn,
+        _SET_TREE,
+        {"seq": last_seq, "hash": last_hash, "root": root, "frontier": frontier.encode()},
+    )
+    return Appended(rows, last_seq, last_hash, root)
 
 
-def insert_checkpoint(
-    conn: Connection,
-    seq_from: int,
-    seq_to: int,
-    head_hash: str,
-    kid: str,
-    signature: str,
-    ts_us: int,
-) -> None:
+def set_signature(conn: Connection, ts_us: int, kid: str, signature: str) -> None:
+    raw.run(conn, _SET_SIGNATURE, {"ts": ts_us, "kid": kid, "sig": signature})
+
+
+def set_tree(conn: Connection, root: str, frontier: str) -> None:
+    """Set the head's tree without appending (after the nodes were rebuilt)."""
+    conn.exec_driver_sql(
+        "UPDATE ledger_head SET root = ?, frontier = ? WHERE id = 1"
+        if conn.dialect.name == "sqlite"
+        else "UPDATE ledger_head SET root = %s, frontier = %s WHERE id = 1",
+        (root, frontier),
+    )
+
+
+# ---- the events behind one row ----------------------------------------------------------------
+def _life(conn: Connection, sql: Sql, ident: str) -> list[Row]:
+    """Shaped like stored rows (what the replay reads), with only the columns it needs."""
+    return [
+        (seq, 0, type_, None, principal, mandate, None, payload, "", "")
+        for seq, type_, principal, mandate, payload in raw.all_rows(conn, sql, {"id": ident})
+    ]
+
+
+def mandate_life(conn: Connection, mandate_id: str) -> list[Row]:
+    """The events that issued (or delegated) and revoked one mandate."""
+    return _life(conn, _MANDATE_LIFE, mandate_id)
+
+
+def principal_life(conn: Connection, principal_id: str) -> list[Row]:
+    """The events that registered one principal, rotated its keys and changed its status."""
+    return _life(conn, _PRINCIPAL_LIFE, principal_id)
+
+
+# ---- the tree, for proofs --------------------------------------------------------------------
+def event_hash(conn: Connection, seq: int) -> str | None:
+    row = raw.one(conn, _EVENT_HASH, {"seq": seq})
+    return None if row is None else str(row[0])
+
+
+def event_type(conn: Connection, seq: int) -> str | None:
+    found = conn.execute(select(ledger_events.c.type).where(ledger_events.c.seq == seq)).first()
+    return None if found is None else str(found[0])
+
+
+def last_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(ledger_events.c.seq))).scalar() or 0)
+
+
+def event_hashes(conn: Connection, lo: int, hi: int) -> list[str]:
+    """Event hashes lo..hi (sequence numbers, inclusive); LookupError if one is missing."""
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(_EVENT_HASHES.for_(conn), {"lo": lo, "hi": hi})
+        found = cur.fetchall()
+    finally:
+        cur.close()
+    if len(found) != hi - lo + 1 or any(int(s) != lo + i for i, (s, _) in enumerate(found)):
+        raise LookupError(f"events {lo}-{hi} are not all in the ledger")
+    return [str(h) for _, h in found]
+
+
+def subtree_root(conn: Connection, start: int, size: int) -> bytes:
+    """Root of the perfect subtree of `size` leaves starting at leaf `start` (0-based)."""
+    level = size.bit_length() - 1
+    if level >= NODE_LEVEL:
+        row = raw.one(conn, _NODE, {"level": level, "idx": start >> level})
+        if row is not None:
+            return bytes.fromhex(str(row[0]))
+        half = size // 2  # not kept (yet): build it from its halves
+        return node_hash(subtree_root(conn, start, half), subtree_root(conn, start + half, half))
+    frontier = Frontier()
+    frontier.extend(leaf_hash(h) for h in event_hashes(conn, start + 1, start + size))
+    return frontier.root()
+
+
+def rebuild_nodes(conn: Connection) -> tuple[str, str]:
+    """Recompute the kept nodes and the head's tree from the stored events (after a restore,
+    which does not trust nodes from an archive). Returns (root, frontier)."""
+    conn.execute(ledger_nodes.delete())
+    frontier = Frontier()
+    after = 0
+    while True:
+        batch = conn.execute(
+            select(ledger_events.c.seq, ledger_events.c.hash)
+            .where(ledger_events.c.seq > after)
+            .order_by(ledger_events.c.seq)
+            .limit(20_000)
+        ).all()
+        if not batch:
+            break
+        nodes = [
+            (level, idx, node.hex())
+            for _, digest in batch
+            for level, idx, node in frontier.append(leaf_hash(digest), NODE_LEVEL)
+        ]
+        if nodes:
+            raw.run_many(conn, _INSERT_NODE, nodes)
+        after = int(batch[-1][0])
+    root, encoded = frontier.root().hex(), frontier.encode()
+    set_tree(conn, root, encoded)
+    return root, encoded
+
+
+# ---- the history of signed heads --------------------------------------------------------------
+def insert_checkpoint(conn: Connection, tree_head: TreeHead) -> None:
     conn.execute(
         ledger_checkpoints.insert().values(
-            seq_to=seq_to,
-            seq_from=seq_from,
-            head_hash=head_hash,
-            kid=kid,
-            signature=signature,
-            created_at=ts_us,
+            size=tree_head.size,
+            root=tree_head.root,
+            last_hash=tree_head.last_hash,
+            ts=tree_head.ts_us,
+            kid=tree_head.kid,
+            signature=tree_head.signature,
         )
     )
 
 
-def last_checkpoint_seq(conn: Connection) -> int:
-    return int(conn.execute(select(func.max(ledger_checkpoints.c.seq_to))).scalar() or 0)
+def last_checkpoint_size(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(ledger_checkpoints.c.size))).scalar() or 0)
 
 
-def checkpoints(conn: Connection) -> list[tuple[int, int, str, str, str]]:
-    rows = conn.execute(
-        select(
-            ledger_checkpoints.c.seq_from,
-            ledger_checkpoints.c.seq_to,
-            ledger_checkpoints.c.head_hash,
-            ledger_checkpoints.c.kid,
-            ledger_checkpoints.c.signature,
-        ).order_by(ledger_checkpoints.c.seq_to)
-    )
-    return [(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+def checkpoints(conn: Connection, workspace_id: str) -> list[TreeHead]:
+    rows = conn.execute(select(ledger_checkpoints).order_by(ledger_checkpoints.c.size))
+    return [
+        TreeHead(
+            workspace_id,
+            int(r.size),
+            str(r.root),
+            str(r.last_hash),
+            int(r.ts),
+            str(r.kid),
+            str(r.signature),
+        )
+        for r in rows
+    ]

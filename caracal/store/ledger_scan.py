@@ -4,6 +4,10 @@
 core; splitting the sequence range over two processes uses the second core. The worker is a
 plain `python -m caracal.store.ledger_scan` child (JSON on stdin and stdout), so it never
 re-imports the caller's main module, and it loads only the database driver and the pure core.
+
+A range that starts at leaf `lo - 1` grows its own Merkle tree as if it started at leaf 0;
+joined after a tree of `lo - 1` leaves (a power of two at least as large as the range's
+biggest subtree), the two frontiers merge into the whole tree exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from caracal.core.ledger import GENESIS_HASH, ChainBreak, ChainWalk
+from caracal.core.ledger import GENESIS_HASH, ChainBreak, ChainWalk, Row
+from caracal.core.merkle import Frontier
 
 BATCH = 20_000
 _COLUMNS = "seq, ts, type, actor, principal_id, mandate_id, reason_code, payload, prev_hash, hash"
@@ -29,16 +34,38 @@ class RangeResult:
     expected_seq: int = 0
     last_hash: str | None = None
     seen: dict[int, str] = field(default_factory=dict)
+    tree: Frontier = field(default_factory=Frontier)
+    trees: dict[int, Frontier] = field(default_factory=dict)
+    state_events: list[Row] = field(default_factory=list)
 
 
 def walk_cursor(
-    cursor: Any, placeholder: str, lo: int, hi: int | None, wanted: set[int], progress: Any = None
+    cursor: Any,
+    placeholder: str,
+    lo: int,
+    hi: int | None,
+    wanted: set[int],
+    progress: Any = None,
+    *,
+    keep_state: bool = False,
+    after: tuple[str, Frontier] | None = None,
 ) -> RangeResult:
-    """Walk rows lo..hi (hi None: to the end) read through a DBAPI cursor."""
+    """Walk rows lo..hi (hi None: to the end) read through a DBAPI cursor. `after` continues
+    a verified ledger of lo - 1 events: the hash of its last event and its tree."""
     where = f"seq >= {placeholder}" + (f" AND seq <= {placeholder}" if hi is not None else "")
     params = (lo,) if hi is None else (lo, hi)
     cursor.execute(f"SELECT {_COLUMNS} FROM ledger_events WHERE {where} ORDER BY seq", params)  # noqa: S608 - fixed text
-    walk = ChainWalk(wanted, expected_seq=lo, prev_hash=GENESIS_HASH if lo == 1 else None)
+    if after is not None:
+        prev_hash: str | None = after[0]
+    else:
+        prev_hash = GENESIS_HASH if lo == 1 else None
+    walk = ChainWalk(
+        wanted,
+        expected_seq=lo,
+        prev_hash=prev_hash,
+        tree=after[1] if after is not None else None,
+        keep_state=keep_state,
+    )
     while True:
         rows = cursor.fetchmany(BATCH)
         if not rows:
@@ -51,15 +78,24 @@ def walk_cursor(
         lo=lo,
         count=walk.count,
         failure=walk.failure,
-        first_prev_hash=walk.first_prev_hash,
+        first_prev_hash=walk.first_prev_hash if after is None else after[0],
         expected_seq=walk.expected_seq,
         last_hash=walk.prev_hash,
         seen=walk.seen,
+        tree=walk.tree,
+        trees=walk.trees,
+        state_events=walk.state_events,
     )
 
 
 def scan_range(
-    backend: str, dsn: str, pg_schema: str | None, lo: int, hi: int, wanted: set[int]
+    backend: str,
+    dsn: str,
+    pg_schema: str | None,
+    lo: int,
+    hi: int,
+    wanted: set[int],
+    keep_state: bool,
 ) -> RangeResult:
     """Worker entry point: open a private connection and walk lo..hi."""
     if backend == "sqlite":
@@ -67,7 +103,7 @@ def scan_range(
 
         conn = sqlite3.connect(f"file:{dsn}?mode=ro", uri=True)
         try:
-            return walk_cursor(conn.cursor(), "?", lo, hi, wanted)
+            return walk_cursor(conn.cursor(), "?", lo, hi, wanted, keep_state=keep_state)
         finally:
             conn.close()
     import psycopg
@@ -79,48 +115,42 @@ def scan_range(
         pg.cursor(name="caracal_ledger_scan") as cursor,
     ):
         cursor.itersize = BATCH
-        return walk_cursor(cursor, "%s", lo, hi, wanted)
+        return walk_cursor(cursor, "%s", lo, hi, wanted, keep_state=keep_state)
 
 
 def join(first: RangeResult, second: RangeResult) -> RangeResult:
     """Two adjacent ranges as one walk; the seam is checked like any other link."""
-    if first.failure is not None:
+    if first.failure is not None or (second.count == 0 and second.failure is None):
         return first
-    if second.count and second.first_prev_hash != first.last_hash:
+    if second.first_prev_hash != first.last_hash:
         failure = ChainBreak(second.lo, None, "prev_hash does not link to the event before it")
-        return RangeResult(
-            first.lo,
-            first.count,
-            failure,
-            first.first_prev_hash,
-            second.lo,
-            first.last_hash,
-            first.seen,
-        )
-    joined_failure = second.failure
-    if second.count == 0 and second.failure is None:
-        return RangeResult(
-            first.lo,
-            first.count,
-            None,
-            first.first_prev_hash,
-            first.expected_seq,
-            first.last_hash,
-            first.seen,
-        )
+        first.failure, first.expected_seq = failure, second.lo
+        return first
+    trees = dict(first.trees)
+    for seq, partial in second.trees.items():
+        trees[seq] = first.tree.merged(partial)
     return RangeResult(
         first.lo,
         first.count + second.count,
-        joined_failure,
+        second.failure,
         first.first_prev_hash,
         second.expected_seq,
         second.last_hash,
         {**first.seen, **second.seen},
+        first.tree.merged(second.tree),
+        trees,
+        first.state_events + second.state_events,
     )
 
 
 def run_worker(
-    backend: str, dsn: str, pg_schema: str | None, lo: int, hi: int, wanted: set[int]
+    backend: str,
+    dsn: str,
+    pg_schema: str | None,
+    lo: int,
+    hi: int,
+    wanted: set[int],
+    keep_state: bool,
 ) -> subprocess.Popen[bytes]:
     """Start a worker walking lo..hi; collect it with `collect`."""
     proc = subprocess.Popen(
@@ -136,12 +166,17 @@ def run_worker(
         "lo": lo,
         "hi": hi,
         "wanted": sorted(wanted),
+        "keep_state": keep_state,
     }
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(request).encode())
     proc.stdin.close()
     proc.stdin = None  # sent; `communicate` must not touch it again
     return proc
+
+
+def _frontier(data: list[Any]) -> Frontier:
+    return Frontier.decode(int(data[0]), str(data[1]))
 
 
 def collect(proc: subprocess.Popen[bytes], lo: int) -> RangeResult:
@@ -159,6 +194,9 @@ def collect(proc: subprocess.Popen[bytes], lo: int) -> RangeResult:
         expected_seq=data["expected_seq"],
         last_hash=data["last_hash"],
         seen={int(k): v for k, v in data["seen"].items()},
+        tree=_frontier(data["tree"]),
+        trees={int(k): _frontier(v) for k, v in data["trees"].items()},
+        state_events=[tuple(row) for row in data["state_events"]],
     )
 
 
@@ -171,6 +209,7 @@ def _main() -> None:
         request["lo"],
         request["hi"],
         set(request["wanted"]),
+        request["keep_state"],
     )
     failure = result.failure
     json.dump(
@@ -181,6 +220,9 @@ def _main() -> None:
             "expected_seq": result.expected_seq,
             "last_hash": result.last_hash,
             "seen": result.seen,
+            "tree": [result.tree.size, result.tree.encode()],
+            "trees": {k: [v.size, v.encode()] for k, v in result.trees.items()},
+            "state_events": result.state_events,
         },
         sys.stdout,
     )

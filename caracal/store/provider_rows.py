@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -80,36 +81,55 @@ def remove(conn: Connection, name: str) -> None:
 
 def load_all(conn: Connection, name: str | None = None) -> list[tuple[ProviderSpec, str | None]]:
     """Every provider (or one) with its credential reference, ordered by name."""
-    query = select(providers).order_by(providers.c.name)
-    res_query = select(provider_resources).order_by(
-        provider_resources.c.provider, provider_resources.c.position
-    )
-    act_query = select(provider_actions).order_by(
-        provider_actions.c.provider, provider_actions.c.position
-    )
+    query = select(providers)
+    res_query = select(provider_resources)
+    act_query = select(provider_actions)
     if name is not None:
         query = query.where(providers.c.name == name)
         res_query = res_query.where(provider_resources.c.provider == name)
         act_query = act_query.where(provider_actions.c.provider == name)
-    resources: dict[str, list[ProviderResource]] = {}
-    for r in conn.execute(res_query):
-        resources.setdefault(r.provider, []).append(ProviderResource(r.resource_id, r.description))
-    actions: dict[str, list[ProviderAction]] = {}
-    for a in conn.execute(act_query):
-        actions.setdefault(a.provider, []).append(
-            ProviderAction(a.resource_id, a.action_id, a.method, a.path_prefix)
+    return specs_from_rows(
+        conn.execute(query).mappings(),
+        conn.execute(res_query).mappings(),
+        conn.execute(act_query).mappings(),
+    )
+
+
+def specs_from_rows(
+    provider_rows: Iterable[Mapping[Any, Any]],
+    resource_rows: Iterable[Mapping[Any, Any]],
+    action_rows: Iterable[Mapping[Any, Any]],
+) -> list[tuple[ProviderSpec, str | None]]:
+    """Providers from the rows of their three tables (from the store, or from a backup's
+    dumps), ordered by name, catalogs in their stored order."""
+    resources: dict[str, list[tuple[int, ProviderResource]]] = {}
+    for r in resource_rows:
+        resources.setdefault(r["provider"], []).append(
+            (r["position"], ProviderResource(r["resource_id"], r["description"]))
+        )
+    actions: dict[str, list[tuple[int, ProviderAction]]] = {}
+    for a in action_rows:
+        actions.setdefault(a["provider"], []).append(
+            (
+                a["position"],
+                ProviderAction(a["resource_id"], a["action_id"], a["method"], a["path_prefix"]),
+            )
         )
     out = []
-    for p in conn.execute(query):
+    for p in sorted(provider_rows, key=lambda row: row["name"]):
         spec = ProviderSpec(
-            name=p.name,
-            base_url=p.base_url,
-            service_type=p.service_type,
-            auth=p.auth,
-            header_name=p.header_name,
-            health_path=p.health_path,
-            resources=tuple(resources.get(p.name, ())),
-            actions=tuple(actions.get(p.name, ())),
+            name=p["name"],
+            base_url=p["base_url"],
+            service_type=p["service_type"],
+            auth=p["auth"],
+            header_name=p["header_name"],
+            health_path=p["health_path"],
+            resources=tuple(r for _, r in sorted(resources.get(p["name"], []), key=_position)),
+            actions=tuple(a for _, a in sorted(actions.get(p["name"], []), key=_position)),
         )
-        out.append((spec, p.credential_ref))
+        out.append((spec, p["credential_ref"]))
     return out
+
+
+def _position(item: tuple[int, Any]) -> int:
+    return item[0]

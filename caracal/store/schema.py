@@ -16,9 +16,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
+
+# The event types that make a mandate's and a principal's state (see the partial indexes on
+# ledger_events; queries must repeat these conditions word for word to use them).
+MANDATE_LIFE_TYPES = ("mandate.issued", "mandate.delegated", "mandate.revoked")
+PRINCIPAL_LIFE_TYPES = (
+    "principal.registered",
+    "principal.key_rotated",
+    "principal.suspended",
+    "principal.activated",
+    "principal.revoked",
+)
+MANDATE_LIFE_WHERE = "type IN (" + ", ".join(f"'{t}'" for t in MANDATE_LIFE_TYPES) + ")"
+PRINCIPAL_LIFE_WHERE = "type IN (" + ", ".join(f"'{t}'" for t in PRINCIPAL_LIFE_TYPES) + ")"
 
 schema_versions = Table(
     "caracal_schema",
@@ -164,25 +178,57 @@ ledger_events = Table(
     Index("ix_ledger_events_type_seq", "type", "seq"),
     Index("ix_ledger_events_principal_seq", "principal_id", "seq"),
     Index("ix_ledger_events_mandate_seq", "mandate_id", "seq"),
+    # The few events that make a mandate's or a principal's state, found without walking
+    # its decisions (a check of a row against its events on every store read).
+    Index(
+        "ix_ledger_events_mandate_life",
+        "mandate_id",
+        sqlite_where=text(MANDATE_LIFE_WHERE),
+        postgresql_where=text(MANDATE_LIFE_WHERE),
+    ),
+    Index(
+        "ix_ledger_events_principal_life",
+        "principal_id",
+        "seq",
+        sqlite_where=text(PRINCIPAL_LIFE_WHERE),
+        postgresql_where=text(PRINCIPAL_LIFE_WHERE),
+    ),
 )
 
 ledger_head = Table(
     "ledger_head",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("seq", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the tree size: the newest event's seq
+    Column("hash", String(64), nullable=False),  # the newest event's hash
+    Column("root", String(64)),  # Merkle root over events 1..seq
+    Column("frontier", Text),  # the tree's perfect-subtree roots, largest first (hex)
+    Column("ts", BigInteger),  # the signed head's time (µs)
+    Column("kid", String(40)),  # the ledger key that signed it
+    Column("signature", Text),  # ES256 over caracal.core.tree_head.head_message
+)
+
+# Interior nodes of the Merkle tree for subtrees of 256 leaves and more: an inclusion or
+# consistency proof reads these instead of rehashing the events below them.
+ledger_nodes = Table(
+    "ledger_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
 )
 
+# Signed tree heads kept as history: one at least every `ledger.checkpoint_every` events and
+# one per `caracal ledger checkpoint`.
 ledger_checkpoints = Table(
     "ledger_checkpoints",
     metadata,
-    Column("seq_to", BigInteger, primary_key=True, autoincrement=False),
-    Column("seq_from", BigInteger, nullable=False),
-    Column("head_hash", String(64), nullable=False),
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
     Column("kid", String(40), nullable=False),
     Column("signature", Text, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
 )
 
 ledger_keys = Table(

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, inspect, select
 
 from caracal.core.errors import ConfigError
 from caracal.store import schema
-from caracal.store.migrations import v001_initial, v002_authority, v003_tools
+from caracal.store.migrations import v001_initial, v002_authority, v003_tools, v004_tree_heads
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", v001_initial.upgrade),
     Migration(2, "authority", v002_authority.upgrade),
     Migration(3, "tools", v003_tools.upgrade),
+    Migration(4, "tree heads", v004_tree_heads.upgrade),
 )
 LATEST = MIGRATIONS[-1].version
 
