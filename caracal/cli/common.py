@@ -23,10 +23,13 @@ def workspace_override(ctx: typer.Context) -> str | None:
 
 
 @contextmanager
-def open_workspace(ctx: typer.Context) -> Iterator[Caracal]:
+def open_workspace(ctx: typer.Context, *, check_ledger: bool = True) -> Iterator[Caracal]:
+    """The workspace of this command. Opening it checks the ledger head against the copies
+    kept outside the store (a rolled-back store is refused, exit 7); `check_ledger=False` is
+    for the commands that report or accept what that check finds."""
     from caracal.services.facade import Caracal
 
-    app = Caracal.open(workspace_override(ctx))
+    app = Caracal.open(workspace_override(ctx), check_ledger=check_ledger)
     try:
         yield app
     finally:

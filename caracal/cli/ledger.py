@@ -1,4 +1,4 @@
-"""`caracal ledger ...`: list, verify and export the tamper-evident event ledger."""
+"""`caracal ledger ...`: list, verify, prove and export the tamper-evident event ledger."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 
 from caracal.cli.common import echo, emit_json, note, open_workspace, table
 from caracal.cli.format import when
-from caracal.core.errors import ExitCode, ValidationError
+from caracal.core.errors import ExitCode, NotFoundError, ValidationError
 
 app = typer.Typer(
     rich_markup_mode=None, help="List, verify and export the ledger.", no_args_is_help=True
@@ -87,20 +87,131 @@ def list_(
 
 
 @app.command()
-def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Recompute the hash chain and checkpoint signatures; exit 7 naming the first broken event."""
-    with open_workspace(ctx) as caracal:
+def verify(
+    ctx: typer.Context,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            metavar="HEAD.json",
+            help="Only prove that today's ledger extends a head saved earlier (`ledger head --json`).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every event, the Merkle tree against the signed head, the copies of the head kept
+    outside the store and the authority tables against the events; exit 7 naming the first
+    difference."""
+    if since is not None:
+        _verify_since(ctx, since, as_json)
+        return
+    with open_workspace(ctx, check_ledger=False) as caracal:
         report = caracal.ledger.verify()
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
+        head = report.head
+        assert head is not None
         echo(
-            f"Ledger intact: {report.events} events, {report.checkpoints} signed checkpoints, head {report.head_hash[:16]}… ({report.seconds:.2f}s)"
+            f"Ledger intact: {report.events} events, root {head.root[:16]}…, signed "
+            f"{when(head.ts_us / 1e6)}; {report.state_rows} state rows match the events; "
+            f"{report.checkpoints} kept heads ({report.seconds:.2f}s)"
         )
+        for copy in report.copies:
+            echo(f"  {copy['source']}: {copy['status']}")
     else:
         echo(f"Ledger TAMPERED: {report.problem}")
     if not report.ok:
         raise typer.Exit(int(ExitCode.INTEGRITY))
+
+
+def _verify_since(ctx: typer.Context, saved: Path, as_json: bool) -> None:
+    try:
+        data = saved.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(f"Cannot read {saved}: {exc.strerror}.") from None
+    with open_workspace(ctx, check_ledger=False) as caracal:
+        proof = caracal.ledger.consistency_since(data)
+    if as_json:
+        emit_json(proof)
+        return
+    old, new = proof["old_head"], proof["new_head"]
+    echo(
+        f"Consistent: the ledger of {new['size']} events extends the head of {old['size']} events "
+        f"signed {when(old['ts'] / 1e6)} (proof of {len(proof['proof'])} hashes)."
+    )
+
+
+@app.command()
+def head(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The signed tree head: size, Merkle root, time, key. Save it (`--json`) to check later
+    that the ledger only grew (`ledger verify --since`)."""
+    with open_workspace(ctx, check_ledger=False) as caracal:
+        doc = caracal.ledger.head_document()
+    if as_json:
+        emit_json({k: v for k, v in doc.items() if k != "copies"})
+        return
+    echo(f"Events:    {doc['size']}")
+    echo(f"Root:      {doc['root']}")
+    echo(f"Signed:    {when(doc['ts'] / 1e6)} by ledger key {doc['kid']}")
+    echo(f"Key:       sha256:{doc['key_sha256']}")
+
+
+@app.command()
+def prove(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(metavar="SEQ", min=1, help="The event's sequence number.")],
+    as_json: JsonOption = False,
+) -> None:
+    """An inclusion proof for one event, checkable without the store
+    (`python -m caracal.core.proofs --key KEY.pem PROOF.json`)."""
+    with open_workspace(ctx) as caracal:
+        proof = caracal.ledger.prove(seq)
+    if as_json:
+        emit_json(proof)
+        return
+    head_doc = proof["head"]
+    echo(
+        f"Event {seq} ({proof['event']['type']}) is in the ledger of {head_doc['size']} events "
+        f"with root {head_doc['root'][:16]}…: {len(proof['audit_path'])} hashes prove it "
+        "(--json prints the proof)."
+    )
+
+
+@app.command("accept-rollback")
+def accept_rollback(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue from the store's ledger after it was rolled back (it no longer holds events that
+    the head file or a witness recorded): records the acceptance in the ledger."""
+    from caracal.cli.common import confirm
+
+    with open_workspace(ctx, check_ledger=False) as caracal:
+        findings = caracal.ledger.rollback_findings()
+        if not findings:
+            if as_json:
+                emit_json({"accepted": []})
+            else:
+                echo("Nothing to accept: the store's ledger extends every recorded head.")
+            return
+        if not as_json:
+            for finding in findings:
+                note(f"- {finding.describe()}")
+        confirm("Accept the store's ledger as it is, and record that you did?", yes=yes or as_json)
+        accepted, new_head = caracal.ledger.accept_rollback()
+    if as_json:
+        emit_json(
+            {
+                "accepted": [f.to_dict() for f in accepted],
+                "head": new_head.to_dict() if new_head else None,
+            }
+        )
+        return
+    echo(
+        f"Rollback accepted and recorded; the ledger continues at event {new_head.size if new_head else '?'}."
+    )
 
 
 @app.command()
@@ -119,10 +230,10 @@ def export(
 
 @app.command()
 def checkpoint(ctx: typer.Context) -> None:
-    """Sign a checkpoint over the events since the last one."""
+    """Keep the current signed head in the ledger's history and send it to every witness now."""
     with open_workspace(ctx) as caracal:
-        made = caracal.ledger.checkpoint()
-    if made is None:
-        echo("Nothing to seal: the last checkpoint covers the whole ledger.")
+        kept = caracal.ledger.checkpoint()
+    if kept is None:
+        echo("Nothing new: the current head is already kept.")
     else:
-        echo(f"Signed checkpoint over events {made['seq_from']}-{made['seq_to']}.")
+        echo(f"Kept the signed head at event {kept['size']} (root {kept['root'][:16]}…).")

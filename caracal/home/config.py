@@ -11,7 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from caracal.core.errors import ConfigError, NotFoundError, ValidationError
@@ -43,8 +43,32 @@ class StoreSettings(_Section):
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
 
 
+class WitnessSettings(_Section):
+    """One place outside the store that keeps the newest signed ledger head: a file
+    (`path`), a Redis key (`redis_url`, `redis_key`) or an HTTP endpoint that receives each
+    head (`http_url`)."""
+
+    path: str | None = Field(None, description="A file, e.g. on another disk.")
+    redis_url: str | None = Field(None, description="Use ${VAR} or ENC[...] for a password.")
+    redis_key: str | None = Field(None, description="Default: caracal:ledger-head:<id>.")
+    http_url: str | None = Field(None, description="Receives each head as a JSON POST.")
+    timeout_seconds: float = Field(2.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WitnessSettings:
+        kinds = [k for k in ("path", "redis_url", "http_url") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a witness names exactly one of path, redis_url or http_url")
+        return self
+
+
 class LedgerSettings(_Section):
-    checkpoint_every: int = Field(1000, ge=10, le=1_000_000, description="Events per checkpoint.")
+    checkpoint_every: int = Field(
+        1000, ge=10, le=1_000_000, description="Keep a signed head in the history this often."
+    )
+    witnesses: list[WitnessSettings] = Field(
+        default_factory=list, description="Where else the newest signed head is kept."
+    )
 
 
 class ValidationSettings(_Section):

@@ -32,6 +32,8 @@ def create_app(workspace: str | None = None) -> Starlette:
             redis_url = change_feed.redis_url(runtime.caracal)
         except Exception as exc:
             return [Check("store", False, str(exc).strip().splitlines()[0][:200])]
+        halted = runtime.authorizer.halted
+        checks.append(Check("ledger", halted is None, halted or "head signed and not rolled back"))
         redis = check_redis(redis_url)
         return checks + ([redis] if redis else [])
 

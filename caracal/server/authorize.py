@@ -82,8 +82,8 @@ async def handle(runtime: Runtime, limit: int, scope: Scope, receive: Any, send:
         outcome = await runtime.authorizer.decide(
             ask.token, ask.action, ask.resource, caller=ask.caller, intent=ask.intent
         )
-    except LedgerUnavailable:
-        await _send(send, 503, UNRECORDED)
+    except LedgerUnavailable as exc:
+        await _send(send, 503, {**UNRECORDED, "reason": exc.reason})
         return
     status, body = answer(outcome)
     await _send(send, status, body)

@@ -247,10 +247,10 @@ class McpGate:
         except Exception as exc:
             # Undecided is denied: nothing reaches the upstream.
             log.warning("mcp %s: %s not decided: %s", server.name, name, type(exc).__name__)
-            code = "LEDGER_UNAVAILABLE" if isinstance(exc, LedgerUnavailable) else "INTERNAL_ERROR"
+            unrecorded = isinstance(exc, LedgerUnavailable)
             data = {
-                "reason_code": code,
-                "reason": "the call could not be decided",
+                "reason_code": "LEDGER_UNAVAILABLE" if unrecorded else "INTERNAL_ERROR",
+                "reason": str(exc) if unrecorded else "the call could not be decided",
                 "decision_id": None,
             }
             return _error(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from caracal.core.errors import CaracalError, IntegrityError
 from caracal.server.metrics import Metrics
 from caracal.services import change_feed
 from caracal.services.cached_state import AuthorityCache
@@ -54,6 +55,10 @@ def lazy_connection(app: Caracal) -> Iterator[Callable[[], Any]]:
 class LedgerUnavailable(Exception):
     """The decision could not be recorded, so it was not given."""
 
+    def __init__(self, reason: str = "the decision could not be recorded, so it is not given"):
+        super().__init__(reason)
+        self.reason = reason
+
 
 class Authorizer:
     def __init__(
@@ -68,6 +73,9 @@ class Authorizer:
         self.batcher = batcher
         self.metrics = metrics
         self.ids = SequentialIds("dec")
+        # Why no decision may be given (the ledger was rolled back or tampered with); the
+        # runtime clears it once the ledger checks out again.
+        self.halted: str | None = None
 
     def _evaluate(
         self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
@@ -111,6 +119,9 @@ class Authorizer:
         """Decide, record, and only then answer. Raises LedgerUnavailable when the decision
         could not be recorded (the caller must then refuse)."""
         started = time.perf_counter()
+        if self.halted is not None:
+            self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
+            raise LedgerUnavailable(self.halted)
         d = self._evaluate(token, action, resource, caller, intent)
         decision_id = self.ids.new()
         event = decision_event(
@@ -120,9 +131,11 @@ class Authorizer:
         future: asyncio.Future[int] = loop.create_future()
 
         def settle(seq: int | None, error: BaseException | None) -> None:
+            if isinstance(error, IntegrityError):  # a rollback under us: stop deciding
+                self.halted = error.message
             if not future.done():
                 if error is not None:
-                    future.set_exception(LedgerUnavailable(str(error)))
+                    future.set_exception(LedgerUnavailable())
                 else:
                     future.set_result(seq or 0)
 
@@ -152,6 +165,7 @@ class Runtime:
         self._checkpointer: WalCheckpointer | None = None
         self.cache: AuthorityCache | None = None
         self.redis_following = False
+        self._ledger_watch: asyncio.Task[None] | None = None
 
     @property
     def caracal(self) -> Caracal:
@@ -166,7 +180,9 @@ class Runtime:
         return self._authorizer
 
     async def start(self) -> None:
-        self._caracal = Caracal.open(self.workspace, actor="runtime")
+        # The ledger check at open is the runtime's own: a rolled-back store must not stop
+        # the service from starting and saying why (503 and /health) until it is accepted.
+        self._caracal = Caracal.open(self.workspace, actor="runtime", check_ledger=False)
         # Decisions commit on the event loop: no checkpoint may stall it.
         self._checkpointer = self._caracal.store.checkpoint_in_background()
         self.cache = AuthorityCache(self._caracal)
@@ -177,10 +193,39 @@ class Runtime:
         self._batcher.start()
         self.metrics.bind(self._batcher, self.cache, self)
         self._authorizer = Authorizer(self._caracal, self.cache, self._batcher, self.metrics)
+        self._authorizer.halted = await asyncio.to_thread(self.ledger_problem)
+        self._ledger_watch = asyncio.create_task(self._watch_ledger())
         if change_feed.redis_url(self._caracal):
             self._follower = asyncio.create_task(self._follow_changes())
 
+    def ledger_problem(self) -> str | None:
+        """Why the ledger cannot be trusted now (its head against the copies kept outside the
+        store, and its newest event), or None."""
+        try:
+            self.caracal.check_ledger_head()
+        except CaracalError as exc:
+            return exc.message
+        return None
+
+    async def _watch_ledger(self) -> None:
+        """Re-check the ledger: every 2 s while refusing (an operator may have accepted the
+        rollback), every 10 s otherwise (a store rolled back between decisions)."""
+        while True:
+            halted = self.authorizer.halted
+            await asyncio.sleep(2.0 if halted else 10.0)
+            problem = await asyncio.to_thread(self.ledger_problem)
+            if problem is None and halted is not None:
+                self.caracal.ledger_heads.forget_commits()
+                log.warning("the ledger checks out again; deciding")
+            elif problem is not None and halted is None:
+                log.error("refusing every decision: %s", problem)
+            self.authorizer.halted = problem
+
     async def stop(self) -> None:
+        if self._ledger_watch is not None:
+            self._ledger_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ledger_watch
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,12 +1,43 @@
-"""Validation's view of the store: keys, mandate rows and principal status, read live."""
+"""Validation's view of the store: keys, mandate rows and principal status, read live, each
+checked against the ledger events that made it.
+
+Someone who can write the store but not sign could clear a revocation, re-activate a key or a
+principal, inject a key or a mandate row. Every row read here is compared with its own events
+(found through partial indexes, a few rows each): a row no event made is unknown, a token that
+is not the one the event recorded is unknown, and a revocation, key retirement or suspension
+the events recorded stands whatever the row says. A disagreement is logged as tampering.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+
 from sqlalchemy import Connection
 
+from caracal.core.keys import pem_sha256
+from caracal.core.state_replay import ExpectedState, ReplayError, replay
 from caracal.core.validation import KeyInfo, MandateState
 from caracal.services.signing import SigningKeys
-from caracal.store import mandate_rows, principal_rows
+from caracal.store import ledger_rows, mandate_rows, principal_rows
+
+log = logging.getLogger(__name__)
+# From least to most restrictive: a row may never be less restrictive than its events.
+_KEY_STATUS = {"active": 0, "retired": 1, "revoked": 2}
+_PRINCIPAL_STATUS = {"active": 0, "suspended": 1, "revoked": 2}
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _tampered(kind: str, ident: str, detail: str) -> None:
+    if (kind, ident) not in _WARNED:
+        _WARNED.add((kind, ident))
+        log.error(
+            "the store's %s row %s disagrees with the ledger (%s): was the store tampered "
+            "with? Run `caracal ledger verify`.",
+            kind,
+            ident,
+            detail,
+        )
 
 
 class StoreAuthorityState:
@@ -19,29 +50,103 @@ class StoreAuthorityState:
         self._key_memo: dict[str, KeyInfo | None] = {}
         self._mandate_memo: dict[str, MandateState | None] = {}
         self._status_memo: dict[str, str | None] = {}
+        self._lives: dict[str, ExpectedState | None] = {}
 
     @property
     def workspace_id(self) -> str:
         return self._workspace_id
 
+    def _principal_events(self, principal_id: str) -> ExpectedState | None:
+        if principal_id not in self._lives:
+            try:
+                self._lives[principal_id] = replay(
+                    ledger_rows.principal_life(self.conn, principal_id)
+                )
+            except ReplayError as exc:
+                _tampered("principal", principal_id, str(exc))
+                self._lives[principal_id] = None
+        return self._lives[principal_id]
+
     def key(self, kid: str) -> KeyInfo | None:
         if kid not in self._key_memo:
-            row = principal_rows.key(self.conn, kid)
-            self._key_memo[kid] = (
-                KeyInfo(kid, row[0], self._keys.public(kid, row[1]), row[2]) if row else None
-            )
+            self._key_memo[kid] = self._checked_key(kid)
         return self._key_memo[kid]
+
+    def _checked_key(self, kid: str) -> KeyInfo | None:
+        row = principal_rows.key(self.conn, kid)
+        if row is None:
+            return None
+        principal_id, pem, status = row
+        life = self._principal_events(principal_id)
+        expected = life.keys.get(kid) if life is not None else None
+        if expected is None or expected["principal_id"] != principal_id:
+            _tampered("principal_keys", kid, "no event added this key")
+            return None
+        recorded = expected.get("public_key_sha256")
+        if recorded is not None and recorded != pem_sha256(pem):
+            _tampered("principal_keys", kid, "its public key is not the one recorded")
+            return None
+        if _KEY_STATUS.get(expected["status"], 2) > _KEY_STATUS.get(status, 2):
+            _tampered("principal_keys", kid, f"the events say {expected['status']}, not {status}")
+            status = expected["status"]
+        return KeyInfo(kid, principal_id, self._keys.public(kid, pem), status)
 
     def mandate(self, mandate_id: str) -> MandateState | None:
         if mandate_id not in self._mandate_memo:
-            row = mandate_rows.state(self.conn, mandate_id)
-            self._mandate_memo[mandate_id] = (
-                MandateState(mandate_id, row[0], row[1]) if row else None
-            )
+            self._mandate_memo[mandate_id] = self._checked_mandate(mandate_id)
         return self._mandate_memo[mandate_id]
+
+    def _checked_mandate(self, mandate_id: str) -> MandateState | None:
+        row = mandate_rows.state(self.conn, mandate_id)
+        if row is None:
+            return None
+        token, revoked = row
+        try:
+            expected = replay(ledger_rows.mandate_life(self.conn, mandate_id)).mandates.get(
+                mandate_id
+            )
+        except ReplayError as exc:
+            _tampered("mandates", mandate_id, str(exc))
+            return None
+        if expected is None:
+            _tampered("mandates", mandate_id, "no event issued this mandate")
+            return None
+        recorded = expected.get("token_sha256")
+        if (
+            recorded is not None
+            and recorded != hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+        ):
+            _tampered("mandates", mandate_id, "its token is not the one issued")
+            return None
+        if expected["revoked"] and not revoked:
+            # Committed together, so only a later revocation can appear between the two reads
+            # (READ COMMITTED): read the row again before calling it tampering.
+            again = mandate_rows.state(self.conn, mandate_id)
+            if again is None or not again[1]:
+                _tampered("mandates", mandate_id, "the events revoked it, the row does not say so")
+            revoked = True
+        return MandateState(mandate_id, token, revoked)
 
     def principal_status(self, principal_id: str) -> str | None:
         if principal_id not in self._status_memo:
-            found = principal_rows.get(self.conn, principal_id)
-            self._status_memo[principal_id] = found.status if found else None
+            self._status_memo[principal_id] = self._checked_status(principal_id)
         return self._status_memo[principal_id]
+
+    def _checked_status(self, principal_id: str) -> str | None:
+        found = principal_rows.get(self.conn, principal_id)
+        if found is None:
+            return None
+        life = self._principal_events(principal_id)
+        expected = life.principals.get(principal_id) if life is not None else None
+        if expected is None:
+            _tampered("principals", principal_id, "no event registered this principal")
+            return None
+        wanted, status = str(expected["status"]), found.status
+        if _PRINCIPAL_STATUS.get(wanted, 2) > _PRINCIPAL_STATUS.get(status, 2):
+            # The event of a status change commits with the row; a newer one may show in the
+            # second read only: read the row again before calling it tampering.
+            again = principal_rows.get(self.conn, principal_id)
+            if again is None or again.status == status:
+                _tampered("principals", principal_id, f"the events say {wanted}, not {status}")
+            return wanted
+        return status

@@ -17,10 +17,12 @@ from caracal.services.workspaces import WorkspaceManager
 from caracal.store.engine import Store, StoreLocation, open_store, resolve_location
 
 if TYPE_CHECKING:
+    from caracal.core.tree_head import TreeHead
     from caracal.core.validation import Validator
     from caracal.services.backup.service import BackupService
     from caracal.services.config_service import ConfigService
     from caracal.services.ledger import LedgerService
+    from caracal.services.ledger_head import LedgerHeads
     from caracal.services.log_tail import LogLine
     from caracal.services.mandates import MandateService
     from caracal.services.overview import OverviewService
@@ -46,8 +48,12 @@ class Caracal:
         *,
         actor: str | None = None,
         clock: Callable[[], float] = time.time,
+        check_ledger: bool = True,
     ) -> None:
         self.manager = manager
+        # Whether opening the store checks its ledger head against the copies kept outside it
+        # (off only for the commands that report or accept what that check finds).
+        self.check_ledger = check_ledger
         self.name = name
         self.actor = actor or _default_actor()
         self.clock = clock
@@ -72,9 +78,12 @@ class Caracal:
         env: dict[str, str] | None = None,
         actor: str | None = None,
         clock: Callable[[], float] = time.time,
+        check_ledger: bool = True,
     ) -> Caracal:
         manager = WorkspaceManager(home, dict(os.environ if env is None else env))
-        return cls(manager, manager.resolve(workspace), actor=actor, clock=clock)
+        return cls(
+            manager, manager.resolve(workspace), actor=actor, clock=clock, check_ledger=check_ledger
+        )
 
     # ---- adapters, opened lazily ---------------------------------------------------------
     @property
@@ -84,12 +93,35 @@ class Caracal:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(
+            store = open_store(
                 self.location,
                 pool_size=self.config.store.pool_size,
                 busy_timeout_ms=self.config.store.busy_timeout_ms,
             )
+            self._store = store
+            if self.check_ledger:
+                try:
+                    self.check_ledger_head()
+                except BaseException:
+                    self._store = None
+                    store.dispose()
+                    raise
         return self._store
+
+    def check_ledger_head(self) -> TreeHead:
+        """The store's signed head, checked against its newest event and every copy kept
+        outside the store (raises RollbackError or IntegrityError). The first open after the
+        upgrade that introduced signed heads signs the head it finds."""
+        heads = self.ledger_heads
+        recorded = heads.recorded()  # before the snapshot: see LedgerHeads.recorded
+        with self.store.read(snapshot=True) as conn:  # the head and the events, one state
+            head = heads.check_at_open(conn, recorded)
+        if head is None:
+            ts_us = int(self.clock() * 1_000_000)
+            head = self.store.write(lambda conn: heads.sign_stored(conn, ts_us))
+            heads.committed(head)
+            log.info("signed the ledger head at event %d after the upgrade", head.size)
+        return head
 
     @cached_property
     def cipher(self) -> SecretCipher:
@@ -119,6 +151,19 @@ class Caracal:
                 "The workspace store has no workspace id; restore it from a backup."
             )
         return value
+
+    @cached_property
+    def ledger_heads(self) -> LedgerHeads:
+        from caracal.services.ledger_head import LedgerHeads, witnesses_from
+
+        return LedgerHeads(
+            workspace_id=lambda: self.workspace_id,
+            keys_dir=self.paths.keys,
+            vault=lambda: self.vault,
+            witnesses=lambda: witnesses_from(
+                self.config.ledger.witnesses, self.paths.root, lambda: self.workspace_id
+            ),
+        )
 
     @cached_property
     def signing(self) -> SigningKeys:
@@ -204,6 +249,8 @@ class Caracal:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
+        if "ledger_heads" in self.__dict__:
+            self.ledger_heads.close()  # the newest head reaches the head file and witnesses
         if self._store is not None:
             self._store.dispose()
             self._store = None

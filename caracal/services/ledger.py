@@ -8,30 +8,47 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
+from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import IntegrityError, ValidationError
-from caracal.core.keys import (
-    b64url,
-    load_private,
-    sign,
-)
-from caracal.core.ledger import NewEvent, checkpoint_message
-from caracal.home.atomic import atomic_writer
-from caracal.services import ledger_keys as ledger_keys_mod
-from caracal.services.ledger_verify import VerifyReport, verify_ledger
-from caracal.store import ledger_rows, secret_rows
+from caracal.core.ledger import NewEvent
+from caracal.core.merkle import Frontier
+from caracal.core.tree_head import HeadFormatError, TreeHead
+from caracal.home.atomic import atomic_write_text, atomic_writer
+from caracal.services.ledger_verify import VerifiedPoint, VerifyReport, verify_ledger
+from caracal.store import ledger_rows
+from caracal.store.engine import after_commit
 from caracal.store.schema import ledger_events
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     from caracal.services.facade import Caracal
+    from caracal.services.ledger_head import Discrepancy, LedgerHeads
 
 log = logging.getLogger(__name__)
+VERIFIED_FILE = "ledger-verified.json"  # in the workspace's cache folder
+KEPT_HEAD_EVENT = "ledger.head_kept"
+
+
+@dataclass(frozen=True)
+class HeadCopy:
+    """One copy of the head kept outside the store, as it is now."""
+
+    source: str
+    size: int | None  # the head it holds (None: none, or unreadable)
+    state: str  # in step | N events behind | ahead of the store | holds none yet | unreadable: …
+    ok: bool  # False only when it shows the store was rolled back or it cannot be read
+
+
+@dataclass(frozen=True)
+class HeadStatus:
+    head: TreeHead
+    key_sha256: str | None
+    copies: list[HeadCopy]
 
 
 @dataclass
@@ -47,65 +64,170 @@ class LedgerFilter:
 class LedgerService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
-        self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
+
+    @property
+    def heads(self) -> LedgerHeads:
+        return self.app.ledger_heads
 
     # ---- writing --------------------------------------------------------------------------
     def record(self, conn: Connection, *events: NewEvent) -> int:
-        """Append events in the caller's transaction; returns the last sequence number."""
-        rows = ledger_rows.append(
-            conn,
-            events,
-            actor=self.app.actor,
-            ts_us=int(self.app.clock() * 1_000_000),
-            checkpoint_every=self.app.config.ledger.checkpoint_every,
-            on_checkpoint=self._sign_checkpoint,
-        )
-        return rows[-1][0] if rows else 0
+        """Append events in the caller's transaction and sign the new tree head; the head is
+        published outside the store once the transaction commits. Returns the sequence number
+        of the last of `events`."""
+        if not events:
+            return 0
+        heads = self.heads
+        head = ledger_rows.read_head(conn, lock=True)
+        heads.trust(head)
+        ts_us = int(self.app.clock() * 1_000_000)
+        appended = ledger_rows.append(conn, events, head=head, actor=self.app.actor, ts_us=ts_us)
+        signed = heads.sign(conn, appended, ts_us)
+        every = self.app.config.ledger.checkpoint_every
+        if head.size // every != signed.size // every:
+            signed = self._keep(conn, signed, ts_us)
+        final = signed
+        after_commit(conn, lambda: heads.committed(final))
+        return appended.size
+
+    def _keep(self, conn: Connection, head: TreeHead, ts_us: int) -> TreeHead:
+        """Keep `head` in the history, and record that it was kept (so the history, like every
+        other table, is derivable from the events: a deleted kept head is noticed)."""
+        ledger_rows.insert_checkpoint(conn, head)
+        kept = NewEvent(KEPT_HEAD_EVENT, {"size": head.size, "root": head.root, "ts": head.ts_us})
+        stored = ledger_rows.read_head(conn)
+        appended = ledger_rows.append(conn, [kept], head=stored, actor=self.app.actor, ts_us=ts_us)
+        return self.heads.sign(conn, appended, ts_us)
 
     def checkpoint(self) -> dict[str, Any] | None:
-        """Sign a checkpoint over everything after the last one (e.g. before a backup)."""
+        """Keep the current signed head in the history and send the newest head to every
+        witness now (e.g. before a backup). None when it is already kept."""
 
-        def work(conn: Connection) -> dict[str, Any] | None:
-            seq, head_hash = ledger_rows.head(conn, lock=True)
-            last = ledger_rows.last_checkpoint_seq(conn)
-            if seq <= last:
+        def work(conn: Connection) -> TreeHead | None:
+            stored = ledger_rows.read_head(conn, lock=True)
+            self.heads.trust(stored)
+            signed = stored.signed(self.app.workspace_id)
+            kept = ledger_rows.last_checkpoint_size(conn)
+            # Nothing new: the head is kept, or all that followed is the event recording it.
+            if (
+                signed is None
+                or kept >= signed.size
+                or (
+                    kept == signed.size - 1
+                    and ledger_rows.event_type(conn, signed.size) == KEPT_HEAD_EVENT
+                )
+            ):
                 return None
-            self._sign_checkpoint(conn, seq, head_hash)
-            return {"seq_from": last + 1, "seq_to": seq, "head_hash": head_hash}
+            ts_us = int(self.app.clock() * 1_000_000)
+            newest = self._keep(conn, signed, ts_us)
+            after_commit(conn, lambda: self.heads.committed(newest))
+            return signed
 
-        return self.app.store.write(work)
+        kept = self.app.store.write(work)
+        self.heads.publisher.flush()
+        if kept is None:
+            return None
+        return {"size": kept.size, "root": kept.root, "ts": kept.ts_us}
 
-    def _sign_checkpoint(self, conn: Connection, seq_to: int, head_hash: str) -> None:
-        seq_from = ledger_rows.last_checkpoint_seq(conn) + 1
-        kid, private = self._ledger_key(conn)
-        message = checkpoint_message(self.app.workspace_id, seq_from, seq_to, head_hash)
-        ledger_rows.insert_checkpoint(
-            conn,
-            seq_from,
-            seq_to,
-            head_hash,
-            kid,
-            b64url(sign(private, message)),
-            int(self.app.clock() * 1e6),
+    def signed_head(self) -> TreeHead:
+        """The store's current signed tree head."""
+        with self.app.store.read() as conn:
+            stored = ledger_rows.read_head(conn).signed(self.app.workspace_id)
+        if stored is None:
+            raise IntegrityError("The ledger head is not signed; run `caracal ledger verify`.")
+        return stored
+
+    def head_document(self) -> dict[str, Any]:
+        """The signed head as `caracal ledger head --json` prints it, with the signing key's
+        fingerprint and where copies are kept."""
+        head = self.signed_head()
+        status = self.heads.publisher.status
+        return {
+            **head.to_dict(),
+            "key_sha256": self.heads.fingerprint(head.kid),
+            "copies": [
+                {**s.to_dict(), **({"recorded": True} if s.size else {})} for s in status.values()
+            ],
+        }
+
+    def head_status(self) -> HeadStatus:
+        """The signed head and how each copy outside the store compares with it (what Flow's
+        Ledger screen shows)."""
+        head = self.signed_head()
+        copies = []
+        for source, held, problem in self.heads.publisher.recorded():
+            if problem:
+                copies.append(HeadCopy(source, None, problem, False))
+            elif held is None:
+                copies.append(HeadCopy(source, None, "holds no head yet", True))
+            elif held.size > head.size:
+                copies.append(
+                    HeadCopy(source, held.size, "AHEAD of the store (rolled back?)", False)
+                )
+            elif held.size == head.size:
+                same = held.same_tree(head)
+                copies.append(HeadCopy(source, held.size, "in step" if same else "FORKED", same))
+            else:
+                copies.append(HeadCopy(source, held.size, f"{head.size - held.size} behind", True))
+        return HeadStatus(head, self.heads.fingerprint(head.kid), copies)
+
+    def prove(self, seq: int) -> dict[str, Any]:
+        from caracal.services.ledger_proofs import inclusion_proof
+
+        return inclusion_proof(self.app.store, self.heads.pinned, self.app.workspace_id, seq)
+
+    def consistency_since(self, saved: bytes) -> dict[str, Any]:
+        """A consistency proof from a head saved earlier (`caracal ledger head --json`)."""
+        from caracal.services.head_witnesses import parse_head
+        from caracal.services.ledger_proofs import consistency_proof
+
+        try:
+            old = parse_head(saved, "the saved head")
+        except HeadFormatError as exc:
+            raise ValidationError(
+                f"{exc}; give a file written by `caracal ledger head --json`."
+            ) from None
+        return consistency_proof(self.app.store, self.heads.pinned, self.app.workspace_id, old)
+
+    def rollback_findings(self) -> list[Discrepancy]:
+        """Every copy of the head kept outside the store that the store's ledger does not
+        extend (what `accept-rollback` would accept)."""
+        recorded = self.heads.recorded()
+        with self.app.store.read(snapshot=True) as conn:
+            stored = ledger_rows.read_head(conn).signed(self.app.workspace_id)
+            if stored is None:
+                raise IntegrityError("The ledger head is not signed; run `caracal ledger verify`.")
+            self.heads.pinned.check(stored, "The store's ledger head")
+            return self.heads.discrepancies(conn, stored, recorded)
+
+    def accept_rollback(self) -> tuple[list[Discrepancy], TreeHead | None]:
+        """Continue from the store's ledger: record what was accepted (an event under a new
+        signed head) and make every copy outside the store hold that head."""
+        findings = self.rollback_findings()
+        if not findings:
+            return [], None
+        self.heads.forget_commits()
+        event = NewEvent(
+            "ledger.rollback_accepted",
+            {
+                "accepted": [
+                    {
+                        "source": f.source,
+                        "kind": f.kind,
+                        "recorded_size": f.recorded.size,
+                        "recorded_root": f.recorded.root,
+                        "recorded_ts": f.recorded.ts_us,
+                        "stored_size": f.stored.size,
+                        "stored_root": f.stored.root,
+                    }
+                    for f in findings
+                ]
+            },
         )
-
-    def _ledger_key(self, conn: Connection) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        """The key to sign with, as this transaction sees it. The private key is cached by kid
-        only; which kid is current is read every time, so a rolled-back key is never reused."""
-        found = ledger_keys_mod.current(conn)
-        sealed = (
-            secret_rows.get(conn, found[1]) if found and found[0] not in self._private else None
-        )
-        if found is None or (found[0] not in self._private and sealed is None):
-            # No key yet, or its private half did not come with a backup without secrets.
-            kid, private = ledger_keys_mod.create(conn, self.app.vault, self.app.paths.keys)
-        else:
-            kid = found[0]
-            private = self._private.get(kid) or load_private(
-                self.app.cipher.open(sealed or b"", found[1])
-            )
-        self._private[kid] = private
-        return kid, private
+        self.app.store.write(lambda conn: self.record(conn, event))
+        head = self.signed_head()
+        self.heads.publisher.force(head)
+        log.warning("ledger rollback accepted: %s", "; ".join(f.describe() for f in findings))
+        return findings, head
 
     # ---- reading --------------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
@@ -202,15 +324,27 @@ class LedgerService:
         return data
 
     # ---- verification ---------------------------------------------------------------------
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """See `ledger_verify.verify_ledger`."""
+    def verify(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        incremental: bool = False,
+    ) -> VerifyReport:
+        """See `ledger_verify.verify_ledger`. `incremental` walks only the events after the
+        last tree a full verify established (kept in the workspace's cache folder), and skips
+        the state replay; without such a tree it verifies everything."""
+        since = self._verified_point() if incremental else None
         report = verify_ledger(
             self.app.store,
-            self.app.paths.keys,
+            self.heads.pinned,
             self.app.workspace_id,
-            self.app.config.ledger.checkpoint_every,
-            progress,
+            self.heads.publisher.recorded(),
+            state_check=None if since is not None else self._state_check,
+            since=since,
+            progress=progress,
         )
+        if report.ok and report.tree is not None:
+            self._remember_verified(report, full=since is None)
         log.info("ledger verify: %s", report.problem or f"{report.events} events intact")
         return report
 
@@ -219,6 +353,63 @@ class LedgerService:
         if not report.ok:
             raise IntegrityError(f"Ledger verification failed at {report.problem}.")
         return report
+
+    def last_verified(self) -> dict[str, Any] | None:
+        """What the last successful verify established: size, time, whether it was full."""
+        data = self._verified_data()
+        if data is None:
+            return None
+        return {k: data.get(k) for k in ("size", "verified_at", "full_at", "full_size")}
+
+    @staticmethod
+    def _state_check(conn: Connection, events: list[Any]) -> tuple[int, str | None]:
+        from caracal.services.ledger_state import compare_state
+
+        return compare_state(conn, events)
+
+    @property
+    def _verified_file(self) -> Path:
+        return self.app.paths.cache / VERIFIED_FILE
+
+    def _verified_data(self) -> dict[str, Any] | None:
+        try:
+            data = strict_loads(self._verified_file.read_bytes())
+        except (OSError, StrictJSONError):
+            return None
+        if not isinstance(data, dict) or data.get("workspace_id") != self.app.workspace_id:
+            return None
+        return data
+
+    def _verified_point(self) -> VerifiedPoint | None:
+        data = self._verified_data()
+        try:
+            assert data is not None
+            tree = Frontier.decode(int(data["size"]), str(data["frontier"]))
+            if tree.root().hex() != data["root"]:
+                return None
+            return VerifiedPoint(tree.size, str(data["last_hash"]), tree)
+        except (AssertionError, KeyError, TypeError, ValueError):
+            return None
+
+    def _remember_verified(self, report: VerifyReport, *, full: bool) -> None:
+        assert report.tree is not None
+        previous = self._verified_data() or {}
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        data = {
+            "workspace_id": self.app.workspace_id,
+            "size": report.tree.size,
+            "root": report.tree.root().hex(),
+            "last_hash": report.head_hash,
+            "frontier": report.tree.encode(),
+            "verified_at": now,
+            "full_at": now if full else previous.get("full_at"),
+            "full_size": report.tree.size if full else previous.get("full_size"),
+        }
+        try:
+            self.app.paths.cache.mkdir(mode=0o700, exist_ok=True)
+            atomic_write_text(self._verified_file, json.dumps(data) + "\n")
+        except OSError as exc:  # only a shortcut for the next verify: never a failure
+            log.warning("could not remember the verified ledger: %s", exc)
 
     # ---- export ---------------------------------------------------------------------------
     def export(self, path: Path, fmt: str, flt: LedgerFilter | None = None) -> int:

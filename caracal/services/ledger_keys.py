@@ -1,4 +1,4 @@
-"""The workspace ledger key: signs checkpoints. Its public half is pinned in the workspace's
+"""The workspace ledger key: signs tree heads and backup manifests. Its public half is pinned in the workspace's
 `keys/` folder as well as the store, so someone who can only write to the database cannot
 swap in a key of their own and re-sign a rewritten history."""
 
@@ -49,6 +49,11 @@ def create(
     # committed key without its pin.
     atomic_write_text(pin_path(keys_dir, pair.kid), pair.public_pem, mode=0o644)
     return pair.kid, load_private(pair.private_der)
+
+
+def secret_ref(conn: Connection, kid: str) -> str | None:
+    row = conn.execute(select(ledger_keys.c.secret_ref).where(ledger_keys.c.kid == kid)).first()
+    return str(row.secret_ref) if row else None
 
 
 def current(conn: Connection) -> tuple[str, str] | None:

@@ -1,28 +1,32 @@
-"""Verifying a ledger: the hash chain, the signed checkpoints (against the keys pinned in the
-workspace folder) and their coverage, and the head, all on one snapshot."""
+"""Verifying a ledger on one snapshot: every event's hash and link, the Merkle tree against the
+signed head, the kept history of heads and the heads recorded outside the store against the
+tree, and the authority state against the events that should have produced it.
+
+Large ledgers are walked in two ranges, the second in a worker process."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from caracal.core.keys import b64url_decode, verify
-from caracal.core.ledger import GENESIS_HASH, checkpoint_message
-from caracal.services import ledger_keys
+from caracal.core.ledger import GENESIS_HASH
+from caracal.core.merkle import Frontier
+from caracal.core.tree_head import TreeHead
+from caracal.services.ledger_head import PinnedKeys, head_time
 from caracal.store import ledger_rows, ledger_scan
 from caracal.store.engine import Store
-from caracal.store.schema import ledger_events
 
 # Below this, a worker process costs more than the second core saves.
 PARALLEL_VERIFY_MIN = 200_000
-Checkpoint = tuple[int, int, str, str, str]  # seq_from, seq_to, head_hash, kid, signature
+# A copy of the head kept outside the store: (where, the head it holds, why it is unreadable).
+Recorded = tuple[str, TreeHead | None, str | None]
+# Compares the authority tables with the replayed events; returns the first difference.
+StateCheck = Callable[[Connection, list[Any]], "tuple[int, str | None]"]
 
 
 @dataclass
@@ -32,8 +36,13 @@ class VerifyReport:
     checkpoints: int
     head_seq: int
     head_hash: str
+    head: TreeHead | None = None
     problem: str | None = None
     seconds: float = 0.0
+    state_rows: int = 0
+    copies: list[dict[str, Any]] = field(default_factory=list)
+    since: int = 0  # > 0: only events after this one were walked (an incremental verify)
+    tree: Frontier | None = None  # the verified tree, where the next incremental verify starts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,45 +51,91 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
+            "head": self.head.to_dict() if self.head else None,
+            "state_rows": self.state_rows,
+            "copies": self.copies,
+            "since": self.since,
             "problem": self.problem,
             "seconds": round(self.seconds, 3),
         }
 
 
+@dataclass(frozen=True)
+class VerifiedPoint:
+    """A tree this process (or an earlier verify) established as intact: where an
+    incremental verify starts."""
+
+    size: int
+    last_hash: str
+    tree: Frontier
+
+
 def verify_ledger(
     store: Store,
-    keys_dir: Path,
+    pinned: PinnedKeys,
     workspace_id: str,
-    checkpoint_every: int,
+    recorded: list[Recorded],
+    *,
+    state_check: StateCheck | None = None,
+    since: VerifiedPoint | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Recompute the chain, check every checkpoint against the pinned ledger keys, and check
-    that checkpoints cover the ledger without gaps. One snapshot throughout, so concurrent
-    appends never look like tampering. Large ledgers are walked in two halves, the second in
-    a worker process."""
+    """Everything `caracal ledger verify` checks; `problem` names the first thing wrong."""
     started = time.perf_counter()
-    pinned = ledger_keys.pinned_keys(keys_dir)
     with store.read(snapshot=True) as conn:
-        head_seq, head_hash = ledger_rows.head(conn)
-        checkpoints = ledger_rows.checkpoints(conn)
-        wanted = {cp[1] for cp in checkpoints}
-        on_rows = (lambda n: progress(n, head_seq)) if progress is not None else None
-        if head_seq >= PARALLEL_VERIFY_MIN and (os.cpu_count() or 1) > 1:
-            walk = _walk_in_halves(store, conn, head_seq, wanted, on_rows)
+        try:
+            stored = ledger_rows.read_head(conn)
+        except LookupError:
+            return VerifyReport(
+                False, 0, 0, 0, "", problem="the ledger head row is missing (it was deleted)"
+            )
+        checkpoints = ledger_rows.checkpoints(conn, workspace_id)
+        heads = [h for _, h, _ in recorded if h is not None and h.workspace_id == workspace_id]
+        lo = since.size + 1 if since is not None else 1
+        wanted = {h.size for h in (*checkpoints, *heads) if h.size >= lo}
+        total = stored.size
+        on_rows = (lambda n: progress(n, total - lo + 1)) if progress is not None else None
+        if since is None and total >= PARALLEL_VERIFY_MIN and (os.cpu_count() or 1) > 1:
+            walk = _walk_in_halves(store, conn, total, wanted, on_rows, state_check is not None)
         else:
             walk = ledger_scan.walk_cursor(
-                _cursor(conn, streaming=True), _placeholder(conn), 1, None, wanted, on_rows
+                _cursor(conn, streaming=True),
+                _placeholder(conn),
+                lo,
+                None,
+                wanted,
+                on_rows,
+                keep_state=state_check is not None,
+                after=(since.last_hash, since.tree) if since is not None else None,
             )
-    report = VerifyReport(True, walk.count, len(checkpoints), head_seq, head_hash)
-    last_seq = walk.expected_seq - 1
-    report.problem = walk.failure.describe() if walk.failure else None
-    report.problem = report.problem or checkpoint_problem(
-        workspace_id, last_seq, walk.seen, checkpoints, pinned, checkpoint_every
-    )
-    report.problem = report.problem or _head_problem(last_seq, walk.last_hash, head_seq, head_hash)
+        report = VerifyReport(
+            True, walk.count, len(checkpoints), stored.size, stored.last_hash, since=lo - 1
+        )
+        report.head = stored.signed(workspace_id)
+        report.problem = _tree_problem(walk, stored, report.head, pinned, lo)
+        if since is not None:  # the walk remembers the verified point's tree and last hash
+            walk.trees.setdefault(since.size, since.tree)
+            walk.seen.setdefault(since.size, since.last_hash)
+        if report.problem is None:
+            report.problem = _history_problem(walk, checkpoints, pinned, "kept head", lo)
+        report.copies = _copies(walk, recorded, workspace_id, pinned, lo)
+        if report.problem is None:
+            report.problem = next((c["problem"] for c in report.copies if c["problem"]), None)
+        if report.problem is None and state_check is not None:
+            report.state_rows, report.problem = state_check(conn, walk.state_events)
     report.ok = report.problem is None
+    if report.ok:
+        report.tree = walk.tree
     report.seconds = time.perf_counter() - started
     return report
+
+
+def split_point(size: int) -> int:
+    """Where to split `size` events between two walkers: a power of two, so that the second
+    range's tree merges into the first's exactly (none of its subtrees is larger than the first
+    range), and no range has less than a third of the events."""
+    k = 1 << ((size - 1).bit_length() - 1)  # the largest power of two below size
+    return k if 2 * size >= 3 * k else k // 2
 
 
 def _walk_in_halves(
@@ -89,6 +144,7 @@ def _walk_in_halves(
     head_seq: int,
     wanted: set[int],
     on_rows: Callable[[int], None] | None,
+    keep_state: bool,
 ) -> ledger_scan.RangeResult:
     location = store.location
     backend = location.backend
@@ -97,72 +153,136 @@ def _walk_in_halves(
         if backend == "sqlite"
         else location.url.replace("+psycopg", "", 1)
     )
-    mid = head_seq // 2
-    worker = ledger_scan.run_worker(backend, dsn, location.pg_schema, mid + 1, head_seq, wanted)
+    mid = split_point(head_seq)
+    worker = ledger_scan.run_worker(
+        backend, dsn, location.pg_schema, mid + 1, head_seq, wanted, keep_state
+    )
     try:
         first = ledger_scan.walk_cursor(
-            _cursor(conn, streaming=True), _placeholder(conn), 1, mid, wanted, on_rows
+            _cursor(conn, streaming=True),
+            _placeholder(conn),
+            1,
+            mid,
+            wanted,
+            on_rows,
+            keep_state=keep_state,
         )
     except BaseException:
         worker.kill()
         worker.communicate()
         raise
     joined = ledger_scan.join(first, ledger_scan.collect(worker, mid + 1))
-    # The halves stop at the head; anything stored beyond it is reported by the head check.
-    beyond = conn.execute(select(func.max(ledger_events.c.seq))).scalar() or 0
+    # The ranges stop at the head; anything stored beyond it is reported by the head check.
+    beyond = ledger_rows.last_seq(conn)
     if joined.failure is None and beyond > head_seq:
         joined.expected_seq = beyond + 1
     return joined
 
 
-def checkpoint_problem(
-    workspace_id: str,
-    last_seq: int,
-    seen: dict[int, str],
-    checkpoints: list[Checkpoint],
-    pinned: dict[str, ec.EllipticCurvePublicKey],
-    checkpoint_every: int,
+def _tree_problem(
+    walk: ledger_scan.RangeResult,
+    stored: ledger_rows.StoredHead,
+    signed: TreeHead | None,
+    pinned: PinnedKeys,
+    lo: int,
 ) -> str | None:
-    covered, widest = 0, 0
-    for seq_from, seq_to, cp_hash, kid, signature in checkpoints:
-        label = f"checkpoint over events {seq_from}-{seq_to}"
-        if seq_from != covered + 1 or seq_to < seq_from:
-            return f"{label}: checkpoints do not follow on from event {covered} (one was removed)"
-        key = pinned.get(kid)
-        if key is None:
-            return f"{label}: signed by key {kid}, which this workspace did not pin in keys/"
-        message = checkpoint_message(workspace_id, seq_from, seq_to, cp_hash)
-        try:
-            signature_ok = verify(key, message, b64url_decode(signature))
-        except ValueError:
-            signature_ok = False
-        if not signature_ok:
-            return f"{label}: signature does not verify"
-        if seq_to > last_seq:
-            return f"{label}: the ledger ends at event {last_seq} (events were removed)"
-        if seen.get(seq_to) != cp_hash:
-            return f"{label}: event {seq_to} is not the event that was signed"
-        covered, widest = seq_to, max(widest, seq_to - seq_from + 1)
-    # Appends sign a checkpoint at every boundary they cross, so a long unsealed tail means
-    # checkpoints were deleted.
-    if last_seq - covered > max(checkpoint_every, widest):
+    if walk.failure is not None:
+        return walk.failure.describe()
+    last_seq = walk.expected_seq - 1
+    last_hash = walk.last_hash if last_seq > 0 else GENESIS_HASH
+    if stored.size != last_seq:
         return (
-            f"events {covered + 1}-{last_seq} are not covered by any checkpoint "
-            "(checkpoints were removed)"
-        )
-    return None
-
-
-def _head_problem(
-    last_seq: int, last_hash: str | None, head_seq: int, head_hash: str
-) -> str | None:
-    expected_hash = last_hash if last_seq > 0 else GENESIS_HASH
-    if head_seq != last_seq or head_hash != expected_hash:
-        return (
-            f"ledger head records event {head_seq} but the last event is {last_seq} "
+            f"the ledger head records event {stored.size} but the last event is {last_seq} "
             "(events were removed or added outside Caracal)"
         )
+    if stored.last_hash != last_hash:
+        return f"event {last_seq} is not the event the ledger head records (history was rewritten)"
+    if signed is None:
+        return f"the ledger head (event {stored.size}) is not signed"
+    key = pinned.get(signed.kid)
+    if key is None:
+        return (
+            f"the ledger head is signed by key {signed.kid}, which this workspace did not pin "
+            "in keys/"
+        )
+    if not signed.verify(key):
+        return "the ledger head's signature does not verify (the head was forged)"
+    if walk.tree.size != stored.size or walk.tree.root().hex() != signed.root:
+        return (
+            f"the Merkle tree over events 1-{stored.size} does not match the signed root "
+            "(history was rewritten)"
+        )
     return None
+
+
+def _history_problem(
+    walk: ledger_scan.RangeResult, heads: list[TreeHead], pinned: PinnedKeys, what: str, lo: int
+) -> str | None:
+    last_seq = walk.expected_seq - 1
+    for head in heads:
+        if head.size < lo - 1:  # an incremental verify: checked by an earlier verify
+            continue
+        label = f"the {what} at event {head.size} (signed {head_time(head.ts_us)})"
+        key = pinned.get(head.kid)
+        if key is None:
+            return f"{label} is signed by key {head.kid}, which this workspace did not pin"
+        if not head.verify(key):
+            return f"{label} does not carry a valid signature (it was forged)"
+        problem = _prefix_problem(walk, head, last_seq)
+        if problem:
+            return f"{label}: {problem}"
+    return None
+
+
+def _prefix_problem(walk: ledger_scan.RangeResult, head: TreeHead, last_seq: int) -> str | None:
+    if head.size > last_seq:
+        return (
+            f"the ledger ends at event {last_seq}: events {last_seq + 1}-{head.size} were "
+            "removed (the store was rolled back)"
+        )
+    tree = walk.trees.get(head.size)
+    if walk.seen.get(head.size) != head.last_hash or tree is None or tree.root().hex() != head.root:
+        return (
+            f"event {head.size} and the events before it are not the ones that were signed "
+            "(history was rewritten)"
+        )
+    return None
+
+
+def _copies(
+    walk: ledger_scan.RangeResult,
+    recorded: list[Recorded],
+    workspace_id: str,
+    pinned: PinnedKeys,
+    lo: int,
+) -> list[dict[str, Any]]:
+    """How each copy of the head kept outside the store compares with the walked tree."""
+    last_seq = walk.expected_seq - 1
+    out: list[dict[str, Any]] = []
+    for source, head, unreadable in recorded:
+        entry: dict[str, Any] = {"source": source, "size": None, "status": "", "problem": None}
+        if unreadable:
+            entry["status"] = unreadable
+        elif head is None:
+            entry["status"] = "holds no head yet (or cannot be read back)"
+        elif head.workspace_id != workspace_id:
+            entry["status"] = f"holds a head of workspace {head.workspace_id}"
+        else:
+            entry["size"] = head.size
+            key = pinned.get(head.kid)
+            if key is None or not head.verify(key):
+                entry["status"] = "holds a head that does not verify (ignored)"
+            elif walk.failure is not None:
+                entry["status"] = "not compared (the ledger is broken)"
+            elif head.size < lo - 1:
+                entry["status"] = "older than the last verified head (checked then)"
+            else:
+                problem = _prefix_problem(walk, head, last_seq)
+                entry["status"] = "consistent" if problem is None else "inconsistent"
+                if problem:
+                    entry["problem"] = f"the head kept in the {source}: {problem}"
+        out.append(entry)
+    return out
 
 
 def _cursor(conn: Connection, *, streaming: bool = False) -> Any:

@@ -35,6 +35,9 @@ class IssuedMandate:
     token: str
     claims: MandateClaims
     capped: bool = False
+    kid: str = ""
+    root_id: str = ""
+    policy_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         c = self.claims
@@ -136,7 +139,7 @@ class MandateService:
             issued = self._sign_and_store(
                 conn, claims, issuer.id, issuer.name, policy.id if policy else None
             )
-            self.app.ledger.record(conn, _issued_event("mandate.issued", claims))
+            self.app.ledger.record(conn, _issued_event("mandate.issued", issued))
             return issued
 
         return self._commit(work)
@@ -229,7 +232,7 @@ class MandateService:
                 root_id=source_row["root_id"],
                 capped=plan.capped,
             )
-            self.app.ledger.record(conn, _issued_event("mandate.delegated", claims))
+            self.app.ledger.record(conn, _issued_event("mandate.delegated", issued))
             return issued
 
         return self._commit(work)
@@ -248,7 +251,7 @@ class MandateService:
         kid, private = self.app.signing.signer(conn, signer_id, signer_name)
         token = jws.encode(claims.to_claims(), kid, private)
         mandate_rows.insert(conn, claims, kid, token, root_id or claims.id, policy_id)
-        return IssuedMandate(claims.id, token, claims, capped)
+        return IssuedMandate(claims.id, token, claims, capped, kid, root_id or claims.id, policy_id)
 
     def _commit(self, work: Any) -> IssuedMandate:
         outcome = self.app.store.write(work)
@@ -415,18 +418,27 @@ def _nest(subtree: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return build(subtree[0]["id"])
 
 
-def _issued_event(kind: str, claims: MandateClaims) -> NewEvent:
+def _issued_event(kind: str, issued: IssuedMandate) -> NewEvent:
+    """Everything the mandate's row holds, but the token itself (a bearer credential): its
+    hash instead, so the row can be checked against the event."""
+    claims = issued.claims
     return NewEvent(
         kind,
         {
             "issuer_id": claims.issuer_id,
             "parent_id": claims.parent_id,
+            "root_id": issued.root_id,
             "resources": list(claims.resources),
             "actions": list(claims.actions),
+            "issued_at": claims.issued_at,
             "not_before": claims.not_before,
             "expires_at": claims.expires_at,
             "delegation_depth": claims.depth,
             "intent_bound": claims.intent_hash is not None,
+            "intent_hash": claims.intent_hash,
+            "kid": issued.kid,
+            "policy_id": issued.policy_id,
+            "token_sha256": jws.token_sha256(issued.token),
         },
         principal_id=claims.subject_id,
         mandate_id=claims.id,

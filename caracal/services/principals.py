@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from caracal.core.errors import ConflictError, NotFoundError, ValidationError
+from caracal.core.keys import pem_sha256
 from caracal.core.ledger import NewEvent
 from caracal.core.mandates import Principal
 from caracal.core.names import check_principal_name
@@ -63,7 +64,12 @@ class PrincipalService:
                 conn,
                 NewEvent(
                     "principal.registered",
-                    {"name": name, "kind": kind, "kid": pair.kid},
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "kid": pair.kid,
+                        "public_key_sha256": pem_sha256(pair.public_pem),
+                    },
                     principal_id=principal.id,
                 ),
             )
@@ -110,7 +116,12 @@ class PrincipalService:
                 conn,
                 NewEvent(
                     "principal.key_rotated",
-                    {"new_kid": pair.kid, "old_kids": old, "old_keys_revoked": revoke_old},
+                    {
+                        "new_kid": pair.kid,
+                        "new_key_sha256": pem_sha256(pair.public_pem),
+                        "old_kids": old,
+                        "old_keys_revoked": revoke_old,
+                    },
                     principal_id=principal.id,
                 ),
             )

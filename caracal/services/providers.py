@@ -260,6 +260,7 @@ class ProviderService:
             "auth": spec.auth,
             "resources": [r.resource_id for r in spec.resources],
             "actions": [f"{a.resource_id}:{a.action_id}" for a in spec.actions],
+            "definition_sha256": spec.definition_sha256(),
         }
         meta.put(conn, CATALOG_VERSION, uuid.uuid4().hex)
         self.app.ledger.record(conn, NewEvent(event, summary))
