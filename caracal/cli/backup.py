@@ -24,6 +24,32 @@ LockKeyEnv = Annotated[
 ]
 
 
+TrustKey = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trust-key",
+        metavar="FINGERPRINT",
+        envvar="CARACAL_TRUST_KEY",
+        help=(
+            "Trust an archive signed by the ledger key with this fingerprint (sha256:…, as "
+            "`backup create` prints it); repeatable. Needed for archives of workspaces this "
+            "home does not have. Env: CARACAL_TRUST_KEY (space-separated)."
+        ),
+    ),
+]
+TrustArchiveKey = Annotated[
+    bool,
+    typer.Option(
+        "--trust-archive-key",
+        help="Accept whatever ledger key signed the archive, unchecked (recorded on restore).",
+    ),
+]
+
+
+def _trusted(keys: list[str] | None) -> list[str]:
+    return [k for value in keys or [] for k in value.split()]
+
+
 def _lock_key_from_env(var: str) -> str:
     value = os.environ.get(var)
     if not value:
@@ -93,6 +119,10 @@ def create(
     note(
         f"Backup written: {_size(result.size)}, {kind}, {result.head_seq} ledger events ({result.seconds:.1f}s)."
     )
+    note(
+        f"Signed by this workspace's ledger key sha256:{result.signed_by}: restoring it "
+        "elsewhere needs that fingerprint (--trust-key)."
+    )
 
 
 @app.command("list")
@@ -117,21 +147,30 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def verify(
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE")],
     lock_key_env: LockKeyEnv = None,
+    trust_key: TrustKey = None,
+    trust_archive_key: TrustArchiveKey = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check every hash, the manifest and the ledger chain inside; exit 7 on any mismatch."""
-    from caracal.services.backup.restore import verify_archive
+    """Check who signed the archive (a key pinned here, or one you trust), every hash, the
+    ledger against its signed head and the tables against the ledger; exit 7 on any problem."""
+    from caracal.services.backup.archive_check import verify_archive
 
-    report = verify_archive(archive, _existing_lock_key(lock_key_env, archive))
+    report = verify_archive(
+        archive,
+        _existing_lock_key(lock_key_env, archive),
+        trust_keys=_trusted(trust_key),
+        trust_archive_key=trust_archive_key,
+    )
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
         echo(
             f"Archive intact: workspace {report.workspace}, {report.ledger_events} ledger events, "
-            f"{'locked' if report.locked else 'not locked'}, created {report.created_at}."
+            f"{'locked' if report.locked else 'not locked'}, created {report.created_at}; "
+            f"signed by ledger key sha256:{report.signed_by} ({report.trust})."
         )
     else:
-        echo(f"Archive BROKEN: {report.problem}")
+        note(f"Archive BROKEN: {report.problem}")
     if not report.ok:
         raise typer.Exit(int(ExitCode.INTEGRITY))
 
@@ -148,6 +187,8 @@ def restore(
             help="Restore into PostgreSQL (default: $CARACAL_STORE_URL, else SQLite).",
         ),
     ] = None,
+    trust_key: TrustKey = None,
+    trust_archive_key: TrustArchiveKey = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create workspace NAME from ARCHIVE (verified first; nothing is left on failure)."""
@@ -160,6 +201,8 @@ def restore(
         name,
         lock_key=_existing_lock_key(lock_key_env, archive),
         store_url=store_url,
+        trust_keys=_trusted(trust_key),
+        trust_archive_key=trust_archive_key,
     )
     if as_json:
         emit_json(result.to_dict())

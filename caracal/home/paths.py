@@ -78,5 +78,11 @@ class HomePaths:
     def lock_file(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def retired_keys(self) -> Path:
+        """The ledger public keys (and last head) of deleted workspaces, one folder each: a
+        backup of a deleted workspace still restores without --trust-key."""
+        return self.root / "retired-keys"
+
     def workspace(self, name: str) -> WorkspacePaths:
         return WorkspacePaths(self.workspaces / name)

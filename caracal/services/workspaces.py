@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import secrets
@@ -13,7 +14,7 @@ from pathlib import Path
 from caracal.core.errors import ConflictError, NotFoundError
 from caracal.core.names import check_workspace_name
 from caracal.home import config as cfg
-from caracal.home.atomic import atomic_write_text, fsync_dir
+from caracal.home.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from caracal.home.lock import home_lock
 from caracal.home.paths import HomePaths, WorkspacePaths
 from caracal.services.staging import ACCOUNT_FILE, DELETING, staged_workspace
@@ -148,6 +149,7 @@ class WorkspaceManager:
             self.check_deletable(name)
             paths = self.home.workspace(name)
             location = self.location_of(paths)
+            self._retire_keys(paths)
             drop_store(location)
             account = self._workspace_account(paths)
             trash = self.home.workspaces / f"{DELETING}{name}-{secrets.token_hex(4)}"
@@ -171,6 +173,26 @@ class WorkspaceManager:
             return app.backups.create(folder / default_name(name, lock=False)).path
 
     # ---- helpers -------------------------------------------------------------------------
+    def _retire_keys(self, paths: WorkspacePaths) -> None:
+        """Keep the workspace's pinned ledger keys and last head, so its backups stay
+        trusted here after it is gone."""
+        keep = [
+            p for p in paths.keys.glob("ledger-*") if p.suffix in (".pem", ".json") and p.is_file()
+        ]
+        if not keep:
+            return
+        folder = self.home.retired_keys / f"{paths.name}-{secrets.token_hex(4)}"
+        folder.mkdir(mode=0o700, parents=True)
+        for path in keep:
+            atomic_write_bytes(folder / path.name, path.read_bytes(), mode=0o600)
+
+    def retired_key_folders(self) -> builtins.list[tuple[str, Path]]:
+        """(workspace name, folder) of every deleted workspace whose keys are kept."""
+        root = self.home.retired_keys
+        if not root.is_dir():
+            return []
+        return [(p.name.rsplit("-", 1)[0], p) for p in sorted(root.iterdir()) if p.is_dir()]
+
     def location_of(self, paths: WorkspacePaths) -> StoreLocation:
         raw = cfg.read_raw(paths.config)
         config = cfg.validate_raw(raw, str(paths.config), self.env, decrypt=None)

@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -28,9 +29,14 @@ from caracal.core.errors import IntegrityError, ValidationError
 from caracal.services.backup.envelope import MAGIC, DecryptingReader, EncryptingWriter
 
 FORMAT = "caracal-backup"
-FORMAT_VERSION = 1
+# 2: every archive carries manifest.sig, the workspace ledger key's signature over the
+# manifest, and the manifest holds the signed tree head the backup was taken at.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+# Right after the manifest; the only member the manifest cannot list (it signs the manifest).
+SIGNATURE = "manifest.sig"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_SIGNATURE_BYTES = 4096
 GZIP_LEVEL = 1  # speed over size: ledgers are large and compress well anyway
 _GZIP_HEADER = bytes.fromhex("1f8b08000000000004ff")
 _FIXED_MEMBERS = frozenset(
@@ -184,14 +190,20 @@ class _Reading:
         )
 
 
+@dataclass(frozen=True)
+class OpenedArchive:
+    manifest: dict[str, Any]
+    manifest_bytes: bytes  # exactly as stored: what the signature covers
+    signature: bytes | None  # manifest.sig, when the archive has one
+    members: Iterator[OpenedMember]
+
+
 @contextmanager
-def open_archive(
-    path: Path, lock_key: str | None
-) -> Iterator[tuple[dict[str, Any], Iterator[OpenedMember]]]:
-    """Yield the validated manifest and an iterator over the other members (each checked
-    against the manifest once consumed; the gzip trailer, which covers every byte, once the
-    iterator is exhausted). Every failure of the archive is an IntegrityError naming it;
-    failures of the caller's own work pass through unchanged."""
+def open_archive(path: Path, lock_key: str | None) -> Iterator[OpenedArchive]:
+    """Yield the validated manifest, its signature and an iterator over the other members
+    (each checked against the manifest once consumed; the gzip trailer, which covers every
+    byte, once the iterator is exhausted). Every failure of the archive is an IntegrityError
+    naming it; failures of the caller's own work pass through unchanged."""
     try:
         raw = path.open("rb")
     except OSError as exc:
@@ -221,14 +233,7 @@ def open_archive(
             gz = gzip.GzipFile(fileobj=source, mode="rb")
             tar = tarfile.open(fileobj=gz, mode="r|")  # noqa: SIM115
             members = iter(tar)
-            first = next(members, None)
-            if first is None or first.name != MANIFEST or not first.isfile():
-                raise IntegrityError(f"{path.name} does not start with a backup manifest.")
-            if first.size > MAX_MANIFEST_BYTES:
-                raise IntegrityError(f"{path.name} has an oversized manifest; refusing it.")
-            handle = tar.extractfile(first)
-            assert handle is not None
-            manifest = _parse_manifest(handle.read(), path.name)
+            manifest, manifest_bytes, signature, pending = _leading_members(tar, members, path.name)
         except _READ_ERRORS as exc:
             raise reading.damaged(exc) from None
 
@@ -244,7 +249,35 @@ def open_archive(
             if trailing:
                 raise IntegrityError(f"{path.name} has data after its end; refusing it.")
 
-        yield manifest, _members(tar, members, manifest, reading, finish)
+        if pending is not None:  # no signature: the member read ahead comes first
+            members = itertools.chain([pending], members)
+        yield OpenedArchive(
+            manifest, manifest_bytes, signature, _members(tar, members, manifest, reading, finish)
+        )
+
+
+def _leading_members(
+    tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], label: str
+) -> tuple[dict[str, Any], bytes, bytes | None, tarfile.TarInfo | None]:
+    """The manifest (first) and its signature (second, when present); a member read ahead
+    that is not the signature is handed back."""
+    first = next(members, None)
+    if first is None or first.name != MANIFEST or not first.isfile():
+        raise IntegrityError(f"{label} does not start with a backup manifest.")
+    if first.size > MAX_MANIFEST_BYTES:
+        raise IntegrityError(f"{label} has an oversized manifest; refusing it.")
+    handle = tar.extractfile(first)
+    assert handle is not None
+    manifest_bytes = handle.read()
+    manifest = _parse_manifest(manifest_bytes, label)
+    second = next(members, None)
+    if second is None or second.name != SIGNATURE:
+        return manifest, manifest_bytes, None, second
+    if not second.isfile() or second.size > MAX_SIGNATURE_BYTES:
+        raise IntegrityError(f"{label} has a malformed manifest signature.")
+    sig_handle = tar.extractfile(second)
+    assert sig_handle is not None
+    return manifest, manifest_bytes, sig_handle.read(), None
 
 
 def _members(

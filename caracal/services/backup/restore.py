@@ -1,4 +1,4 @@
-"""Restore an archive into a new workspace, and verify archives without restoring them."""
+"""Restore an archive into a new workspace: completely and verified, or not at all."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,18 @@ from caracal.core.errors import (
     UnavailableError,
     ValidationError,
 )
-from caracal.core.ledger import ChainWalk, NewEvent
+from caracal.core.ledger import NewEvent
 from caracal.core.names import check_workspace_name
+from caracal.core.tree_head import TreeHead
 from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_bytes
 from caracal.services import ledger_keys
 from caracal.services.backup import tables
 from caracal.services.backup.archive import OpenedMember, locked, open_archive
-from caracal.services.ledger_verify import checkpoint_problem, verify_ledger
+from caracal.services.backup.trust import TrustedSigner, archive_signer, manifest_tree_head
+from caracal.services.ledger_head import LedgerHeads, PinnedKeys
+from caracal.services.ledger_state import compare_state
+from caracal.services.ledger_verify import verify_ledger
 from caracal.services.staging import Staging, staged_workspace
 from caracal.services.workspaces import WorkspaceManager
 from caracal.store import ledger_rows, meta
@@ -46,6 +50,8 @@ class RestoreResult:
     secrets_included: bool
     seconds: float
     notices: tuple[str, ...] = ()
+    signed_by: str = ""  # the fingerprint of the ledger key that signed the archive
+    trust: str = ""  # why that key was trusted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,36 +59,14 @@ class RestoreResult:
             "store": self.store,
             "tables": self.tables,
             "secrets_included": self.secrets_included,
+            "signed_by": self.signed_by,
+            "trust": self.trust,
             "seconds": round(self.seconds, 3),
             "notices": list(self.notices),
         }
 
 
-@dataclass
-class ArchiveReport:
-    ok: bool
-    workspace: str = ""
-    created_at: str = ""
-    locked: bool = False
-    secrets_included: bool = False
-    tables: dict[str, int] = field(default_factory=dict)
-    ledger_events: int = 0
-    problem: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "workspace": self.workspace,
-            "created_at": self.created_at,
-            "locked": self.locked,
-            "secrets_included": self.secrets_included,
-            "tables": self.tables,
-            "ledger_events": self.ledger_events,
-            "problem": self.problem,
-        }
-
-
-def _require_archive(path: Path, lock_key: str | None) -> None:
+def require_archive(path: Path, lock_key: str | None) -> None:
     if not path.is_file():
         raise NotFoundError(f"Archive {path} does not exist.")
     if locked(path) and not lock_key:
@@ -91,7 +75,7 @@ def _require_archive(path: Path, lock_key: str | None) -> None:
         )
 
 
-def _table_for(member: str) -> Any:
+def table_for(member: str) -> Any:
     wanted = member.removeprefix("tables/").removesuffix(".jsonl")
     for table in tables.dumped_tables():
         if table.name == wanted:
@@ -99,14 +83,14 @@ def _table_for(member: str) -> Any:
     raise IntegrityError(f"Archive member {member} is not a table this Caracal knows.")
 
 
-def _read_small(opened: OpenedMember) -> bytes:
+def read_small(opened: OpenedMember) -> bytes:
     data = opened.stream.read(_SMALL_MEMBER_LIMIT + 1)
     if len(data) > _SMALL_MEMBER_LIMIT:
         raise IntegrityError(f"Archive member {opened.name} is unreasonably large; refusing it.")
     return data
 
 
-def _schema_version(manifest: dict[str, Any]) -> int:
+def schema_version(manifest: dict[str, Any]) -> int:
     version = manifest.get("schema_version")
     if not isinstance(version, int) or version < 1:
         raise IntegrityError("The archive's manifest has no valid schema version.")
@@ -126,59 +110,52 @@ def restore(
     *,
     lock_key: str | None = None,
     store_url: str | None = None,
+    trust_keys: list[str] | None = None,
+    trust_archive_key: bool = False,
 ) -> RestoreResult:
     """Create workspace `name` from `archive`: completely and verified, or not at all."""
     started = time.perf_counter()
     check_workspace_name(name)
     if manager.exists(name):
         raise ConflictError(f"Workspace {name!r} already exists; restore under a new name.")
-    _require_archive(archive, lock_key)
+    require_archive(archive, lock_key)
     notices: list[str] = []
-    with open_archive(archive, lock_key) as (manifest, members):
-        version = _schema_version(manifest)
+    with open_archive(archive, lock_key) as opened:
+        manifest = opened.manifest
+        version = schema_version(manifest)
         small: dict[str, bytes] = {}
         first_table: OpenedMember | None = None
-        for opened in members:
-            if opened.name.startswith("tables/"):
-                first_table = opened
+        for member in opened.members:
+            if member.name.startswith("tables/"):
+                first_table = member
                 break
-            small[opened.name] = _read_small(opened)
+            small[member.name] = read_small(member)
         if "config.yaml" not in small:
             raise IntegrityError("The archive has no config.yaml before its tables.")
+        pins = archive_pins(small)
+        signer = archive_signer(
+            manifest,
+            opened.manifest_bytes,
+            opened.signature,
+            pins,
+            manager,
+            trust_keys=trust_keys,
+            trust_archive_key=trust_archive_key,
+        )
+        tree_head = signed_tree_head(manifest, pins)
         raw_config, config_secrets = _prepared_config(small, notices)
         with staged_workspace(manager, name, store_url=store_url, raw_config=raw_config) as staging:
             _write_workspace_files(staging, small, config_secrets)
             store = staging.open_store(migrate=False)
             upgrade(store, target=version)
-            loaded = _load_tables(staging, store, manifest, small, first_table, members, name)
-            head = manifest["ledger"]
-            with store.read() as conn:
-                try:
-                    loaded_head: tuple[int, str] | None = ledger_rows.head(conn)
-                except (LookupError, ValueError, TypeError):  # no head row, or not numbers
-                    loaded_head = None
-                if loaded_head != (head["head_seq"], head["head_hash"]):
-                    raise IntegrityError("The archive's ledger head does not match its manifest.")
-                # The ledger is verified under the manifest's id; the workspace uses the store's.
-                if meta.get(conn, "workspace_id") != manifest.get("workspace_id"):
-                    raise IntegrityError("The archive's workspace id does not match its manifest.")
-            try:
-                report = verify_ledger(
-                    store,
-                    staging.paths.keys,
-                    str(manifest.get("workspace_id")),
-                    staging.config.ledger.checkpoint_every,
-                )
-            except (ValueError, TypeError, LookupError, OverflowError) as exc:
-                # Rows of the wrong type (bytes for a number, ...) the verifier cannot read.
-                raise IntegrityError(
-                    f"The archive's ledger does not verify: a value is malformed "
-                    f"({type(exc).__name__})."
-                ) from None
-            if not report.ok:
-                raise IntegrityError(f"The archive's ledger does not verify: {report.problem}.")
+            loaded = _load_tables(
+                staging, store, manifest, small, first_table, opened.members, name
+            )
             upgrade(store)
-            _record_restore(store, manifest, archive)
+            _check_loaded(store, manifest, tree_head)
+            store.write(ledger_rows.rebuild_nodes)
+            _verify_loaded(store, staging, tree_head)
+            _record_restore(staging, store, manifest, archive, signer)
             described = staging.location.describe()
     secrets_included = manifest.get("secrets") == "included"
     if not secrets_included:
@@ -186,10 +163,81 @@ def restore(
             "The archive holds no secrets: provider credentials are unset and principals must "
             "rotate their keys (`caracal principal rotate-key P`) before they can issue."
         )
-    log.info("workspace %s restored from %s", name, archive)
+    log.info("workspace %s restored from %s (key %s)", name, archive, signer.trust)
     return RestoreResult(
-        name, described, loaded, secrets_included, time.perf_counter() - started, tuple(notices)
+        name,
+        described,
+        loaded,
+        secrets_included,
+        time.perf_counter() - started,
+        tuple(notices),
+        signer.fingerprint,
+        signer.trust,
     )
+
+
+def archive_pins(small: dict[str, bytes]) -> dict[str, Any]:
+    """The ledger public keys the archive carries, by kid (covered by the manifest's hashes,
+    so trusted once the manifest's signature is)."""
+    from caracal.core.keys import load_public
+
+    pins: dict[str, Any] = {}
+    for member, data in small.items():
+        if member.startswith("keys/ledger-"):
+            kid = member.removeprefix("keys/ledger-").removesuffix(".pub.pem")
+            try:
+                pins[kid] = load_public(data.decode())
+            except Exception:
+                raise IntegrityError(f"Archive member {member} is not a public key.") from None
+    return pins
+
+
+def signed_tree_head(manifest: dict[str, Any], pins: dict[str, Any]) -> TreeHead:
+    """The tree head the backup was taken at, with a valid signature by an archived pin."""
+    head = manifest_tree_head(manifest)
+    key = pins.get(head.kid)
+    if key is None or not head.verify(key):
+        raise IntegrityError(
+            "The archive's tree head is not signed by the workspace's ledger key (forged)."
+        )
+    if (head.size, head.last_hash) != (
+        manifest["ledger"]["head_seq"],
+        manifest["ledger"]["head_hash"],
+    ):
+        raise IntegrityError("The archive's tree head does not match its manifest.")
+    return head
+
+
+def _check_loaded(store: Any, manifest: dict[str, Any], tree_head: TreeHead) -> None:
+    with store.read() as conn:
+        try:
+            loaded = ledger_rows.read_head(conn).signed(str(manifest.get("workspace_id")))
+        except (LookupError, ValueError, TypeError):  # no head row, or not numbers
+            loaded = None
+        if loaded != tree_head:
+            raise IntegrityError("The archive's ledger head does not match its manifest.")
+        # The ledger is verified under the manifest's id; the workspace uses the store's.
+        if meta.get(conn, "workspace_id") != manifest.get("workspace_id"):
+            raise IntegrityError("The archive's workspace id does not match its manifest.")
+
+
+def _verify_loaded(store: Any, staging: Staging, tree_head: TreeHead) -> None:
+    """The whole ledger against the signed head, and the tables against the ledger."""
+    try:
+        report = verify_ledger(
+            store,
+            PinnedKeys(staging.paths.keys),
+            tree_head.workspace_id,
+            [("archive's manifest", tree_head, None)],
+            state_check=compare_state,
+        )
+    except (ValueError, TypeError, LookupError, OverflowError) as exc:
+        # Rows of the wrong type (bytes for a number, ...) the verifier cannot read.
+        raise IntegrityError(
+            f"The archive's ledger does not verify: a value is malformed ({type(exc).__name__})."
+        ) from None
+    if not report.ok:
+        raise IntegrityError(f"The archive's ledger does not verify: {report.problem}.")
 
 
 def _prepared_config(
@@ -203,6 +251,14 @@ def _prepared_config(
         raise IntegrityError("The archive's config.yaml is not a mapping.")
     if not isinstance(raw.get("store") or {}, dict):  # the section the restore rewrites
         raise IntegrityError("The archive's config.yaml has a malformed store section.")
+    ledger = raw.get("ledger")
+    if isinstance(ledger, dict) and ledger.get("witnesses"):
+        # They hold the source workspace's heads: the copy's ledger grows apart from it.
+        raw = cfg.set_path(raw, "ledger.witnesses", [])
+        notices.append(
+            "The source's ledger witnesses were not carried over (they watch the source); "
+            "name new ones in the restored workspace's config.yaml."
+        )
     secrets: dict[str, str] = {}
     if "config-secrets.json" in small:
         try:
@@ -264,7 +320,7 @@ def _load_tables(
             for opened in _chain(pending, members):
                 if not opened.name.startswith("tables/"):
                     raise IntegrityError(f"Archive member {opened.name} comes after the tables.")
-                table = _table_for(opened.name)
+                table = table_for(opened.name)
                 loaded[table.name] = tables.load_table(conn, table, opened.stream)
                 if loaded[table.name] != expected.get(table.name):
                     raise IntegrityError(
@@ -320,122 +376,36 @@ def _load_secrets(conn: Connection, staging: Staging, data: bytes) -> None:
         staging.vault.put(conn, str(ref), str(kind), value, created_at=created_at)
 
 
-def _record_restore(store: Any, manifest: dict[str, Any], archive: Path) -> None:
-    def work(conn: Connection) -> None:
-        ledger_rows.append(
-            conn,
-            [
-                NewEvent(
-                    "backup.restored",
-                    {
-                        "file": archive.name,
-                        "from_workspace": manifest.get("workspace"),
-                        "backup_created_at": manifest.get("created_at"),
-                        "secrets_included": manifest.get("secrets") == "included",
-                    },
-                )
-            ],
-            actor="caracal",
-            ts_us=int(time.time() * 1_000_000),
-            checkpoint_every=1_000_000_000,
-            on_checkpoint=None,
-        )
-
-    store.write(work)
-
-
-# ---- verify without restoring -------------------------------------------------------------
-def verify_archive(path: Path, lock_key: str | None = None) -> ArchiveReport:
-    """Check every hash, the manifest's counts and the ledger chain inside the archive."""
-    _require_archive(path, lock_key)
-    report = ArchiveReport(ok=False, locked=locked(path))
-    try:
-        with open_archive(path, lock_key) as (manifest, members):
-            _schema_version(manifest)
-            report.workspace = str(manifest.get("workspace"))
-            report.created_at = str(manifest.get("created_at"))
-            report.secrets_included = manifest.get("secrets") == "included"
-            _check_contents(manifest, members, report)
-    except IntegrityError as exc:
-        report.problem = exc.message
-        return report
-    report.ok = report.problem is None
-    return report
-
-
-@dataclass
-class _ArchiveLedger:
-    pins: dict[str, Any] = field(default_factory=dict)
-    checkpoints: list[tuple[int, int, str, str, str]] = field(default_factory=list)
-    walk: ChainWalk | None = None
-
-
-def _check_contents(
-    manifest: dict[str, Any], members: Iterator[OpenedMember], report: ArchiveReport
+def _record_restore(
+    staging: Staging, store: Any, manifest: dict[str, Any], archive: Path, signer: TrustedSigner
 ) -> None:
-    ledger = _ArchiveLedger()
-    for opened in members:
-        if opened.name.startswith("keys/ledger-"):
-            _read_pin(opened, ledger)
-        elif opened.name.startswith("tables/"):
-            table = _table_for(opened.name)
-            count = _scan_table(opened, table, ledger)
-            report.tables[table.name] = count
-            declared = manifest["tables"].get(table.name, {}).get("rows")
-            if count != declared:
-                raise IntegrityError(
-                    f"Table {table.name} has {count} rows; the manifest says {declared}."
-                )
-    walk = ledger.walk
-    if walk is None:
-        raise IntegrityError("The archive has no ledger.")
-    report.ledger_events = walk.count
-    if walk.failure is not None:
-        raise IntegrityError(f"The archive's ledger is broken at {walk.failure.describe()}.")
-    last = walk.expected_seq - 1
-    head = manifest["ledger"]
-    if (last, walk.prev_hash) != (head["head_seq"], head["head_hash"]):
-        raise IntegrityError("The archive's ledger does not end where its manifest says.")
-    ordered = sorted(ledger.checkpoints, key=lambda cp: cp[1])
-    problem = checkpoint_problem(
-        str(manifest.get("workspace_id")), last, walk.seen, ordered, ledger.pins, 10**9
+    """The restore is the restored ledger's next event, under a head signed by the restored
+    workspace's ledger key (a new key when the archive carried no secrets)."""
+    workspace_id = str(manifest.get("workspace_id"))
+    heads = LedgerHeads(
+        workspace_id=lambda: workspace_id,
+        keys_dir=staging.paths.keys,
+        vault=lambda: staging.vault,
+        witnesses=list,
     )
-    if problem:
-        raise IntegrityError(f"The archive's ledger checkpoints do not verify: {problem}.")
+    event = NewEvent(
+        "backup.restored",
+        {
+            "file": archive.name,
+            "from_workspace": manifest.get("workspace"),
+            "backup_created_at": manifest.get("created_at"),
+            "secrets_included": manifest.get("secrets") == "included",
+            "signed_by": signer.fingerprint,
+            "trust": signer.trust,
+        },
+    )
 
+    def work(conn: Connection) -> TreeHead:
+        head = ledger_rows.read_head(conn, lock=True)
+        heads.trust(head)
+        ts_us = int(time.time() * 1_000_000)
+        appended = ledger_rows.append(conn, [event], head=head, actor="caracal", ts_us=ts_us)
+        return heads.sign(conn, appended, ts_us)
 
-def _read_pin(opened: OpenedMember, ledger: _ArchiveLedger) -> None:
-    from caracal.core.keys import load_public
-
-    kid = opened.name.removeprefix("keys/ledger-").removesuffix(".pub.pem")
-    data = _read_small(opened)
-    try:
-        ledger.pins[kid] = load_public(data.decode())
-    except Exception:  # any parser complaint means the same: not a usable key
-        raise IntegrityError(f"Archive member {opened.name} is not a public key.") from None
-
-
-def _scan_table(opened: OpenedMember, table: Any, ledger: _ArchiveLedger) -> int:
-    """Count the dump's rows; walk the ledger's chain and collect its checkpoints on the way."""
-    columns, batches = tables.read_rows(opened.stream, table)
-    count = 0
-    if table.name == "ledger_checkpoints":
-        at = [columns.index(c) for c in ("seq_from", "seq_to", "head_hash", "kid", "signature")]
-        for batch in batches:
-            for row in batch:
-                seq_from, seq_to, *texts = (row[i] for i in at)
-                # Sorted and compared as numbers and strings below: nothing else gets in.
-                numbers = type(seq_from) is int and type(seq_to) is int
-                if not (numbers and all(isinstance(t, str) for t in texts)):
-                    raise IntegrityError("The archive's ledger has a malformed checkpoint row.")
-                ledger.checkpoints.append((seq_from, seq_to, *texts))
-            count += len(batch)
-    elif table.name == "ledger_events":
-        at = [columns.index(c) for c in ledger_rows.COLUMNS]
-        ledger.walk = ChainWalk({cp[1] for cp in ledger.checkpoints})
-        for batch in batches:
-            ledger.walk.feed([tuple(row[i] for i in at) for row in batch])
-            count += len(batch)
-    else:
-        count = sum(len(batch) for batch in batches)
-    return count
+    heads.committed(store.write(work))
+    heads.close()

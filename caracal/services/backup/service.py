@@ -17,13 +17,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from caracal import __version__
-from caracal.core.errors import ConflictError, NotFoundError, UnavailableError
+from caracal.core.errors import ConflictError, IntegrityError, NotFoundError, UnavailableError
 from caracal.core.ledger import NewEvent
 from caracal.home import config as cfg
 from caracal.home.atomic import fsync_dir
 from caracal.services.backup import tables
-from caracal.services.backup.archive import FORMAT, FORMAT_VERSION, MANIFEST, ArchiveWriter, locked
+from caracal.services.backup.archive import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SIGNATURE,
+    ArchiveWriter,
+    locked,
+)
 from caracal.services.backup.envelope import check_lock_key
+from caracal.services.backup.trust import signature_document
 from caracal.store import ledger_rows, meta, provider_rows
 from caracal.store.migrations import current_version
 from caracal.store.schema import secrets as secrets_table
@@ -43,6 +51,7 @@ class BackupResult:
     tables: dict[str, int]
     head_seq: int
     seconds: float
+    signed_by: str  # the fingerprint of the ledger key that signed the manifest
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +61,7 @@ class BackupResult:
             "secrets_included": self.secrets_included,
             "tables": self.tables,
             "ledger_head_seq": self.head_seq,
+            "signed_by": self.signed_by,
             "seconds": round(self.seconds, 3),
         }
 
@@ -101,15 +111,17 @@ class BackupService:
             raise ConflictError(f"{target} already exists; choose another --output.")
         if not target.parent.is_dir():
             raise NotFoundError(f"The folder {target.parent} does not exist.")
-        app.ledger.checkpoint()  # seal the tail, so a restore can verify all of it
+        app.ledger.checkpoint()  # the head goes to the history and to every witness now
         work = app.paths.cache / f"backup-{secrets.token_hex(4)}"
         work.mkdir(mode=0o700, parents=True)
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         try:
-            plan, manifest = self._plan(work, lock_key is not None)
+            plan, manifest, manifest_bytes, signature, fingerprint = self._plan(
+                work, lock_key is not None
+            )
             with partial.open("xb") as sink:
                 os.chmod(partial, 0o600)
-                self._write(sink, lock_key, manifest, plan)
+                self._write(sink, lock_key, manifest_bytes, signature, plan)
                 sink.flush()
                 os.fsync(sink.fileno())
             os.replace(partial, target)
@@ -131,6 +143,7 @@ class BackupService:
             {name: info["rows"] for name, info in manifest["tables"].items()},
             manifest["ledger"]["head_seq"],
             time.perf_counter() - started,
+            fingerprint,
         )
         app.store.write(
             lambda conn: app.ledger.record(
@@ -143,6 +156,7 @@ class BackupService:
                         "locked": result.locked,
                         "secrets_included": result.secrets_included,
                         "ledger_head_seq": result.head_seq,
+                        "signed_by": fingerprint,
                     },
                 ),
             )
@@ -151,10 +165,13 @@ class BackupService:
         return result
 
     @staticmethod
-    def _write(sink: Any, lock_key: str | None, manifest: dict[str, Any], plan: _Plan) -> None:
+    def _write(
+        sink: Any, lock_key: str | None, manifest: bytes, signature: bytes, plan: _Plan
+    ) -> None:
         writer = ArchiveWriter(sink, lock_key)
         try:
-            writer.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+            writer.add_bytes(MANIFEST, manifest)
+            writer.add_bytes(SIGNATURE, signature)
             for member in plan.members:
                 if member.data is not None:
                     writer.add_bytes(member.name, member.data)
@@ -166,7 +183,11 @@ class BackupService:
             writer.abort()
             raise
 
-    def _plan(self, work: Path, include_secrets: bool) -> tuple[_Plan, dict[str, Any]]:
+    def _plan(
+        self, work: Path, include_secrets: bool
+    ) -> tuple[_Plan, dict[str, Any], bytes, bytes, str]:
+        """The members, the manifest (as written) and its signature by the ledger key that
+        signed the head it records, and that key's fingerprint."""
         app = self.app
         plan = _Plan()
         raw_config = app.paths.config.read_bytes()
@@ -180,8 +201,11 @@ class BackupService:
         counts: dict[str, dict[str, int]] = {}
         with app.store.read(snapshot=True) as conn:
             schema_version = current_version(conn)
-            head_seq, head_hash = ledger_rows.head(conn)
             workspace_id = meta.get(conn, "workspace_id")
+            head = ledger_rows.read_head(conn).signed(str(workspace_id))
+            if head is None:
+                raise IntegrityError("The ledger head is not signed; run `caracal ledger verify`.")
+            private = app.ledger_heads.private_key(conn, head.kid)
             providers = [
                 {**spec.to_dict(), "credential": "set" if ref else "none"}
                 for spec, ref in provider_rows.load_all(conn)
@@ -205,10 +229,19 @@ class BackupService:
             "source_store": app.store.location.describe(),
             "secrets": "included" if include_secrets else "omitted",
             "tables": counts,
-            "ledger": {"head_seq": head_seq, "head_hash": head_hash},
+            "ledger": {
+                "head_seq": head.size,
+                "head_hash": head.last_hash,
+                "tree_head": head.to_dict(),
+            },
             "members": {m.name: {"size": m.size, "sha256": m.sha256} for m in plan.members},
         }
-        return plan, manifest
+        manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        fingerprint = app.ledger_heads.fingerprint(head.kid)
+        if fingerprint is None:
+            raise IntegrityError(f"Ledger key {head.kid} is not pinned in keys/.")
+        signature = signature_document(private, head.kid, fingerprint, manifest_bytes)
+        return plan, manifest, manifest_bytes, signature, fingerprint
 
     def _config_secrets(self) -> dict[str, str]:
         raw = cfg.read_raw(self.app.paths.config)

@@ -20,9 +20,10 @@ from caracal.core.errors import IntegrityError
 from caracal.store import schema
 
 BATCH = 5_000
-# Not dumped: the migration bookkeeping (the target has its own), and sealed secrets (only
-# meaningful under the source's master key; locked archives carry them re-sealable instead).
-EXCLUDED = frozenset({"caracal_schema", "secrets"})
+# Not dumped: the migration bookkeeping (the target has its own), sealed secrets (only
+# meaningful under the source's master key; locked archives carry them re-sealable instead),
+# and the Merkle tree's kept nodes (a restore rebuilds them from the verified events).
+EXCLUDED = frozenset({"caracal_schema", "secrets", "ledger_nodes"})
 
 _MANDATE_ORDER = (
     "WITH RECURSIVE chain(id, level) AS ("
