@@ -39,7 +39,7 @@ class VerifyArchiveModal(FormModal[Any]):
         return self.query_one(f"#{widget_id}", Input).value
 
     def prepare(self) -> Callable[[], Any]:
-        from caracal.services.backup.restore import verify_archive
+        from caracal.services.backup.archive_check import verify_archive
 
         key = self.lock_key("lock-key")
         if not key:

@@ -185,7 +185,7 @@ class BackupsScreen(AreaScreen):
                 lambda report: self._show_report(row, report) if report else None,
             )
             return
-        from caracal.services.backup.restore import verify_archive
+        from caracal.services.backup.archive_check import verify_archive
 
         path = Path(row["path"])
         self._show_outcome(f"Verifying {escape(row['file'])}…")

@@ -72,20 +72,29 @@ class DashboardScreen(AreaScreen):
         self.query_one("#recent", Static).update("\n".join(lines) or "Nothing yet.")
 
     def action_verify(self) -> None:
+        """Verify what was added since the last verified head (a full verify, the first time):
+        a visit costs the new events, not the whole ledger."""
         status = self.query_one("#ledger-status", Static)
         status.update("Ledger: verifying…")
         caracal = self.context.caracal
 
         def shown(report: Any) -> None:
             if report.ok:
+                new = f", {report.events} new since the last check" if report.since else ""
                 status.update(
-                    f"Ledger: [green]verified[/green] — {report.events} events, "
-                    f"{report.checkpoints} signed checkpoints"
+                    f"Ledger: [green]verified[/green] — {report.head_seq} events{new}, "
+                    "head signed and not rolled back"
                 )
             else:
                 status.update(f"Ledger: [red b]NOT VERIFIED[/red b] — {report.problem}")
 
-        run_in_background(self, caracal.ledger.verify, done=shown, group="verify", exclusive=True)
+        run_in_background(
+            self,
+            lambda: caracal.ledger.verify(incremental=True),
+            done=shown,
+            group="verify",
+            exclusive=True,
+        )
 
 
 SCREEN = DashboardScreen

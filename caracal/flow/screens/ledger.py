@@ -14,7 +14,11 @@ from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
 
-COMMANDS = [("Verify integrity", "verify"), ("Export the ledger", "export")]
+COMMANDS = [
+    ("Verify everything (events, tree, state)", "verify"),
+    ("Verify the new events", "verify_new"),
+    ("Export the ledger", "export"),
+]
 TYPES = [
     ("every event", ""),
     ("validations", "validation."),
@@ -58,11 +62,12 @@ class LedgerPages:
 class LedgerScreen(AreaScreen):
     AREA = "ledger"
     BINDINGS = [
-        Binding("V", "verify", "Verify", id="ledger-verify"),
+        Binding("V", "verify", "Verify all", id="ledger-verify"),
         Binding("e", "export", "Export", id="ledger-export"),
         Binding("f", "follow", "Follow", id="ledger-follow"),
     ]
     DEFAULT_CSS = """
+    LedgerScreen #head { height: auto; color: $text-muted; }
     LedgerScreen #verify-bar { height: auto; }
     LedgerScreen ProgressBar { width: 40; }
     LedgerScreen #event { height: 5; border-top: solid $primary 30%; padding: 0 1; }
@@ -78,6 +83,7 @@ class LedgerScreen(AreaScreen):
                 placeholder="/ mnd_… or pr_… (the start of an id), or a REASON_CODE", id="filter"
             )
             yield Select(TYPES, value="", allow_blank=False, id="type-filter")
+        yield Static("Head: …", id="head")
         with Horizontal(id="verify-bar"):
             yield Static("", id="verify-status")
             yield ProgressBar(total=100, show_eta=False, id="verify-progress")
@@ -114,6 +120,27 @@ class LedgerScreen(AreaScreen):
     def load(self) -> None:
         self._refresh_table()
         self.table.focus()
+        self._show_head()
+        self.action_verify_new()
+
+    def _show_head(self) -> None:
+        """The signed head and every copy kept outside the store."""
+        caracal = self.context.caracal
+
+        def shown(status: Any) -> None:
+            from caracal.cli.format import when
+
+            head = status.head
+            copies = " · ".join(
+                f"{c.source}: {'[green]' if c.ok else '[red b]'}{c.state}[/]" for c in status.copies
+            )
+            self.query_one("#head", Static).update(
+                f"Head: {head.size} events · root {head.root[:16]}… · signed "
+                f"{when(head.ts_us / 1e6)} · key sha256:{(status.key_sha256 or '?')[:16]}…\n"
+                f"{copies or 'no copy outside the store'}"
+            )
+
+        run_in_background(self, caracal.ledger.head_status, done=shown, group="head")
 
     def _refresh_table(self) -> None:
         type_value = self.query_one("#type-filter", Select).value
@@ -159,7 +186,13 @@ class LedgerScreen(AreaScreen):
             + json.dumps(row["payload"], sort_keys=True)
         )
 
+    def action_verify_new(self) -> None:
+        self._verify(incremental=True)
+
     def action_verify(self) -> None:
+        self._verify(incremental=False)
+
+    def _verify(self, *, incremental: bool) -> None:
         status = self.query_one("#verify-status", Static)
         bar = self.query_one("#verify-progress", ProgressBar)
         status.update("Verifying… ")
@@ -171,18 +204,32 @@ class LedgerScreen(AreaScreen):
             self.app.call_from_thread(bar.update, total=max(total, 1), progress=done)
 
         def finished(report: Any) -> None:
+            from datetime import datetime
+
             bar.display = False
-            if report.ok:
+            at = datetime.now().strftime("%H:%M:%S")
+            if not report.ok:
+                status.update(f"[red b]TAMPERED[/] (checked {at}): {report.problem}")
+            elif report.since and not report.events:
                 status.update(
-                    f"[green b]Intact[/]: {report.events} events, {report.checkpoints} signed checkpoints, "
-                    f"head {report.head_hash[:16]}… ({report.seconds:.2f}s)"
+                    f"[green b]Intact[/] at {at}: nothing new since event {report.since} was "
+                    "verified (V verifies everything)"
+                )
+            elif report.since:
+                status.update(
+                    f"[green b]Intact[/] at {at}: the {report.events} events after event "
+                    f"{report.since} extend the verified ledger (V verifies everything)"
                 )
             else:
-                status.update(f"[red b]TAMPERED[/]: {report.problem}")
+                status.update(
+                    f"[green b]Intact[/] at {at}: {report.events} events, the tree matches the "
+                    f"signed head, {report.state_rows} state rows match the events"
+                )
+            self._show_head()
 
         run_in_background(
             self,
-            lambda: caracal.ledger.verify(progress),
+            lambda: caracal.ledger.verify(progress, incremental=incremental),
             done=finished,
             group="verify",
             exclusive=True,
