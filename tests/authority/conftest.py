@@ -165,3 +165,7 @@ def world(backend: str, home: Path) -> World:
     for name in ("orch", "orch2", "w1", "w2", "svc"):
         w.policy(name)
     return w
+
+
+# The ledger scenario (thirteen events) for the ledger tests; defined with its helpers.
+from tests.authority.ledger_world import scenario  # noqa: E402, F401

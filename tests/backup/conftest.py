@@ -62,9 +62,22 @@ def ok(result: Result) -> Result:
     return result
 
 
-def cli(*args: str, workspace: str | None = None, input: str = "") -> Result:
+# The source workspaces live in another home, like an archive brought from elsewhere: their
+# archives are trusted by fingerprint (`--trust-key`, through CARACAL_TRUST_KEY), and a test
+# that rewrites a manifest re-signs it with the source's ledger key, as someone holding that
+# key could (what is tested then is everything behind the signature).
+TRUSTED: set[str] = set()
+SIGNERS: dict[str, tuple[str, Any, str]] = {}  # workspace id -> (kid, private key, fingerprint)
+
+
+def cli(*args: str, workspace: str | None = None, input: str = "", trusting: bool = True) -> Result:
     prefix = ("--workspace", workspace) if workspace else ()
-    return run_cli(*prefix, *args, input=input)
+    with pytest.MonkeyPatch.context() as mp:
+        if trusting and TRUSTED:
+            mp.setenv("CARACAL_TRUST_KEY", " ".join(sorted(TRUSTED)))
+        else:
+            mp.delenv("CARACAL_TRUST_KEY", raising=False)
+        return run_cli(*prefix, *args, input=input)
 
 
 def assert_clear_error(result: Result, code: ExitCode, *needles: str) -> str:
@@ -319,9 +332,25 @@ def build_world(store_url: str | None) -> tuple[dict[str, str], dict[str, str]]:
     return ids, m
 
 
+def _remember_signer(name: str, fingerprint: str) -> None:
+    from caracal.services.facade import Caracal
+    from caracal.store import ledger_rows
+
+    with Caracal.open(name) as app, app.store.read() as conn:
+        head = ledger_rows.read_head(conn).signed(app.workspace_id)
+        assert head is not None
+        SIGNERS[app.workspace_id] = (
+            head.kid,
+            app.ledger_heads.private_key(conn, head.kid),
+            fingerprint,
+        )
+    TRUSTED.add(fingerprint)
+
+
 def _backup(name: str, locked: bool) -> Archive:
     extra = ("--lock-key-env", LOCK_ENV) if locked else ()
     created = ok(run_cli("backup", "create", "--json", *extra)).json()
+    _remember_signer(name, created["signed_by"])
     snap = snapshot(name)
     head_seq = created["ledger_head_seq"]
     events = snap.events()
@@ -456,7 +485,15 @@ def manifest_of(members: list[Member]) -> dict[str, Any]:
 
 
 def set_manifest(members: list[Member], manifest: dict[str, Any]) -> None:
-    members[0] = regular("manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+    """Replace the manifest and, when the source's ledger key is known, re-sign it."""
+    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    members[0] = regular("manifest.json", data)
+    signer = SIGNERS.get(str(manifest.get("workspace_id")))
+    if signer is not None and len(members) > 1 and members[1].name == "manifest.sig":
+        from caracal.services.backup.trust import signature_document
+
+        kid, private, fingerprint = signer
+        members[1] = regular("manifest.sig", signature_document(private, kid, fingerprint, data))
 
 
 def index_of(members: list[Member], name: str) -> int:

@@ -34,6 +34,8 @@ REPORT_KEYS = {
     "secrets_included",
     "tables",
     "ledger_events",
+    "signed_by",
+    "trust",
     "problem",
 }
 
@@ -97,6 +99,7 @@ def test_backup_create_json_and_output_option(home: Path, tmp_path: Path) -> Non
         "secrets_included",
         "tables",
         "ledger_head_seq",
+        "signed_by",
         "seconds",
     }
     assert created["path"] == str(target) and created["size"] == target.stat().st_size
@@ -155,7 +158,8 @@ def test_verify_exits_7_naming_the_problem(
     assert report["ok"] is False and isinstance(report["problem"], str) and report["problem"]
     text = cli("backup", "verify", str(broken))
     assert text.code == ExitCode.INTEGRITY
-    assert text.stdout.strip() == f"Archive BROKEN: {report['problem']}"
+    # The verdict is an error: on stderr, so a script reading stdout never takes it for data.
+    assert text.stdout == "" and text.stderr.strip() == f"Archive BROKEN: {report['problem']}"
 
 
 # ---- events in the ledgers -------------------------------------------------------------------
@@ -172,8 +176,14 @@ def test_backup_and_restore_are_recorded_in_the_ledgers(home: Path) -> None:
         "locked": True,
         "secrets_included": True,
         "ledger_head_seq": created["ledger_head_seq"],
+        "signed_by": created["signed_by"],
     }
-    assert events[0]["seq"] == created["ledger_head_seq"] + 1 == before[-1]["seq"] + 1
+    # Before writing, the backup kept the head it is taken at in the history (one event).
+    assert [e["type"] for e in snapshot("demo").events()[len(before) :]] == [
+        "ledger.head_kept",
+        "backup.created",
+    ]
+    assert events[0]["seq"] == created["ledger_head_seq"] + 1 == before[-1]["seq"] + 2
 
     ok(cli("backup", "restore", created["path"], "--as", "copy", "--lock-key-env", LOCK_ENV))
     restored = ok(cli("ledger", "list", "--type", "backup.", "--json", workspace="copy")).json()
@@ -181,9 +191,11 @@ def test_backup_and_restore_are_recorded_in_the_ledgers(home: Path) -> None:
     assert restored[0]["payload"]["file"] == Path(created["path"]).name
     assert restored[0]["payload"]["from_workspace"] == "demo"
     assert restored[0]["payload"]["secrets_included"] is True
+    assert restored[0]["payload"]["signed_by"] == created["signed_by"]
+    assert restored[0]["payload"]["trust"] == "pinned by workspace demo"
     assert restored[0]["seq"] == created["ledger_head_seq"] + 1
     # The source's ledger is not touched by the restore.
-    assert len(snapshot("demo").events()) == len(before) + 1
+    assert len(snapshot("demo").events()) == len(before) + 2
     ok(cli("ledger", "verify", workspace="copy"))
     ok(cli("ledger", "verify", workspace="demo"))
 
@@ -245,9 +257,14 @@ def test_workspace_delete_whose_backup_fails_deletes_nothing(
     assert result.code != 0, result
     assert (home / "workspaces" / "doomed").exists()
     after = snapshot("doomed").tables
-    # (The backup sealed the ledger tail with a checkpoint before it failed: harmless.)
-    assert {k: v for k, v in after.items() if k != "ledger_checkpoints"} == {
-        k: v for k, v in before.tables.items() if k != "ledger_checkpoints"
+    # The backup kept the head it was to be taken at before it failed (an event of its own):
+    # harmless, and nothing else changed.
+    ledger = {"ledger_checkpoints", "ledger_events", "ledger_head", "ledger_nodes"}
+    assert {k: v for k, v in after.items() if k not in ledger} == {
+        k: v for k, v in before.tables.items() if k not in ledger
     }
+    assert [e["type"] for e in after["ledger_events"][len(before.events()) :]] == [
+        "ledger.head_kept"
+    ]
     assert not (home / "backups").exists() or [p.name for p in (home / "backups").iterdir()] == []
     assert json.dumps(ok(cli("workspace", "list", "--json")).json()).count('"doomed"') == 1

@@ -341,10 +341,10 @@ def test_unknown_format_version_is_refused(
     members: list[Member], home: Path, tmp_path: Path
 ) -> None:
     manifest = manifest_of(members)
-    manifest["version"] = 2
+    manifest["version"] = 3
     set_manifest(members, manifest)
-    archive = write_members(tmp_path / "v2.tar.gz", members)
-    assert_refused(archive, home, ExitCode.INVALID, "format version 2", "reads version 1")
+    archive = write_members(tmp_path / "v3.tar.gz", members)
+    assert_refused(archive, home, ExitCode.INVALID, "format version 3", "reads version 2")
 
 
 def test_archive_from_a_newer_store_schema_is_refused(

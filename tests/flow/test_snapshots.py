@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 import time_machine
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from caracal.core import keys
 from caracal.flow.app import build_app
+from caracal.services import ledger_keys, signing
 from tests.flow.conftest import populated, screen_name, settle, until
 
 FROZEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -39,6 +42,16 @@ def fixed_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dic
     monkeypatch.setattr("secrets.token_hex", lambda n=16: f"{next(counter):0{2 * n}x}"[-2 * n :])
     uuids = itertools.count(1)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(uuids)))
+    # Key pairs derived from a counter: fingerprints, token hashes and so the ledger's tree
+    # are the same in every run.
+    scalars = itertools.count(1)
+
+    def derived_pair() -> keys.KeyPair:
+        private = ec.derive_private_key(next(scalars) * 7919 + 13, ec.SECP256R1())
+        return keys.generate_key_pair(private)
+
+    for module in (signing, ledger_keys):
+        monkeypatch.setattr(module, "generate_key_pair", derived_pair)
     with time_machine.travel(FROZEN, tick=False):
         yield populated()
 

@@ -152,8 +152,7 @@ class Tally:
             f"FUZZ {self.target}: {self.cases:,} cases, {self.crashes} crashes, "
             f"{self.false_allows} false allows ({seconds:.1f} s, costliest case "
             f"{self.slowest * 1000:.0f} ms of CPU, longest {self.slowest_wall * 1000:.0f} ms of "
-            f"wall time, {mode} mode)"
-            + (f"\n    outcomes: {common}" if common else "")
+            f"wall time, {mode} mode)" + (f"\n    outcomes: {common}" if common else "")
         )
 
 

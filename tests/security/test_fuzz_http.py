@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given
+from sqlalchemy import text
 
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamPool
 from caracal.services.facade import Caracal
@@ -193,8 +194,11 @@ class Service(Shown):
     mcp: Tally
 
     def ledger_head(self) -> int:
+        """Events in the ledger, but those that record a kept head (a decision that crosses
+        `checkpoint_every` is followed by one)."""
         with self.app.store.read() as conn:
-            return int(ledger_rows.head(conn)[0])
+            kept = conn.execute(text("SELECT count(*) FROM ledger_checkpoints")).scalar_one()
+            return int(ledger_rows.head(conn)[0]) - int(kept)
 
 
 @pytest.fixture(scope="module")
