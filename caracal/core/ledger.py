@@ -173,39 +173,19 @@ class ChainWalk:
         """Consume rows; return False at the first break (kept in `failure`)."""
         if self.failure is not None:
             return False
-        done = self._chain(rows)
-        good = rows if done == len(rows) else rows[:done]
-        if good:
-            self._grow(good)
-            if self.keep_state:
-                sink = self._sink
-                for row in good:
-                    if not row[2].startswith(DECISION_PREFIX):
-                        sink(row)
+        done = self._walk(rows)
         if done < len(rows):
             self.failure = self._diagnose(rows[done], self.expected_seq, self.prev_hash)
         return self.failure is None
 
-    def _grow(self, rows: Sequence[Row]) -> None:
-        """Add the rows' leaves to the tree, keeping a copy of it at every wanted size."""
-        sha256 = hashlib.sha256
-        leaves = [sha256(b"\x00" + bytes.fromhex(row[9])).digest() for row in rows]
-        first, last = rows[0][0], rows[-1][0]
-        stops = sorted(seq for seq in self.wanted if first <= seq <= last) if self.wanted else []
-        at = 0
-        for seq in stops:
-            cut = seq - first + 1
-            self.tree.extend(leaves[at:cut])
-            self.trees[seq] = self.tree.copy()
-            at = cut
-        self.tree.extend(leaves[at:] if at else leaves)
+    def _walk(self, rows: Sequence[Row]) -> int:
+        """Check hashes and links, grow the tree, pass state events on; returns how many rows
+        passed.
 
-    def _chain(self, rows: Sequence[Row]) -> int:
-        """Check hashes and links; returns how many rows passed.
-
-        The loop is the hot path of `ledger verify` (a million rows): quoted values are
-        memoised and the event text is assembled inline. It must produce exactly
-        `event_json`; any anomaly is re-examined by the plain checks for the message."""
+        The loop is the hot path of `ledger verify` (a million rows), so it is one loop:
+        quoted values are memoised, the event text is assembled inline (it must produce
+        exactly `event_json`; any anomaly is re-examined by the plain checks for the
+        message), and the tree's frontier is merged in place (`Frontier.extend`)."""
         if rows and self.prev_hash is None:
             self.first_prev_hash = rows[0][8]
             self.prev_hash = rows[0][8]
@@ -216,20 +196,17 @@ class ChainWalk:
         quote: Callable[[Any], str] = _quote  # values may be foreign types; caught below
         get, sha256 = memo.get, hashlib.sha256
         expected, prev, wanted, seen = self.expected_seq, self.prev_hash, self.wanted, self.seen
+        tree = self.tree
+        nodes, size = tree.hashes, tree.size
+        pop, push = nodes.pop, nodes.append
+        sink = self._sink if self.keep_state else None
+        decisions = DECISION_PREFIX
         done = 0
         try:
-            for (
-                seq,
-                ts,
-                type_,
-                actor,
-                principal,
-                mandate,
-                reason,
-                payload,
-                prev_hash,
-                digest,
-            ) in rows:
+            for row in rows:
+                (seq, ts, type_, actor, principal, mandate, reason, payload, prev_hash, digest) = (
+                    row
+                )
                 # A value of a foreign type (5.0, "5") changes the text below: the hash catches it.
                 if seq != expected or prev_hash != prev:
                     break
@@ -242,14 +219,26 @@ class ChainWalk:
                     f'{{"actor":{a},"mandate_id":{m},"payload":{payload},"prev_hash":"{prev_hash}",'
                     f'"principal_id":{p},"reason_code":{r},"seq":{seq},"ts":{ts},"type":{t}}}'
                 )
-                if sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != digest:
+                raw = sha256(text.encode("utf-8", "surrogatepass")).digest()
+                if raw.hex() != digest:
                     break
+                node, s = sha256(b"\x00" + raw).digest(), size
+                while s & 1:
+                    node = sha256(b"\x01" + pop() + node).digest()
+                    s >>= 1
+                push(node)
+                size += 1
                 if seq in wanted:
                     seen[seq] = digest
+                    tree.size = size
+                    self.trees[seq] = tree.copy()
+                if sink is not None and not type_.startswith(decisions):
+                    sink(row)
                 expected, prev = seq + 1, digest
                 done += 1
         except (TypeError, ValueError):  # a value of a foreign type was written into a row
             pass
+        tree.size = size
         self.expected_seq, self.prev_hash = expected, prev
         self.count += done
         return done

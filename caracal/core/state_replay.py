@@ -21,6 +21,18 @@ from caracal.core.ledger import Row
 # A row as the replay expects it: column -> value (None: the events do not say).
 Expected = dict[str, Any]
 
+# The events that make a mandate's and a principal's state. The store indexes them (table
+# ledger_state_events) so a decision can check one row against its few events quickly.
+MANDATE_LIFE_TYPES = ("mandate.issued", "mandate.delegated", "mandate.revoked")
+PRINCIPAL_LIFE_TYPES = (
+    "principal.registered",
+    "principal.key_rotated",
+    "principal.suspended",
+    "principal.activated",
+    "principal.revoked",
+)
+LIFE_TYPES = frozenset(MANDATE_LIFE_TYPES + PRINCIPAL_LIFE_TYPES)
+
 _STATUS_EVENTS = {
     "principal.suspended": "suspended",
     "principal.activated": "active",
@@ -37,6 +49,7 @@ class ExpectedState:
     providers: dict[str, Expected] = field(default_factory=dict)
     tools: dict[str, Expected] = field(default_factory=dict)
     kept_heads: dict[str, Expected] = field(default_factory=dict)
+    life_index: dict[str, Expected] = field(default_factory=dict)
 
     def tables(self) -> dict[str, dict[str, Expected]]:
         return {
@@ -47,6 +60,7 @@ class ExpectedState:
             "providers": self.providers,
             "tools": self.tools,
             "ledger_checkpoints": self.kept_heads,
+            "ledger_state_events": self.life_index,
         }
 
 
@@ -63,6 +77,12 @@ class Replayer:
 
     def apply(self, row: Row) -> None:
         seq, type_, principal_id, mandate_id, payload_text = row[0], row[2], row[4], row[5], row[7]
+        if type_ in LIFE_TYPES:
+            self.state.life_index[str(seq)] = {
+                "type": type_,
+                "principal_id": principal_id,
+                "mandate_id": mandate_id,
+            }
         handler = _HANDLERS.get(type_)
         if handler is None:
             return

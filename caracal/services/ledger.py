@@ -80,7 +80,9 @@ class LedgerService:
         head = ledger_rows.read_head(conn, lock=True)
         heads.trust(head)
         ts_us = int(self.app.clock() * 1_000_000)
-        appended = ledger_rows.append(conn, events, head=head, actor=self.app.actor, ts_us=ts_us)
+        appended = ledger_rows.append(
+            conn, events, head=head, actor=self.app.actor, ts_us=ts_us, frontier=heads.tree_of(head)
+        )
         signed = heads.sign(conn, appended, ts_us)
         every = self.app.config.ledger.checkpoint_every
         if head.size // every != signed.size // every:
@@ -95,7 +97,14 @@ class LedgerService:
         ledger_rows.insert_checkpoint(conn, head)
         kept = NewEvent(KEPT_HEAD_EVENT, {"size": head.size, "root": head.root, "ts": head.ts_us})
         stored = ledger_rows.read_head(conn)
-        appended = ledger_rows.append(conn, [kept], head=stored, actor=self.app.actor, ts_us=ts_us)
+        appended = ledger_rows.append(
+            conn,
+            [kept],
+            head=stored,
+            actor=self.app.actor,
+            ts_us=ts_us,
+            frontier=self.heads.tree_of(stored),
+        )
         return self.heads.sign(conn, appended, ts_us)
 
     def checkpoint(self) -> dict[str, Any] | None:

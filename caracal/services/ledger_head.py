@@ -149,6 +149,8 @@ class LedgerHeads:
         self._publisher: HeadPublisher | None = None
         self._lock = threading.Lock()
         self._trusted: StoredHead | None = None  # the last head this process signed or checked
+        self._tree: Frontier | None = None  # the trusted head's tree, decoded
+        self._signed_with: str | None = None  # the ledger key of the last committed head
         self._committed = 0  # the largest tree this process saw committed
 
     @property
@@ -193,17 +195,22 @@ class LedgerHeads:
                 "The ledger head's stored tree does not match its signed root; run "
                 "`caracal ledger verify`."
             )
-        self._trusted = head
+        self._trusted, self._tree = head, None
+
+    def tree_of(self, head: StoredHead) -> Frontier | None:
+        """The trusted head's tree, already decoded (a copy to append to), or None."""
+        if head == self._trusted and self._tree is not None:
+            return self._tree.copy()
+        return None
 
     def sign(self, conn: Connection, appended: Appended, ts_us: int) -> TreeHead:
-        """Sign the tree an append left in the head row (same transaction)."""
+        """Sign the tree of an append and write it to the head row (same transaction)."""
         kid, private = self._signing_key(conn)
         head = sign_head(
             private, kid, self.workspace_id, appended.size, appended.root, appended.last_hash, ts_us
         )
-        ledger_rows.set_signature(conn, ts_us, kid, head.signature)
-        stored = ledger_rows.read_head(conn)
-        self._trusted = stored
+        self._trusted = ledger_rows.write_head(conn, appended, ts_us, kid, head.signature)
+        self._tree = appended.frontier
         return head
 
     def sign_stored(self, conn: Connection, ts_us: int) -> TreeHead:
@@ -213,23 +220,31 @@ class LedgerHeads:
             raise IntegrityError(
                 "The ledger head has no tree to sign; run `caracal ledger verify`."
             )
-        return self.sign(conn, Appended([], stored.size, stored.last_hash, stored.root), ts_us)
+        tree = Frontier.decode(stored.size, stored.frontier or "")
+        return self.sign(
+            conn, Appended([], stored.size, stored.last_hash, stored.root, tree), ts_us
+        )
 
     def committed(self, head: TreeHead) -> None:
         """After the transaction that signed `head` committed."""
         with self._lock:
             self._committed = max(self._committed, head.size)
+            self._signed_with = head.kid
         self.publisher.publish(head)
 
     def forget_commits(self) -> None:
         """After an operator accepted a rollback: the smaller tree is the one to build on."""
         with self._lock:
             self._committed = 0
-            self._trusted = None
+            self._trusted, self._tree, self._signed_with = None, None, None
 
     def _signing_key(self, conn: Connection) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        """The key to sign with, as this transaction sees it. The private key is cached by kid
-        only; which kid is current is read every time, so a rolled-back key is never reused."""
+        """The key to sign with. Once a head signed with a key has committed, that key is
+        used without a lookup (a workspace has one ledger key; a new one is made only when
+        none exists or its private half is missing). Before that, which kid is current is
+        read in the transaction, so a key created in a rolled-back one is never reused."""
+        if self._signed_with is not None and self._signed_with in self._private:
+            return self._signed_with, self._private[self._signed_with]
         found = ledger_keys.current(conn)
         if found is not None and found[0] in self._private:
             return found[0], self._private[found[0]]
@@ -339,7 +354,7 @@ class LedgerHeads:
                 "`caracal ledger verify` says more, and `caracal ledger accept-rollback` "
                 "continues from the store's ledger (and records that it did)."
             )
-        self._trusted = stored_row
+        self._trusted, self._tree = stored_row, None
         return stored
 
     def close(self) -> None:

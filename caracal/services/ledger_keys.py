@@ -13,6 +13,8 @@ from sqlalchemy import Connection, select
 from caracal.core.keys import generate_key_pair, load_private, load_public
 from caracal.home.atomic import atomic_write_text
 from caracal.services.secrets import SecretVault
+from caracal.store import raw
+from caracal.store.raw import Sql
 from caracal.store.schema import ledger_keys
 
 _PIN_PREFIX = "ledger-"
@@ -56,11 +58,11 @@ def secret_ref(conn: Connection, kid: str) -> str | None:
     return str(row.secret_ref) if row else None
 
 
+# Read in every committing transaction (the head is signed there): fixed SQL, no builder.
+_CURRENT = Sql("SELECT kid, secret_ref FROM ledger_keys ORDER BY created_at DESC LIMIT 1")
+
+
 def current(conn: Connection) -> tuple[str, str] | None:
     """(kid, secret_ref) of the newest ledger key visible in this transaction."""
-    row = conn.execute(
-        select(ledger_keys.c.kid, ledger_keys.c.secret_ref)
-        .order_by(ledger_keys.c.created_at.desc())
-        .limit(1)
-    ).first()
-    return (row.kid, row.secret_ref) if row else None
+    row = raw.one(conn, _CURRENT, {})
+    return (str(row[0]), str(row[1])) if row else None

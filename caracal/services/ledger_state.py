@@ -79,6 +79,14 @@ def _kept_head(r: Mapping[str, Any]) -> tuple[str, Expected]:
     return str(r["size"]), {"root": r["root"], "ts": r["ts"]}
 
 
+def _life(r: Mapping[str, Any]) -> tuple[str, Expected]:
+    return str(r["seq"]), {
+        "type": r["type"],
+        "principal_id": r["principal_id"],
+        "mandate_id": r["mandate_id"],
+    }
+
+
 _CONVERTERS: dict[str, Callable[[Mapping[str, Any]], tuple[str, Expected]]] = {
     "principals": _principal,
     "principal_keys": _key,
@@ -86,6 +94,7 @@ _CONVERTERS: dict[str, Callable[[Mapping[str, Any]], tuple[str, Expected]]] = {
     "mandates": _mandate,
     "tools": _tool,
     "ledger_checkpoints": _kept_head,
+    "ledger_state_events": _life,
 }
 STATE_TABLES = frozenset(_CONVERTERS) | frozenset(_PROVIDER_TABLES)
 

@@ -3,6 +3,7 @@ the history of signed heads, and reads in sequence order."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,16 +11,11 @@ from sqlalchemy import Connection, func, select
 
 from caracal.core.ledger import NewEvent, Row, seal
 from caracal.core.merkle import Frontier, leaf_hash, node_hash
+from caracal.core.state_replay import LIFE_TYPES
 from caracal.core.tree_head import TreeHead
 from caracal.store import raw
 from caracal.store.raw import Sql
-from caracal.store.schema import (
-    MANDATE_LIFE_WHERE,
-    PRINCIPAL_LIFE_WHERE,
-    ledger_checkpoints,
-    ledger_events,
-    ledger_nodes,
-)
+from caracal.store.schema import ledger_checkpoints, ledger_events, ledger_nodes
 
 COLUMNS = (
     "seq",
@@ -46,11 +42,10 @@ _HEAD = Sql(
     # PostgreSQL: writers serialise on this row; SQLite's BEGIN IMMEDIATE already did.
     postgresql=_HEAD_READ.sqlite + " FOR UPDATE",
 )
-_SET_TREE = Sql(
+_SET_HEAD = Sql(
     "UPDATE ledger_head SET seq = :seq, hash = :hash, root = :root, frontier = :frontier, "
-    "ts = NULL, kid = NULL, signature = NULL WHERE id = 1"
+    "ts = :ts, kid = :kid, signature = :sig WHERE id = 1"
 )
-_SET_SIGNATURE = Sql("UPDATE ledger_head SET ts = :ts, kid = :kid, signature = :sig WHERE id = 1")
 _INSERT = Sql(
     "INSERT INTO ledger_events (seq, ts, type, actor, principal_id, mandate_id, reason_code, "
     "payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -61,9 +56,15 @@ _EVENT_HASHES = Sql(
     "SELECT seq, hash FROM ledger_events WHERE seq >= :lo AND seq <= :hi ORDER BY seq"
 )
 _NODE = Sql("SELECT hash FROM ledger_nodes WHERE level = :level AND idx = :idx")
-_LIFE_COLUMNS = "SELECT seq, type, principal_id, mandate_id, payload FROM ledger_events WHERE "
-_MANDATE_LIFE = Sql(_LIFE_COLUMNS + MANDATE_LIFE_WHERE + " AND mandate_id = :id ORDER BY seq")
-_PRINCIPAL_LIFE = Sql(_LIFE_COLUMNS + PRINCIPAL_LIFE_WHERE + " AND principal_id = :id ORDER BY seq")
+_INSERT_LIFE = Sql(
+    "INSERT INTO ledger_state_events (seq, type, principal_id, mandate_id) VALUES (?, ?, ?, ?)"
+)
+_LIFE = (
+    "SELECT e.seq, e.type, e.principal_id, e.mandate_id, e.payload FROM ledger_state_events s "
+    "JOIN ledger_events e ON e.seq = s.seq WHERE s.{column} = :id ORDER BY s.seq"
+)
+_MANDATE_LIFE = Sql(_LIFE.format(column="mandate_id"))
+_PRINCIPAL_LIFE = Sql(_LIFE.format(column="principal_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +95,14 @@ class StoredHead:
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """What one append left in the head row: sign it before the transaction commits."""
+    """The tree after one append, to be signed and written to the head row (`write_head`)
+    before the transaction commits."""
 
     rows: list[Row]
     size: int
     last_hash: str
     root: str
+    frontier: Frontier
 
 
 def read_head(conn: Connection, *, lock: bool = False) -> StoredHead:
@@ -139,30 +142,45 @@ def append(
     head: StoredHead,
     actor: str | None,
     ts_us: int,
+    frontier: Frontier | None = None,
 ) -> Appended:
     """Chain `events` after `head` (read under the lock in this transaction), insert them and
-    the tree nodes they complete, and move the head row to the new tree, unsigned."""
-    frontier = Frontier.decode(head.size, head.frontier or "")
+    the tree nodes they complete; returns the new tree for `write_head`. `frontier`, when
+    given, is the head's tree already decoded (a copy the caller may give away)."""
+    tree = frontier if frontier is not None else Frontier.decode(head.size, head.frontier or "")
     rows = seal(events, first_seq=head.size + 1, prev_hash=head.last_hash, ts_us=ts_us, actor=actor)
     raw.run_many(conn, _INSERT, rows)
-    nodes: list[tuple[int, int, str]] = []
-    for row in rows:
-        for level, idx, node in frontier.append(leaf_hash(row[9]), NODE_LEVEL):
-            nodes.append((level, idx, node.hex()))
-    if nodes:
-        raw.run_many(conn, _INSERT_NODE, nodes)
-    last_seq, last_hash = rows[-1][0], rows[-1][9]
-    root = frontier.root().hex()
+    lives = [(r[0], r[2], r[4], r[5]) for r in rows if r[2] in LIFE_TYPES]
+    if lives:
+        raw.run_many(conn, _INSERT_LIFE, lives)
+    sha256, fromhex = hashlib.sha256, bytes.fromhex
+    completed = tree.extend_keeping(
+        [sha256(b"\x00" + fromhex(row[9])).digest() for row in rows], NODE_LEVEL
+    )
+    if completed:
+        raw.run_many(conn, _INSERT_NODE, [(lv, i, h.hex()) for lv, i, h in completed])
+    return Appended(rows, rows[-1][0], rows[-1][9], tree.root().hex(), tree)
+
+
+def write_head(
+    conn: Connection, tree: Appended, ts_us: int, kid: str, signature: str
+) -> StoredHead:
+    """Move the head row to the signed tree (one statement); returns the row as written."""
+    encoded = tree.frontier.encode()
     raw.run(
         conn,
-        _SET_TREE,
-        {"seq": last_seq, "hash": last_hash, "root": root, "frontier": frontier.encode()},
+        _SET_HEAD,
+        {
+            "seq": tree.size,
+            "hash": tree.last_hash,
+            "root": tree.root,
+            "frontier": encoded,
+            "ts": ts_us,
+            "kid": kid,
+            "sig": signature,
+        },
     )
-    return Appended(rows, last_seq, last_hash, root)
-
-
-def set_signature(conn: Connection, ts_us: int, kid: str, signature: str) -> None:
-    raw.run(conn, _SET_SIGNATURE, {"ts": ts_us, "kid": kid, "sig": signature})
+    return StoredHead(tree.size, tree.last_hash, tree.root, encoded, ts_us, kid, signature)
 
 
 def set_tree(conn: Connection, root: str, frontier: str) -> None:

@@ -16,23 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
 )
 
 metadata = MetaData()
 
-# The event types that make a mandate's and a principal's state (see the partial indexes on
-# ledger_events; queries must repeat these conditions word for word to use them).
-MANDATE_LIFE_TYPES = ("mandate.issued", "mandate.delegated", "mandate.revoked")
-PRINCIPAL_LIFE_TYPES = (
-    "principal.registered",
-    "principal.key_rotated",
-    "principal.suspended",
-    "principal.activated",
-    "principal.revoked",
-)
-MANDATE_LIFE_WHERE = "type IN (" + ", ".join(f"'{t}'" for t in MANDATE_LIFE_TYPES) + ")"
-PRINCIPAL_LIFE_WHERE = "type IN (" + ", ".join(f"'{t}'" for t in PRINCIPAL_LIFE_TYPES) + ")"
 
 schema_versions = Table(
     "caracal_schema",
@@ -178,21 +165,21 @@ ledger_events = Table(
     Index("ix_ledger_events_type_seq", "type", "seq"),
     Index("ix_ledger_events_principal_seq", "principal_id", "seq"),
     Index("ix_ledger_events_mandate_seq", "mandate_id", "seq"),
-    # The few events that make a mandate's or a principal's state, found without walking
-    # its decisions (a check of a row against its events on every store read).
-    Index(
-        "ix_ledger_events_mandate_life",
-        "mandate_id",
-        sqlite_where=text(MANDATE_LIFE_WHERE),
-        postgresql_where=text(MANDATE_LIFE_WHERE),
-    ),
-    Index(
-        "ix_ledger_events_principal_life",
-        "principal_id",
-        "seq",
-        sqlite_where=text(PRINCIPAL_LIFE_WHERE),
-        postgresql_where=text(PRINCIPAL_LIFE_WHERE),
-    ),
+)
+
+# The events that make a mandate's or a principal's state (see caracal.core.state_replay
+# LIFE_TYPES), by mandate and by principal: a decision checks a row against its few events
+# without walking the ledger. Written with the events (decisions are not in it); derivable
+# from the events, and compared with them by `ledger verify`.
+ledger_state_events = Table(
+    "ledger_state_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(48), nullable=False),
+    Column("principal_id", String(40)),
+    Column("mandate_id", String(40)),
+    Index("ix_ledger_state_events_mandate", "mandate_id", "seq"),
+    Index("ix_ledger_state_events_principal", "principal_id", "seq"),
 )
 
 ledger_head = Table(

@@ -80,8 +80,8 @@ def redis_client() -> Iterator[redis.Redis]:
 
 def roll_back(backend: str, home: Path, saved: Any, later: list[str]) -> None:
     """Put the store back to the state `saved` (from `save_store`): on PostgreSQL by deleting
-    what came after (events, tree, kept heads, the mandates issued since) and putting the old
-    head row back."""
+    what came after (events and their index, tree, kept heads, the mandates issued since) and
+    putting the old head row back."""
     if backend == "sqlite":
         store = workspace_dir(home) / "store.db"
         for suffix in ("-wal", "-shm"):
@@ -92,6 +92,7 @@ def roll_back(backend: str, home: Path, saved: Any, later: list[str]) -> None:
     for mandate in later:
         sql("DELETE FROM mandates WHERE id = :m", m=mandate)
     sql(f"DELETE FROM ledger_events WHERE seq > {size}")
+    sql(f"DELETE FROM ledger_state_events WHERE seq > {size}")
     sql(f"DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > {size}")
     sql(f"DELETE FROM ledger_checkpoints WHERE size > {size}")
     columns = ", ".join(f"{k} = :{k}" for k in head if k != "id")

@@ -190,6 +190,7 @@ def test_an_old_signed_head_replayed_over_a_truncated_ledger_is_a_rollback(
     issue()  # event 14, after the saved head
     cli("mandate", "revoke", stored_rows()[-1][5], "--yes")  # event 15
     sql(f"DELETE FROM ledger_events WHERE seq > {old_head['seq']}")
+    sql(f"DELETE FROM ledger_state_events WHERE seq > {old_head['seq']}")
     sql(f"DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > {old_head['seq']}")
     set_head_row(old_head)
     message = assert_tampered(
@@ -322,6 +323,10 @@ STATE_ATTACKS: dict[str, tuple[str, str]] = {
         "INSERT INTO principal_keys (kid, principal_id, public_pem, status, created_at) "
         "VALUES ('k_ffffffffffffffff', :alice, :pem, 'active', 0)",
         r"principal_keys row k_ffffffffffffffff was not made by any event \(it was injected\)",
+    ),
+    "unindex-revocation": (
+        "DELETE FROM ledger_state_events WHERE type = 'mandate.revoked'",
+        r"ledger_state_events row \d+ is missing \(the events created it\)",
     ),
     "delete-mandate": (
         "DELETE FROM mandates WHERE id = :first",

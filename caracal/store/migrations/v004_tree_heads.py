@@ -1,6 +1,6 @@
 """Version 4: the ledger becomes a verifiable log: a Merkle tree over the events, a signed tree
-head kept with the head row after every write, the interior nodes a proof needs, and indexes
-that find the events behind a mandate's or a principal's state.
+head kept with the head row after every write, the interior nodes a proof needs, and an index
+of the events behind a mandate's or a principal's state.
 
 The chained events are unchanged. Checkpoints signed the chain every N events and left the
 newest events unsigned; they are replaced by signed tree heads (`ledger_checkpoints` now keeps
@@ -11,7 +11,7 @@ the upgrade signs it (`caracal.services.ledger_head`).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, String, Table, Text
 
 from caracal.core.merkle import Frontier, leaf_hash
 
@@ -27,6 +27,17 @@ ledger_nodes = Table(
     Column("level", Integer, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
+)
+
+ledger_state_events = Table(
+    "ledger_state_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(48), nullable=False),
+    Column("principal_id", String(40)),
+    Column("mandate_id", String(40)),
+    Index("ix_ledger_state_events_mandate", "mandate_id", "seq"),
+    Index("ix_ledger_state_events_principal", "principal_id", "seq"),
 )
 
 ledger_checkpoints = Table(
@@ -49,26 +60,20 @@ _NEW_HEAD_COLUMNS = (
 )
 
 
-_MANDATE_LIFE = "type IN ('mandate.issued', 'mandate.delegated', 'mandate.revoked')"
-_PRINCIPAL_LIFE = (
-    "type IN ('principal.registered', 'principal.key_rotated', 'principal.suspended', "
-    "'principal.activated', 'principal.revoked')"
+_FILL_LIFE = (
+    "INSERT INTO ledger_state_events (seq, type, principal_id, mandate_id) "
+    "SELECT seq, type, principal_id, mandate_id FROM ledger_events WHERE type IN ("
+    "'mandate.issued', 'mandate.delegated', 'mandate.revoked', 'principal.registered', "
+    "'principal.key_rotated', 'principal.suspended', 'principal.activated', 'principal.revoked')"
 )
 
 
 def upgrade(conn: Connection) -> None:
-    conn.exec_driver_sql(
-        f"CREATE INDEX ix_ledger_events_mandate_life ON ledger_events (mandate_id) "
-        f"WHERE {_MANDATE_LIFE}"
-    )
-    conn.exec_driver_sql(
-        f"CREATE INDEX ix_ledger_events_principal_life ON ledger_events (principal_id, seq) "
-        f"WHERE {_PRINCIPAL_LIFE}"
-    )
     for name, sql_type in _NEW_HEAD_COLUMNS:
         conn.exec_driver_sql(f"ALTER TABLE ledger_head ADD COLUMN {name} {sql_type}")
     conn.exec_driver_sql("DROP TABLE ledger_checkpoints")
     metadata.create_all(conn)
+    conn.exec_driver_sql(_FILL_LIFE)
     frontier = Frontier()
     nodes: list[dict[str, object]] = []
     last = 0
