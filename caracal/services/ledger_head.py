@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def events_between(first: int, last: int) -> str:
+    """`event 7` or `events 7-9`."""
+    return f"event {first}" if first == last else f"events {first}-{last}"
+
+
 def head_time(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -111,8 +116,9 @@ class Discrepancy:
             return (
                 f"the store's ledger ends at event {stored.size} (signed {head_time(stored.ts_us)}) "
                 f"but the {self.source} recorded event {recorded.size} "
-                f"(signed {head_time(recorded.ts_us)}): events {stored.size + 1}-{recorded.size} "
-                "are gone (the store was rolled back or replaced)"
+                f"(signed {head_time(recorded.ts_us)}): "
+                f"{events_between(stored.size + 1, recorded.size)} gone (the store was rolled "
+                "back or replaced)"
             )
         return (
             f"the {self.source} recorded a ledger of {recorded.size} events (signed "

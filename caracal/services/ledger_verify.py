@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from caracal.core.ledger import GENESIS_HASH
 from caracal.core.merkle import Frontier
 from caracal.core.tree_head import TreeHead
-from caracal.services.ledger_head import PinnedKeys, head_time
+from caracal.services.ledger_head import PinnedKeys, events_between, head_time
 from caracal.store import ledger_rows, ledger_scan
 from caracal.store.engine import Store
 
@@ -237,7 +237,7 @@ def _history_problem(
 def _prefix_problem(walk: ledger_scan.RangeResult, head: TreeHead, last_seq: int) -> str | None:
     if head.size > last_seq:
         return (
-            f"the ledger ends at event {last_seq}: events {last_seq + 1}-{head.size} were "
+            f"the ledger ends at event {last_seq}: {events_between(last_seq + 1, head.size)} "
             "removed (the store was rolled back)"
         )
     tree = walk.trees.get(head.size)

@@ -318,3 +318,51 @@ def test_incremental_verify_walks_only_what_is_new(scenario: Scenario) -> None:
         report = app.ledger.verify()
         assert not report.ok and report.problem.startswith("event 3 "), report.problem
     validate(scenario.second)  # decisions still work: the open check reads the head only
+
+
+def test_an_http_witness_receives_every_head_and_a_dead_witness_blocks_nothing(
+    scenario: Scenario, home: Path, tmp_path: Path
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from caracal.core.keys import load_public
+    from caracal.core.tree_head import TreeHead
+    from tests.support.runtime import free_port
+
+    received: list[dict[str, Any]] = []
+
+    class Witness(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Witness)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = workspace_dir(home) / "config.yaml"
+        raw = yaml.safe_load(config.read_text())
+        raw.setdefault("ledger", {})["witnesses"] = [
+            {"http_url": f"http://127.0.0.1:{server.server_address[1]}/heads"},
+            {"redis_url": f"redis://127.0.0.1:{free_port()}/0", "timeout_seconds": 0.5},
+        ]
+        config.write_text(yaml.safe_dump(raw))
+        issue()
+        issue()
+        sizes = [doc["size"] for doc in received]
+        assert sizes == sorted(sizes) and sizes[-1] == 15, sizes
+        key = load_public(pinned_key(home).read_text())
+        assert all(TreeHead.from_dict(doc).verify(key) for doc in received)
+        # The dead Redis witness slowed nothing down and stopped nothing; verify says so.
+        report = run_cli("ledger", "verify", "--json").json()
+        assert report["ok"] is True, report
+        [dead] = [c for c in report["copies"] if c["source"].startswith("redis key")]
+        assert dead["status"].startswith("unreachable"), dead
+    finally:
+        server.shutdown()
+        server.server_close()

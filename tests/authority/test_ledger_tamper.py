@@ -194,7 +194,7 @@ def test_an_old_signed_head_replayed_over_a_truncated_ledger_is_a_rollback(
     sql(f"DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > {old_head['seq']}")
     set_head_row(old_head)
     message = assert_tampered(
-        r"head file \(keys/ledger-head\.json\): the ledger ends at event 13: events 14-15 were "
+        r"head file \(keys/ledger-head\.json\): the ledger ends at event 13: events 14-15 "
         r"removed \(the store was rolled back\)"
     )
     assert "TAMPERED" in message
