@@ -1,8 +1,9 @@
 """The tamper-evident ledger: hash-chained events under a Merkle tree.
 
-Each event's hash is SHA-256 over the canonical JSON of the event (every field, including
-`seq` and `prev_hash`), so changing, deleting or reordering any event breaks the chain. The
-events are also the leaves of a Merkle tree (`caracal.core.merkle`) whose signed head
+Each event's hash is SHA-256(0x00 || the canonical JSON of the event) (every field, including
+`seq` and `prev_hash`), so changing, deleting or reordering any event breaks the chain. That
+hash is also the event's leaf hash in the ledger's Merkle tree (RFC 6962 leaf hashing, the
+event's canonical JSON being the leaf data: `caracal.core.merkle`), whose signed head
 (`caracal.core.tree_head`) the workspace ledger key renews in every write; the head makes
 truncation and rewriting detectable and lets an auditor check proofs without the store.
 """
@@ -66,7 +67,12 @@ def event_hash(
     )
     # Events we write are pure ASCII; UTF-8 (lone surrogates kept) lets an altered, non-ASCII
     # value hash to something else instead of failing to hash.
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(b"\x00" + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def legacy_event_hash(*fields: Any) -> str:
+    """An event's hash before store schema 4 (no leaf prefix): only the upgrade reads it."""
+    return hashlib.sha256(event_json(*fields).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +225,10 @@ class ChainWalk:
                     f'{{"actor":{a},"mandate_id":{m},"payload":{payload},"prev_hash":"{prev_hash}",'
                     f'"principal_id":{p},"reason_code":{r},"seq":{seq},"ts":{ts},"type":{t}}}'
                 )
-                raw = sha256(text.encode("utf-8", "surrogatepass")).digest()
-                if raw.hex() != digest:
+                node = sha256(b"\x00" + text.encode("utf-8", "surrogatepass")).digest()
+                if node.hex() != digest:
                     break
-                node, s = sha256(b"\x00" + raw).digest(), size
+                s = size
                 while s & 1:
                     node = sha256(b"\x01" + pop() + node).digest()
                     s >>= 1

@@ -3,8 +3,9 @@
 This module needs nothing but the standard library, so an auditor can verify Caracal's proofs
 with it (or port it) without the store. Definitions, over SHA-256:
 
-- a **leaf** is one ledger event; its leaf hash is `SHA-256(0x00 || event_hash)`, where
-  `event_hash` is the 32 bytes of the event's own hash (the `hash` column, hex);
+- a **leaf** is one ledger event, its leaf data the event's canonical JSON; its leaf hash,
+  `SHA-256(0x00 || canonical JSON)`, is the event's own hash (the `hash` column, hex), so the
+  chain and the tree share one hash per event (`caracal.core.ledger.event_hash`);
 - an interior node is `SHA-256(0x01 || left || right)`;
 - the root of `n` leaves is MTH of RFC 6962 section 2.1: for `n > 1`, split at `k`, the largest
   power of two below `n`; the empty tree's root is `SHA-256("")`.
@@ -27,7 +28,8 @@ SubtreeRoot = Callable[[int, int], bytes]
 
 
 def leaf_hash(event_hash_hex: str) -> bytes:
-    return _sha256(b"\x00" + bytes.fromhex(event_hash_hex)).digest()
+    """An event's leaf hash: its own hash, as bytes."""
+    return bytes.fromhex(event_hash_hex)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -3,7 +3,6 @@ the history of signed heads, and reads in sequence order."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,10 +152,8 @@ def append(
     lives = [(r[0], r[2], r[4], r[5]) for r in rows if r[2] in LIFE_TYPES]
     if lives:
         raw.run_many(conn, _INSERT_LIFE, lives)
-    sha256, fromhex = hashlib.sha256, bytes.fromhex
-    completed = tree.extend_keeping(
-        [sha256(b"\x00" + fromhex(row[9])).digest() for row in rows], NODE_LEVEL
-    )
+    fromhex = bytes.fromhex  # an event's hash is its leaf hash
+    completed = tree.extend_keeping([fromhex(row[9]) for row in rows], NODE_LEVEL)
     if completed:
         raw.run_many(conn, _INSERT_NODE, [(lv, i, h.hex()) for lv, i, h in completed])
     return Appended(rows, rows[-1][0], rows[-1][9], tree.root().hex(), tree)
