@@ -23,6 +23,13 @@ from bench.common import (
 )
 
 
+def describe(benchmark: object, width: int = 100) -> str:
+    """The first paragraph of a benchmark's docstring, on one line (cut at `width`)."""
+    doc = (getattr(benchmark, "__doc__", None) or "").strip().split("\n\n")[0]
+    text = " ".join(doc.split())
+    return (text if len(text) <= width else text[: width - 1] + "…") or "(no description)"
+
+
 def _parser(names: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -82,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser(names).parse_args(argv)
     if args.list:
         for name in names:
-            doc = (BENCHMARKS[name].__doc__ or "").strip().splitlines()[0]
-            print(f"{name:16} {doc}")
+            print(f"{name:18} {describe(BENCHMARKS[name])}")
         return 0
     selected = names
     if args.only:

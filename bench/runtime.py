@@ -263,6 +263,8 @@ def _results(label: str, figures: dict[str, float], driver: str, target: bool) -
 
 
 def bench_runtime_authorize(sizes: Sizes) -> list[Result]:
+    """`POST /v1/authorize` on `caracal serve` under 16 connections, every decision recorded:
+    requests/s, p50 and p99, on SQLite and PostgreSQL."""
     seconds = 10 if sizes.backup_runs > 1 else 3
     out: list[Result] = []
     with temporary_home():

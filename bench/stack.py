@@ -79,6 +79,7 @@ def _engine_ready() -> str | None:
 
 
 def bench_stack_up(sizes: Sizes) -> list[Result]:
+    """`caracal up` until every service is healthy, with new volumes and after `down`."""
     problem = _engine_ready()
     if problem is not None:
         print(f"    no engine or images ({problem}): skipped", flush=True)
