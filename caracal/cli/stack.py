@@ -22,8 +22,8 @@ ComposeFile = Annotated[
     typer.Option(
         "--compose-file",
         metavar="FILE",
-        help="The stack file (default: $CARACAL_DOCKER_COMPOSE_FILE, ./docker-compose.yml, "
-        "or the checkout's).",
+        help="The stack file (default: $CARACAL_DOCKER_COMPOSE_FILE, else the one Caracal "
+        "ships: the checkout's, or the installed package's).",
     ),
 ]
 
@@ -33,12 +33,9 @@ def compose_path(option: Path | None) -> Path:
         return option.resolve()
     if os.environ.get("CARACAL_DOCKER_COMPOSE_FILE"):
         return Path(os.environ["CARACAL_DOCKER_COMPOSE_FILE"]).resolve()
-    here = Path.cwd() / "docker-compose.yml"
-    if here.exists():
-        return here
-    import caracal
+    from caracal.launcher.distribution import default_compose_file
 
-    return Path(caracal.__file__).resolve().parent.parent / "docker-compose.yml"
+    return default_compose_file()
 
 
 def launcher(compose_file: Path | None) -> Launcher:

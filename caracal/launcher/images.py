@@ -1,6 +1,6 @@
-"""Images for the stack: pulled when missing (with progress), or built from this checkout
-(a wheelhouse for the image's Python, then `docker build` with progress), labelled so that
-`purge` finds exactly what the launcher built."""
+"""Images for the stack: pulled when missing (with progress), or built from this checkout or
+the installed distribution (a wheelhouse for the image's Python, then `docker build` with
+progress), labelled so that `purge` finds exactly what the launcher built."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caracal.core.errors import UnavailableError
 from caracal.home.atomic import atomic_write_text
 from caracal.launcher.compose import Service
+from caracal.launcher.distribution import installation_digest, wheel_from_installation
 
 if TYPE_CHECKING:
     from caracal.launcher.stack import Launcher
@@ -127,21 +129,37 @@ def _python_of(launcher: Launcher, image: str | None) -> str:
 
 
 def _source_digest(context: Path, python: str) -> str:
+    """What the wheelhouse is made of: the checkout's sources, or the installed distribution."""
     digest = hashlib.sha256(python.encode())
+    if not (context / "pyproject.toml").is_file():
+        digest.update(installation_digest().encode())
+        return digest.hexdigest()
     for path in sorted([context / "pyproject.toml", *(context / "caracal").rglob("*.py")]):
         digest.update(str(path.relative_to(context)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
+def _caracal_wheel(context: Path, target: Path, pip: list[str]) -> Path:
+    """The caracal wheel for the image: built from the checkout, or rebuilt from the installed
+    distribution (`pipx install caracal` has no sources to build from)."""
+    if (context / "pyproject.toml").is_file():
+        _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(target), str(context)])
+        return next(target.glob("caracal-*.whl"))
+    return wheel_from_installation(target)
+
+
+def _dependencies(context: Path) -> list[str]:
+    if (context / "pyproject.toml").is_file():
+        project = tomllib.loads((context / "pyproject.toml").read_text())["project"]
+        return list(project["dependencies"])
+    return [r for r in (metadata.requires("caracal") or []) if "extra ==" not in r]
+
+
 def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None) -> Path:
     """`build/wheels/` in the build context: the caracal wheel and every dependency, for the
     base image's Python. Reused while the sources and that Python are unchanged."""
     target = context / "build" / "wheels"
-    if not (context / "pyproject.toml").exists():
-        raise UnavailableError(
-            f"{context} is not a Caracal checkout; the runtime image is built from one."
-        )
     python = _python_of(launcher, base_image)
     stamp = target / ".source-digest"
     digest = _source_digest(context, python)
@@ -154,11 +172,11 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # Dependencies are chosen for the image's exact Python (markers such as
     # python_full_version < "3.11.3" differ between patch releases), not the host's.
+    wheel = _caracal_wheel(context, target, pip)
     if python == ".".join(map(str, sys.version_info[:3])):
-        _run([*pip, "wheel", "--wheel-dir", str(target), str(context)])
+        _run([*pip, "wheel", "--wheel-dir", str(target), str(wheel)])
     else:
-        _run([*pip, "wheel", "--no-deps", "--wheel-dir", str(target), str(context)])
-        deps = tomllib.loads((context / "pyproject.toml").read_text())["project"]["dependencies"]
+        deps = _dependencies(context)
         platforms = _platforms()
         _run(
             [
