@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,13 +38,13 @@ def compose_path(option: Path | None) -> Path:
     return default_compose_file()
 
 
-def launcher(compose_file: Path | None) -> Launcher:
+def launcher(compose_file: Path | None, client: Any = None) -> Launcher:
     from caracal.launcher.compose import load
     from caracal.launcher.engine import connect
     from caracal.launcher.stack import Launcher
     from caracal.launcher.state import StackState
 
-    client = connect()
+    client = client or connect()
     path = compose_path(compose_file)
     project = os.environ.get("CARACAL_PROJECT_NAME")
     first = load(path, project=project)
@@ -156,12 +156,20 @@ def doctor(
 ) -> None:
     """Check that this host can run the stack; each problem comes with a next step."""
     from caracal.core.errors import CaracalError, ExitCode
-    from caracal.launcher.doctor import engine_finding, examine
+    from caracal.launcher.doctor import engine_finding, examine, stack_file_finding
+    from caracal.launcher.engine import connect
 
     try:
-        findings = examine(launcher(compose_file))
+        client = connect()
     except CaracalError as exc:
         findings = [engine_finding(exc)]
+    else:
+        try:
+            stack = launcher(compose_file, client)
+        except CaracalError as exc:  # the engine answers: the problem is the stack file
+            findings = [stack_file_finding(exc)]
+        else:
+            findings = examine(stack)
     if as_json:
         emit_json([f.__dict__ for f in findings])
     else:

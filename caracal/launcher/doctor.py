@@ -26,7 +26,38 @@ class Finding:
 
 
 def engine_finding(error: CaracalError) -> Finding:
+    """Why the engine did not answer, from the error under the launcher's one sentence."""
+    cause: BaseException | None = error.__cause__
+    while cause is not None and not isinstance(cause, OSError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    text = str(cause or "").lower()
+    if isinstance(cause, PermissionError) or "permission denied" in text:
+        return Finding(
+            "docker engine",
+            False,
+            "permission denied on the Docker socket",
+            "add your user to the docker group (then log in again), or run Docker rootless",
+        )
+    if isinstance(cause, FileNotFoundError) or "no such file" in text:
+        return Finding(
+            "docker engine",
+            False,
+            "no Docker socket",
+            "start the Docker engine (systemctl start docker), or set DOCKER_HOST; "
+            "`caracal flow --local` works without Docker",
+        )
+    if isinstance(cause, ConnectionRefusedError) or "connection refused" in text:
+        return Finding(
+            "docker engine",
+            False,
+            "the Docker socket refuses connections",
+            "restart the Docker engine, or check DOCKER_HOST",
+        )
     return Finding("docker engine", False, "not reachable", error.message)
+
+
+def stack_file_finding(error: CaracalError) -> Finding:
+    return Finding("stack file", False, "unusable", error.message)
 
 
 def examine(launcher: Launcher) -> list[Finding]:

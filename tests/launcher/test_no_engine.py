@@ -65,6 +65,7 @@ def test_doctor_reports_the_missing_engine_with_a_next_step(home: Path) -> None:
 
     findings = json.loads(result.stdout)
     assert findings[0]["check"] == "docker engine" and not findings[0]["ok"]
+    assert findings[0]["detail"] == "no Docker socket", findings  # what is wrong, exactly
     assert "caracal flow --local" in findings[0]["next_step"]
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +234,14 @@ def test_purge_removes_exactly_what_is_labelled(stack: StackEnv) -> None:
 
 def _caracal(stack: StackEnv) -> list[str]:
     return [sys.executable, "-m", "caracal"]
+
+
+def test_doctor_names_a_broken_stack_file_not_the_engine(stack: StackEnv, tmp_path: Path) -> None:
+    """The engine answers: a stack file that cannot be used is named as that, with its fix."""
+    broken = tmp_path / "stack.yml"
+    broken.write_text("services: [not, a, mapping]\n")
+    result = stack.run("doctor", "--json", "--compose-file", str(broken))
+    assert result.returncode == 8, result
+    findings = json.loads(result.stdout)
+    assert [f["check"] for f in findings] == ["stack file"], findings
+    assert str(broken) in findings[0]["next_step"], findings
