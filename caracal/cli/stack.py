@@ -146,8 +146,19 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     compose_file: ComposeFile = None,
 ) -> None:
-    """Each service of the stack: state, health and published ports."""
-    _show(launcher(compose_file).status(), as_json)
+    """Each service of the stack: state, health and published ports. Exits 8 when a service
+    the stack needs is missing, stopped or unhealthy (`flow` and `cli` run on demand)."""
+    from caracal.core.errors import ExitCode
+
+    statuses = launcher(compose_file).status()
+    _show(statuses, as_json)
+    problems = [s.problem for s in statuses if s.problem]
+    if problems:
+        print(
+            f"caracal: {'; '.join(problems)}; see `caracal logs`, then `caracal up`.",
+            file=sys.stderr,
+        )
+        raise typer.Exit(int(ExitCode.UNAVAILABLE))
 
 
 def doctor(

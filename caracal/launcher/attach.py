@@ -7,12 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from caracal.core.errors import UnavailableError
 
 if TYPE_CHECKING:
     from caracal.launcher.stack import Launcher
+
+# Options that name a host variable holding a secret: the variable travels into the command's
+# environment (never onto a command line, where `ps` and `docker inspect` would show it).
+ENV_OPTIONS = ("--credential-env", "--lock-key-env")
 
 # Docker's default detach keys are ctrl-p,ctrl-q, and ctrl+p is Flow's command palette.
 DETACH_KEYS = "ctrl-],ctrl-]"
@@ -35,18 +40,42 @@ def _running(launcher: Launcher, service: str) -> str:
     return str(container.name)
 
 
-def exec_tty(launcher: Launcher, service: str, command: list[str]) -> int:
+def named_variables(args: list[str]) -> list[str]:
+    """The host variables a command names through ENV_OPTIONS (`--opt VAR` or `--opt=VAR`)."""
+    names = []
+    for i, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if option not in ENV_OPTIONS:
+            continue
+        name = value if equals else args[i + 1] if i + 1 < len(args) else ""
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def exec_tty(
+    launcher: Launcher, service: str, command: list[str], forward: Sequence[str] = ()
+) -> int:
     """Hand this terminal to `docker exec -it` (the one place the launcher shells out)."""
     name = _running(launcher, service)
     env = []
     for variable in ("TERM", "COLORTERM"):
         if os.environ.get(variable):
             env += ["-e", f"{variable}={os.environ[variable]}"]
+    for variable in forward:
+        if variable in os.environ:
+            env += ["-e", variable]  # the docker CLI reads the value from its environment
     argv = [_docker_cli(), "exec", "-it", "--detach-keys", DETACH_KEYS, *env, name, *command]
     return subprocess.call(argv)
 
 
-def exec_piped(launcher: Launcher, service: str, command: list[str], stdin: bytes) -> int:
+def exec_piped(
+    launcher: Launcher,
+    service: str,
+    command: list[str],
+    stdin: bytes,
+    environment: dict[str, str] | None = None,
+) -> int:
     """Run one command in the container without a terminal: `stdin` is sent and closed, the
     command's stdout and stderr arrive here as they are written, its exit code is returned."""
     import socket
@@ -55,7 +84,9 @@ def exec_piped(launcher: Launcher, service: str, command: list[str], stdin: byte
 
     name = _running(launcher, service)
     api = launcher.client.api
-    exec_id = api.exec_create(name, command, stdin=True, stdout=True, stderr=True, tty=False)["Id"]
+    exec_id = api.exec_create(
+        name, command, stdin=True, stdout=True, stderr=True, tty=False, environment=environment
+    )["Id"]
     connection = api.exec_start(exec_id, socket=True)
     raw = getattr(connection, "_sock", connection)
     try:
@@ -78,7 +109,9 @@ def run_cli(launcher: Launcher, args: list[str]) -> int:
     if mapped and mapped[0] == "caracal":
         mapped = mapped[1:]
     command = ["caracal", *(mapped or ["shell"])]
+    forward = named_variables(mapped)
     if sys.stdin.isatty() and sys.stdout.isatty():
-        return exec_tty(launcher, "runtime", command)
+        return exec_tty(launcher, "runtime", command, forward)
     stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
-    return exec_piped(launcher, "runtime", command, stdin)
+    environment = {name: os.environ[name] for name in forward if name in os.environ}
+    return exec_piped(launcher, "runtime", command, stdin, environment or None)

@@ -42,8 +42,12 @@ _SERVICE_KEYS = {
     "labels",
     "working_dir",
     "stop_grace_period",
+    "stop_signal",
     "init",
 }
+_TOP_KEYS = {"name", "version", "services", "volumes", "secrets"}
+_CONDITIONS = {"service_started", "service_healthy"}
+_SIGNAL = re.compile(r"SIG[A-Z0-9]+(?:[+-]\d+)?|\d+")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Service:
     init: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    stop_signal: str | None = None
+    stop_timeout_s: int | None = None
 
     def config_hash(self, image_id: str, secret_files: Mapping[str, Path]) -> str:
         """Changes whenever the container would be created differently: spec, image, secrets."""
@@ -227,7 +233,9 @@ def _mapping(value: Any, where: str) -> dict[str, str]:
     raise ConfigError(f"{where}: expected a mapping or a list of KEY=VALUE.")
 
 
-def _mount(spec: str, base: Path, volumes: set[str], where: str) -> Mount:
+def _mount(spec: Any, base: Path, volumes: set[str], where: str) -> Mount:
+    if not isinstance(spec, str):
+        raise ConfigError(f"{where}: only the short syntax SOURCE:TARGET[:ro] is supported.")
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise ConfigError(f"{where}: {spec!r} is not SOURCE:TARGET[:ro].")
@@ -272,6 +280,15 @@ def _healthcheck(raw: Any, where: str) -> Healthcheck | None:
     )
 
 
+def _signal(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if not _SIGNAL.fullmatch(text):
+        raise ConfigError(f"{where}: {value!r} is not a signal name like SIGINT or SIGTERM.")
+    return text
+
+
 def _service(name: str, raw: dict[str, Any], stack: Stack, known: set[str], where: str) -> Service:
     unknown = set(raw) - _SERVICE_KEYS
     if unknown:
@@ -288,10 +305,20 @@ def _service(name: str, raw: dict[str, Any], stack: Stack, known: set[str], wher
     depends = raw.get("depends_on") or {}
     if isinstance(depends, list):
         depends = {d: {"condition": "service_started"} for d in depends}
-    for dep in depends:
+    for dep, spec in depends.items():
         if dep not in known:
             raise ConfigError(f"{where}.depends_on: unknown service {dep!r}.")
+        condition = (spec or {}).get("condition", "service_started")
+        if condition not in _CONDITIONS:
+            raise ConfigError(
+                f"{where}.depends_on.{dep}: condition {condition!r} is not supported "
+                f"(use {' or '.join(sorted(_CONDITIONS))})."
+            )
     for secret in raw.get("secrets") or []:
+        if not isinstance(secret, str):
+            raise ConfigError(
+                f"{where}.secrets: only the short syntax (a secret's name) is supported."
+            )
         if secret not in stack.secrets:
             raise ConfigError(
                 f"{where}.secrets: {secret!r} is not declared under top-level secrets."
@@ -304,7 +331,7 @@ def _service(name: str, raw: dict[str, Any], stack: Stack, known: set[str], wher
         entrypoint=_as_list(raw.get("entrypoint"), f"{where}.entrypoint") or None,
         environment=_mapping(raw.get("environment"), f"{where}.environment"),
         mounts=[
-            _mount(str(m), stack.path.parent, set(stack.volumes), f"{where}.volumes")
+            _mount(m, stack.path.parent, set(stack.volumes), f"{where}.volumes")
             for m in raw.get("volumes") or []
         ],
         ports=[_port(p, f"{where}.ports") for p in raw.get("ports") or []],
@@ -325,6 +352,12 @@ def _service(name: str, raw: dict[str, Any], stack: Stack, known: set[str], wher
         init=bool(raw.get("init", False)),
         labels=_mapping(raw.get("labels"), f"{where}.labels"),
         working_dir=raw.get("working_dir"),
+        stop_signal=_signal(raw.get("stop_signal"), f"{where}.stop_signal"),
+        stop_timeout_s=(
+            -(-duration_ns(raw["stop_grace_period"], f"{where}.stop_grace_period") // 10**9)
+            if raw.get("stop_grace_period") is not None
+            else None
+        ),
     )
 
 
@@ -344,6 +377,14 @@ def load(path: Path, env: Mapping[str, str] | None = None, project: str | None =
     if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
         raise ConfigError(f"{path}: expected a top-level 'services' mapping.")
     raw = _walk({k: v for k, v in raw.items() if not str(k).startswith("x-")}, env, str(path))
+    unknown = sorted(set(map(str, raw)) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unsupported top-level key {unknown[0]!r}.")
+    for key, spec in (raw.get("volumes") or {}).items():
+        if spec:  # driver, external, name...: the launcher only makes plain local volumes
+            raise ConfigError(
+                f"{path}: volumes.{key}: options are not supported; declare it as {{}}."
+            )
     name = project or env.get("CARACAL_PROJECT_NAME") or str(raw.get("name") or "caracal")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise ConfigError(
@@ -351,8 +392,8 @@ def load(path: Path, env: Mapping[str, str] | None = None, project: str | None =
         )
     secrets = {}
     for key, spec in (raw.get("secrets") or {}).items():
-        if not isinstance(spec, dict) or "file" not in spec:
-            raise ConfigError(f"{path}: secrets.{key} needs a 'file'.")
+        if not isinstance(spec, dict) or set(spec) != {"file"}:
+            raise ConfigError(f"{path}: secrets.{key} needs a 'file' and nothing else.")
         file = Path(str(spec["file"])).expanduser()
         secrets[str(key)] = file if file.is_absolute() else (path.parent / file)
     stack = Stack(name, path, {}, [str(v) for v in (raw.get("volumes") or {})], secrets)

@@ -117,4 +117,3 @@ def _belongs(name: str) -> bool:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-

@@ -104,16 +104,57 @@ def build_image(launcher: Launcher, service: Service) -> str:
         forcerm=True,
         decode=True,
     )
-    for event in stream:
-        if "error" in event:
-            raise UnavailableError(f"Building {service.image} failed: {event['error'].strip()}")
-        line = str(event.get("stream", "")).strip()
-        if line.startswith("Step "):
-            launcher.say(f"    {line}")
+    stages = _Stages()
+    try:
+        for event in stream:
+            if "error" in event:
+                raise UnavailableError(f"Building {service.image} failed: {event['error'].strip()}")
+            line = str(event.get("stream", "")).strip()
+            stages.read(line)
+            if line.startswith("Step "):
+                launcher.say(f"    {line}")
+    finally:
+        _remove_untagged(launcher, stages.finished[:-1])
     image_id = _image_id(launcher, service.image)
     if image_id is None:
         raise UnavailableError(f"Building {service.image} produced no image.")
     return image_id
+
+
+_FROM_STEP = re.compile(r"Step \d+/\d+ : FROM ", re.IGNORECASE)
+
+
+class _Stages:
+    """Follows the classic builder's output: the image each stage of a multi-stage build ends
+    with. Every stage but the last is left behind untagged unless someone removes it."""
+
+    def __init__(self) -> None:
+        self.finished: list[str] = []
+        self._current: str | None = None
+
+    def read(self, line: str) -> None:
+        if _FROM_STEP.match(line):
+            if self._current is not None:
+                self.finished.append(self._current)
+            self._current = None
+        elif line.startswith("---> ") and " " not in line[5:].strip():
+            self._current = line[5:].strip()
+        elif line.startswith("Successfully built ") and self._current is not None:
+            self.finished.append(self._current)
+            self._current = None
+
+
+def _remove_untagged(launcher: Launcher, image_ids: list[str]) -> None:
+    """Remove what a build left behind, never an image someone tagged or built on."""
+    from docker.errors import APIError
+
+    for image_id in image_ids:
+        try:
+            image = launcher.client.images.get(image_id)
+            if not image.tags:
+                launcher.client.images.remove(image.id, noprune=False)
+        except APIError:
+            continue
 
 
 def _python_of(launcher: Launcher, image: str | None) -> str:

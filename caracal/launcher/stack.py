@@ -27,12 +27,24 @@ Say = Callable[[str], None]
 class ServiceStatus:
     service: str
     container: str | None
-    state: str  # running, exited, created, missing
+    state: str  # running, exited, created, ...; "missing", or "not started" for a profile's
     health: str  # healthy, unhealthy, starting, none
     ports: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+    @property
+    def problem(self) -> str | None:
+        """Why this service cannot do its part, or None: a service the stack always runs is
+        missing, not running or unhealthy; one a profile starts on demand is not started yet."""
+        if self.state == "not started":
+            return None
+        if self.state != "running":
+            return f"{self.service} is {self.state}"
+        if self.health == "unhealthy":
+            return f"{self.service} is unhealthy"
+        return None
 
 
 class Launcher:
@@ -180,6 +192,7 @@ class Launcher:
             "stdin_open": service.stdin_open,
             "init": service.init or None,
             "working_dir": service.working_dir,
+            "stop_signal": service.stop_signal,
             "network": self.network_name,
             "networking_config": {
                 self.network_name: self.client.api.create_endpoint_config(aliases=[service.name])
@@ -233,7 +246,9 @@ class Launcher:
         for name in wanted:
             container = found.get(name)
             if container is None:
-                out.append(ServiceStatus(name, None, "missing", "none", []))
+                service = self.stack.services.get(name)
+                state = "not started" if service is not None and service.profiles else "missing"
+                out.append(ServiceStatus(name, None, state, "none", []))
                 continue
             state = container.attrs.get("State", {})
             ports = []
@@ -250,7 +265,19 @@ class Launcher:
         """Stop and remove the project's containers (and with `volumes`, its volumes) and its
         network. Returns what was removed."""
         removed = []
-        for container in self.containers():
+        containers = {c.labels.get(SERVICE): c for c in self.containers()}
+        known = [s.name for s in self.stack.ordered(list(self.stack.services.values()))]
+        # Dependents first, each given its grace period to stop cleanly (PostgreSQL checkpoints
+        # on its stop signal); whatever is left after it is killed.
+        for name in [*reversed(known), *(n for n in containers if n not in known)]:
+            container = containers.get(name)
+            if container is None:
+                continue
+            service = self.stack.services.get(name or "")
+            grace = service.stop_timeout_s if service and service.stop_timeout_s else 10
+            with contextlib.suppress(Exception):
+                if container.status == "running":
+                    container.stop(timeout=grace)
             container.remove(force=True)
             removed.append(f"container {container.name}")
         for network in self.client.networks.list(filters={"label": f"{PROJECT}={self.project}"}):

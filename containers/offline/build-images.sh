@@ -96,7 +96,7 @@ declare -A BUILD_SECONDS=()
 declare -A SKIPPED=()
 declare -a BUILT_ORDER=()
 
-# build_image TAG "mmdebstrap options..." -- "docker import --change options..." [-- STOPSIGNAL]
+# build_image TAG "mmdebstrap options..." -- "docker import --change options..."
 # Imports under a temporary tag first, so a failed or interrupted build never leaves a
 # half-made image under the real tag.
 build_image() {
@@ -105,8 +105,7 @@ build_image() {
 	local -a mm_opts=() changes=()
 	while (($#)) && [[ $1 != -- ]]; do mm_opts+=("$1") && shift; done
 	shift
-	while (($#)) && [[ $1 != -- ]]; do changes+=(--change "$1") && shift; done
-	local stop_signal=${2:-}
+	while (($#)); do changes+=(--change "$1") && shift; done
 
 	BUILT_ORDER+=("$tag")
 	if ((!force)) && docker image inspect "$tag" >/dev/null 2>&1; then
@@ -122,14 +121,9 @@ build_image() {
 	mmdebstrap "${MMDEBSTRAP_COMMON[@]}" "${mm_opts[@]}" "$SUITE" - "${SOURCES[@]}" |
 		docker import --change "LABEL $LABEL" --change "ENV PATH=$DEFAULT_PATH" "${changes[@]}" \
 			--message "built by containers/offline/build-images.sh from Debian $SUITE" - "$staging" >/dev/null
-	if [[ -n $stop_signal ]]; then
-		# `docker import --change` does not accept STOPSIGNAL; one metadata-only build adds it
-		# (the classic builder never pulls a local FROM image).
-		printf 'FROM %s\nSTOPSIGNAL %s\n' "$staging" "$stop_signal" |
-			DOCKER_BUILDKIT=0 docker build --quiet -t "$tag" - >/dev/null
-	else
-		docker tag "$staging" "$tag"
-	fi
+	# One image, no parent: `docker import --change` cannot set STOPSIGNAL, so the stack file
+	# sets postgres's stop_signal instead of a second build on top of this one.
+	docker tag "$staging" "$tag"
 	docker rmi "$staging" >/dev/null
 	trap - EXIT
 	# A rebuilt image replaces the old one, unless a container still uses it.
@@ -172,8 +166,7 @@ for name in "${wanted[@]}"; do
 			"USER $SERVICE_ID:$SERVICE_ID" \
 			'EXPOSE 5432' \
 			'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint.sh"]' \
-			'CMD ["postgres"]' \
-			-- SIGINT
+			'CMD ["postgres"]'
 		;;
 	redis)
 		build_image "$REDIS_TAG" \

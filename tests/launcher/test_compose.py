@@ -92,6 +92,20 @@ def test_durations() -> None:
             "cycle",
         ),
         ("services:\n  a:\n    image: x\n    ports: ['http']\n", r"is not \[IP:\]HOST_PORT"),
+        ("services:\n  a:\n    image: x\nnetworks:\n  n: {}\n", "top-level key 'networks'"),
+        ("services:\n  a:\n    image: x\nvolumes:\n  v: {external: true}\n", "volumes.v"),
+        (
+            "services:\n  a:\n    image: x\n    volumes: [{type: volume, source: v, target: /v}]\n"
+            "volumes:\n  v: {}\n",
+            "short syntax",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    depends_on: {b: {condition: "
+            "service_completed_successfully}}\n  b:\n    image: y\n",
+            "condition 'service_completed_successfully' is not supported",
+        ),
+        ("services:\n  a:\n    image: x\n    stop_signal: 'stop now'\n", "not a signal name"),
+        ("services:\n  a:\n    image: x\nsecrets:\n  s: {external: true}\n", "secrets.s"),
     ],
 )
 def test_what_it_cannot_apply_is_a_config_error(tmp_path: Path, body: str, message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +27,22 @@ def _status(stack: StackEnv) -> dict[str, dict[str, object]]:
     return {s["service"]: s for s in stack.json("status", "--json")}
 
 
+STAGE_LABEL = "label=org.caracal.build-stage=install"
+
+
+def _stages() -> set[str]:
+    """Untagged install-stage images of the runtime build (ours or anyone's)."""
+    out = subprocess.run(
+        ["docker", "images", "-q", "--filter", "dangling=true", "--filter", STAGE_LABEL],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
 def test_up_brings_every_service_to_healthy(stack: StackEnv) -> None:
+    stages = _stages()
     result = stack.run("up", timeout=900)
     assert result.returncode == 0, result.stderr
     status = _status(stack)
@@ -39,10 +55,97 @@ def test_up_brings_every_service_to_healthy(stack: StackEnv) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/health", timeout=5) as reply:
         health = json.load(reply)
     assert health["dependencies"]["store"]["ok"] and health["dependencies"]["redis"]["ok"]
+    # The build cleaned up after itself: no install stage left behind.
+    assert _stages() <= stages
     # Idempotent: a second `up` changes nothing and still succeeds.
     before = stack.labelled("container")
     assert stack.run("up", timeout=300).returncode == 0
     assert stack.labelled("container") == before
+
+
+def _compose(stack: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **stack.env,
+        "CARACAL_SECRETS_DIR": str(stack.home / "stack" / stack.project / "secrets"),
+        "CARACAL_HOST_IO": str(stack.home / "host-io"),
+    }
+    return subprocess.run(
+        [
+            "docker-compose",
+            "-p",
+            stack.project,
+            "-f",
+            stack.env["CARACAL_DOCKER_COMPOSE_FILE"],
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose is not installed (apt-get install docker-compose)",
+)
+def test_docker_compose_sees_the_stack_the_launcher_made(stack: StackEnv) -> None:
+    listed = _compose(stack, "ps")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:] if line.strip()}
+    assert sorted(rows) == sorted(stack.labelled("container")), listed.stdout
+    for name, row in rows.items():
+        assert "Up (healthy)" in row, (name, row)
+    services = _compose(stack, "ps", "--services", "--filter", "status=running")
+    assert set(services.stdout.split()) == {"postgres", "redis", "runtime"}, services
+
+
+def test_status_exits_8_naming_a_stopped_service(stack: StackEnv) -> None:
+    healthy = stack.run("status", "--json")
+    assert healthy.returncode == 0, healthy.stderr
+    states = {s["service"]: s["state"] for s in json.loads(healthy.stdout)}
+    assert states["flow"] == states["cli"] == "not started", states
+    subprocess.run(["docker", "stop", f"{stack.project}-redis-1"], check=True, capture_output=True)
+    try:
+        down = stack.run("status", "--json")
+        assert down.returncode == 8, down
+        assert {s["service"]: s["state"] for s in json.loads(down.stdout)}["redis"] == "exited"
+        assert "redis is exited" in down.stderr and "caracal up" in down.stderr
+        table = stack.run("status")
+        assert table.returncode == 8 and "redis" in table.stderr
+    finally:
+        assert stack.run("up", timeout=300).returncode == 0
+    assert stack.run("status").returncode == 0
+
+
+def test_cli_forwards_the_variable_a_command_names(stack: StackEnv) -> None:
+    """`--credential-env VAR` reads VAR where the command runs: the container. The launcher
+    passes the host's VAR into that one command's environment, not onto its command line."""
+    token = "e2e-token-" + stack.project
+    env = {**stack.env, "CARACAL_E2E_TOKEN": token}
+    args = ["provider", "add", "forwarded", "--base-url", "http://127.0.0.1:9", "--auth"]
+    args += ["bearer", "--credential-env", "CARACAL_E2E_TOKEN", "--resource", "repos"]
+    args += ["--action", "repos:read"]
+    without = stack.run("cli", *args)
+    assert without.returncode != 0 and "CARACAL_E2E_TOKEN" in without.stderr
+    added = subprocess.run(
+        [sys.executable, "-m", "caracal", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    shown = stack.json("cli", "provider", "show", "forwarded", "--json")
+    assert shown["credential"] == "set", shown
+    inspected = subprocess.run(
+        ["docker", "inspect", f"{stack.project}-runtime-1"], capture_output=True, text=True
+    )
+    assert token not in inspected.stdout
+    stack.run("cli", "provider", "remove", "forwarded", "--yes")
 
 
 def test_cli_runs_product_commands_on_postgresql_inside(stack: StackEnv) -> None:
@@ -193,6 +296,10 @@ def test_down_keeps_the_data(stack: StackEnv) -> None:
     assert stack.labelled("container") == []
     assert len(stack.labelled("volume")) == 2
     assert stack.run("up", timeout=300).returncode == 0
+    # `down` let PostgreSQL shut down cleanly (its stop signal, its grace period): no recovery.
+    log = stack.run("logs", "postgres").stdout
+    assert "database system was shut down" in log, log
+    assert "not properly shut down" not in log, log
     names = {p["name"] for p in stack.json("cli", "principal", "list", "--json")}
     assert names == {"alice", "orch"}
 
