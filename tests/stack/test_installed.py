@@ -50,10 +50,9 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    require_engine()
-    root = tmp_path_factory.mktemp("installed")
-    wheels = root / "dist"
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel .` builds from this checkout."""
+    wheels = tmp_path_factory.mktemp("dist")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
         capture_output=True,
@@ -61,7 +60,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         timeout=600,
     )
     assert build.returncode == 0, build.stderr
-    [wheel] = wheels.glob("caracal-*.whl")
+    [built] = wheels.glob("caracal-*.whl")
+    return built
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARACAL_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[Installed]:
+    require_engine()
+    root = tmp_path_factory.mktemp("installed")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     install = subprocess.run(
@@ -72,11 +87,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     )
     assert install.returncode == 0, install.stderr
     project = f"caracal-inst-{uuid.uuid4().hex[:8]}"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CARACAL_", "PYTHON", "VIRTUAL_ENV"))
-    }
+    env = _clean_env()
     env.update({k: os.environ.get(k, v) for k, v in OFFLINE.items()})
     env.update(
         PATH=f"{venv / 'bin'}:{env.get('PATH', '')}",
@@ -94,6 +105,47 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     finally:
         handle.run("purge", "--force", timeout=300)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("tool", ["pipx", "uv"])
+def test_the_readme_install_commands_give_a_working_command(
+    wheel: Path, tmp_path: Path, tool: str
+) -> None:
+    """The README's install section: `pipx install WHEEL`, `uv tool install WHEEL`."""
+    bin_dir = tmp_path / "bin"
+    env = _clean_env(
+        PIPX_HOME=str(tmp_path / "pipx"),
+        PIPX_BIN_DIR=str(bin_dir),
+        UV_TOOL_DIR=str(tmp_path / "uv-tools"),
+        UV_TOOL_BIN_DIR=str(bin_dir),
+        CARACAL_HOME=str(tmp_path / "home"),
+        CARACAL_KEYRING="off",
+    )
+    command = (
+        [sys.executable, "-m", "pipx", "install", str(wheel)]
+        if tool == "pipx"
+        else [str(Path(sys.executable).parent / "uv"), "tool", "install", str(wheel)]
+    )
+    installed = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert installed.returncode == 0, installed.stderr
+
+    def caracal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_dir / "caracal"), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    version = caracal("--version")
+    assert version.returncode == 0 and version.stdout.startswith("caracal "), version
+    created = caracal("workspace", "create", "demo")
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "home" / "workspaces" / "demo").is_dir()
 
 
 def test_the_wheel_carries_what_an_installation_needs(installed: Installed) -> None:
