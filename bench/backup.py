@@ -201,7 +201,9 @@ def _build(sizes: Sizes, home: Path) -> Dataset:
         revoked = _revoke_some(app, made, rng)
         _fill_ledger(app, made, parties, sizes.backup_events, sizes.ledger_fill_batch, rng)
         head_seq, _ = app.ledger.head()
-        if not sizes.backup_events <= head_seq <= sizes.backup_events + 2:
+        # Each signed checkpoint keeps its head as one more event (ledger.head_kept).
+        slack = sizes.backup_events // app.config.ledger.checkpoint_every + 1
+        if not sizes.backup_events <= head_seq <= sizes.backup_events + slack:
             raise RuntimeError(f"built a ledger of {head_seq} events, wanted {sizes.backup_events}")
         seconds = time.perf_counter() - started
         _check(app, head_seq, rng)
@@ -335,7 +337,7 @@ def _store_batch(
         pools.setdefault(party.kind, []).append(party)
     out: list[_Mandate] = []
     events: list[NewEvent] = []
-    for parent, issuer_id, subject, res, act, ttl, root_depth in plans:
+    for parent, issuer_id, subject, wanted_res, wanted_act, ttl, root_depth in plans:
         issuer = by_id[issuer_id]
         if parent is None:
             target = by_id[subject]
@@ -345,6 +347,8 @@ def _store_batch(
             target = rng.choice(pools[subject])
             depth = min(parent.depth - 1, target.max_depth)
             expires = min(parent.expires_at, now + min(ttl, target.max_validity))
+        within = (parent.resources, parent.actions) if parent is not None else None
+        res, act, grants = _declared(wanted_res, wanted_act, within)
         claims = MandateClaims(
             id=new_id("mnd", 10),
             workspace_id=workspace_id,
@@ -358,18 +362,44 @@ def _store_batch(
             depth=depth,
             parent_id=parent.id if parent is not None else None,
             intent_hash=None,
+            grants=grants,
         )
         kid, private = app.signing.signer(conn, issuer.id, issuer.name)
         token = jws.encode(claims.to_claims(), kid, private)
         root_id = parent.root_id if parent is not None else claims.id
         mandate_rows.insert(conn, claims, kid, token, root_id, target.policy_id)
         issued = IssuedMandate(claims.id, token, claims, False, kid, root_id, target.policy_id)
-        events.append(
-            _issued_event("mandate.issued" if parent is None else "mandate.delegated", issued)
-        )
+        kind = "mandate.issued" if parent is None else "mandate.delegated"
+        events.append(_issued_event(kind, issued))
         out.append(_described(claims, target.kind, token, root_id))
     app.ledger.record(conn, *events)
     return out
+
+
+_DECLARED = {(f"provider:github:resource:{r}", f"provider:github:action:{a}") for r, a in _ACTIONS}
+
+
+def _declared(
+    res: tuple[str, ...],
+    act: tuple[str, ...],
+    within: tuple[tuple[str, ...], tuple[str, ...]] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The scopes narrowed to the catalog's declared pairs among them (as issuance would
+    demand), and the grants: index pairs, as the claims hold them. With none, one declared
+    pair of the parent's scopes (`within`), or of the catalog."""
+    pairs = [(r, a) for r in res for a in act if (r, a) in _DECLARED]
+    if not pairs:
+        pool_res, pool_act = within or (_RES_SCOPES, _ACT_SCOPES)
+        pairs = [min(p for p in _DECLARED if p[0] in pool_res and p[1] in pool_act)]
+    kept_res = tuple(sorted({r for r, _ in pairs}))
+    kept_act = tuple(sorted({a for _, a in pairs}))
+    grants = tuple(
+        (i, j)
+        for i, r in enumerate(kept_res)
+        for j, a in enumerate(kept_act)
+        if (r, a) in _DECLARED and (r, a) in pairs
+    )
+    return kept_res, kept_act, grants
 
 
 def _described(claims: MandateClaims, kind: str, token: str, root_id: str) -> _Mandate:
@@ -484,6 +514,8 @@ def _fill_ledger(
 def _check(app: Caracal, head_seq: int, rng: random.Random) -> None:
     """The data set must be sound: the ledger verifies, and sampled live tokens (roots and
     delegations) validate as ALLOWED at their start time."""
+    from caracal.core import jws
+    from caracal.core.mandates import MandateClaims
     from caracal.services.authority_state import StoreAuthorityState
     from caracal.store.schema import mandates
 
@@ -496,7 +528,8 @@ def _check(app: Caracal, head_seq: int, rng: random.Random) -> None:
         for ident in rng.sample(ids, min(200, len(ids))):
             row = conn.execute(select(mandates).where(mandates.c.id == ident)).one()
             state = StoreAuthorityState(conn, app.workspace_id, app.signing)
-            action, resource = json.loads(row.actions)[0], json.loads(row.resources)[0]
+            granted = MandateClaims.from_claims(jws.decode(row.token).claims)
+            resource, action = min(granted.granted_pairs())
             decision = app.validator.validate(
                 row.token, action, resource, state, row.not_before + 1
             )

@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, note, open_workspace, table
-from caracal.core.errors import ExitCode, RefusedError, ValidationError
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.errors import RefusedError, ValidationError
 
 app = typer.Typer(
     rich_markup_mode=None, help="Back up, verify and restore workspaces.", no_args_is_help=True
@@ -101,16 +103,21 @@ def create(
     lock: Annotated[
         bool, typer.Option("--lock", help="Ask for a lock key at the terminal.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --output file if it exists.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Archive the whole workspace; with a lock key it includes secrets and is encrypted."""
+    if output is not None:
+        output = restricted.output_file(output)
     lock_key = (
         _lock_key_from_env(lock_key_env)
         if lock_key_env
         else (_prompt_new_lock_key() if lock else None)
     )
     with open_workspace(ctx) as caracal:
-        result = caracal.backups.create(output, lock_key)
+        result = caracal.backups.create(output, lock_key, overwrite=force)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -155,6 +162,7 @@ def verify(
     ledger against its signed head and the tables against the ledger; exit 7 on any problem."""
     from caracal.services.backup.archive_check import verify_archive
 
+    archive = restricted.input_file(archive)
     report = verify_archive(
         archive,
         _existing_lock_key(lock_key_env, archive),
@@ -194,6 +202,9 @@ def restore(
     """Create workspace NAME from ARCHIVE (verified first; nothing is left on failure)."""
     from caracal.services.backup.restore import restore as run_restore
     from caracal.services.workspaces import WorkspaceManager
+
+    archive = restricted.input_file(archive)
+    restricted.no_store_location("--store-url", store_url)
 
     result = run_restore(
         WorkspaceManager(),

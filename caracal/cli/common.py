@@ -70,8 +70,18 @@ def confirm(question: str, *, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise RefusedError(f"{question} Refusing without a terminal; pass --yes to confirm.")
-    if not typer.confirm(question, default=False):
+    if not ask(question):
         raise RefusedError("Cancelled; nothing was changed.")
+
+
+def ask(question: str, *, default: bool = False) -> bool:
+    """A [y/N] question at the terminal. End of input (ctrl+d) or ctrl+c is a refusal (exit
+    9), never an internal error."""
+    try:
+        return bool(typer.confirm(question, default=default))
+    except (typer.Abort, EOFError, KeyboardInterrupt):
+        typer.echo("", err=True)
+        raise RefusedError("No answer was given; nothing was changed.") from None
 
 
 def read_secret(env_var: str | None, from_stdin: bool, what: str) -> str | None:

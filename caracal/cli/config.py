@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, open_workspace, table
 from caracal.core.errors import ValidationError
 
@@ -66,6 +67,8 @@ def set_(
         raise ValidationError("Give the value as an argument or with --stdin, not both.")
     text = sys.stdin.read().rstrip("\r\n") if stdin else value
     with open_workspace(ctx) as caracal:
+        if caracal.settings.locates_store(key):
+            restricted.no_store_location(key, text)
         shown = caracal.settings.set_value(key, text or "")
     echo(f"{key} = {shown}")
 

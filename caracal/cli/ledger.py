@@ -10,14 +10,19 @@ from typing import Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, note, open_workspace, table
-from caracal.cli.format import when
-from caracal.core.errors import ExitCode, NotFoundError, ValidationError
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.durations import when
+from caracal.core.errors import NotFoundError, ValidationError
 
 app = typer.Typer(
     rich_markup_mode=None, help="List, verify and export the ledger.", no_args_is_help=True
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the file if it exists (atomically).")
+]
 
 
 def parse_since(text: str, now: float | None = None) -> int:
@@ -126,6 +131,7 @@ def verify(
 
 
 def _verify_since(ctx: typer.Context, saved: Path, as_json: bool) -> None:
+    saved = restricted.input_file(saved)
     try:
         data = saved.read_bytes()
     except OSError as exc:
@@ -199,7 +205,7 @@ def accept_rollback(
         if not as_json:
             for finding in findings:
                 note(f"- {finding.describe()}")
-        confirm("Accept the store's ledger as it is, and record that you did?", yes=yes or as_json)
+        confirm("Accept the store's ledger as it is, and record that you did?", yes=yes)
         accepted, new_head = caracal.ledger.accept_rollback()
     if as_json:
         emit_json(
@@ -217,14 +223,14 @@ def accept_rollback(
 @app.command()
 def export(
     ctx: typer.Context,
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="File to write (replaced atomically).")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", help="json | csv")] = "json",
+    force: ForceOption = False,
 ) -> None:
     """Export every event (no tokens or secrets are in the ledger)."""
+    output = restricted.output_file(output)
     with open_workspace(ctx) as caracal:
-        count = caracal.ledger.export(output, fmt)
+        count = caracal.ledger.export(output, fmt, overwrite=force)
     note(f"Exported {count} events to {output}.")
 
 

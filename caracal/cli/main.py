@@ -12,10 +12,11 @@ from caracal import __version__
 from caracal.cli import backup, ledger, mandate, policy, principal, provider, tool, workspace
 from caracal.cli import config as config_cmd
 from caracal.cli import stack as stack_cmd
+from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
 from caracal.cli.flow import flow
 from caracal.cli.serve import serve
-from caracal.core.errors import CaracalError, ExitCode
-from caracal.shell.command import shell
+from caracal.cli.shell import shell
+from caracal.core.errors import CaracalError
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -93,16 +94,16 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CaracalError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        return int(exc.exit_code)
+        typer.echo(f"error: {cli_message(exc)}", err=True)
+        return int(exit_code_of(exc))
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         return 130
     except Exception as exc:
         mapped = _map_adapter_error(exc)
         if mapped is not None:
-            typer.echo(f"error: {mapped.message}", err=True)
-            return int(mapped.exit_code)
+            typer.echo(f"error: {cli_message(mapped)}", err=True)
+            return int(exit_code_of(mapped))
         logging.getLogger("caracal").exception("internal error")
         typer.echo(
             f"internal error: {type(exc).__name__}: {exc}. This is a bug; the workspace log "
@@ -122,7 +123,11 @@ def _is_text(arg: str) -> bool:
 
 
 def _map_adapter_error(exc: Exception) -> CaracalError | None:
-    from caracal.core.errors import UnavailableError, ValidationError
+    from caracal.core.errors import RefusedError, UnavailableError, ValidationError
+
+    if isinstance(exc, EOFError):
+        # ctrl+d at a prompt: the question went unanswered, so nothing was done.
+        return RefusedError("No answer was given; nothing was changed.")
 
     if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
         # Bytes that are not UTF-8 (on stdin, in an environment variable) arrive as lone

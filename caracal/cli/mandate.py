@@ -8,8 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from caracal.cli.common import confirm, echo, emit_json, note, open_workspace, table
-from caracal.cli.format import relative, when
-from caracal.core.errors import ExitCode, ValidationError
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.durations import relative, when
+from caracal.core.errors import ValidationError
+from caracal.core.scopes import short_scope
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -121,7 +123,12 @@ def list_(
     subject: Annotated[str | None, typer.Option("--subject", metavar="P")] = None,
     active: Annotated[bool, typer.Option("--active", help="Only mandates valid now.")] = False,
     status: Annotated[
-        str | None, typer.Option("--status", help="active | expired | revoked")
+        str | None,
+        typer.Option(
+            "--status",
+            help="active (valid now, by validation's rules) | pending | blocked (a revoked key "
+            "or an inactive principal denies it) | expired | revoked",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 200,
     as_json: JsonOption = False,
@@ -147,7 +154,7 @@ def list_(
                 names.get(r["subject_id"], r["subject_id"]),
                 relative(r["expires_at"]),
                 r["parent_id"] or "-",
-                ",".join(a.split(":")[-1] for a in r["actions"]),
+                ",".join(short_scope(a).split(":", 1)[-1] for a in r["actions"]),
             ]
             for r in rows
         ],

@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from caracal.cli.common import echo, emit_json, open_workspace, table
-from caracal.cli.format import when
-from caracal.core.durations import format_duration
+from caracal.cli.common import ask, confirm, echo, emit_json, note, open_workspace, table
+from caracal.core.durations import format_duration, when
 
 app = typer.Typer(
     rich_markup_mode=None, help="Bound what each principal may be granted.", no_args_is_help=True
@@ -108,8 +107,49 @@ def show(
 
 
 @app.command()
-def deactivate(ctx: typer.Context, policy_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Deactivate a policy: nothing more can be issued under it (existing mandates stay)."""
+def deactivate(
+    ctx: typer.Context,
+    policy_id: Annotated[str, typer.Argument(metavar="ID")],
+    revoke_mandates: Annotated[
+        bool,
+        typer.Option(
+            "--revoke-mandates",
+            help="Also revoke every mandate the principal holds that is still valid (and "
+            "everything delegated from them).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deactivate a policy: nothing more can be issued or delegated to its principal until it
+    has a new one. Mandates it holds stay valid unless --revoke-mandates."""
     with open_workspace(ctx) as caracal:
-        caracal.policies.deactivate(policy_id)
+        impact = caracal.policies.deactivation_impact(policy_id)
+        who = impact.principal.name
+        if not impact.policy.active:
+            # Let the facade give the one answer for this (a conflict).
+            caracal.policies.deactivate(policy_id)
+        held = len(impact.live_mandates)
+        if impact.needs_warning:
+            note(
+                f"warning: {who} holds {held} mandate(s) that stay valid after this, until "
+                "they expire or are revoked; nothing more can be issued or delegated to "
+                f"{who} without a new policy."
+            )
+        confirm(f"Deactivate policy {policy_id} of {who}?", yes=yes)
+        if impact.needs_warning and not revoke_mandates and not yes:
+            revoke_mandates = ask(
+                f"Also revoke the {held} mandate(s) {who} holds (and everything delegated "
+                "from them)?"
+            )
+        result = caracal.policies.deactivate(policy_id, revoke_mandates=revoke_mandates)
+    if as_json:
+        emit_json({"policy_id": policy_id, "revoked": result.revoked})
+        return
     echo(f"Policy {policy_id} deactivated.")
+    if result.revoked:
+        echo(f"Revoked {len(result.revoked)} mandate(s).")
+    elif impact.needs_warning:
+        note(
+            f"The {held} mandate(s) {who} holds stay valid; revoke them with `caracal mandate revoke`."
+        )

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from caracal.cli.common import confirm, echo, emit_json, note, open_workspace, table
-from caracal.cli.format import when
+from caracal.core.durations import when
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 PrincipalArg = Annotated[str, typer.Argument(metavar="P", help="Principal name or id.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 @app.command()
@@ -85,10 +86,20 @@ def rotate_key(
             "--revoke-old", help="Also revoke the old keys: mandates they signed stop validating."
         ),
     ] = False,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a new signing key; old mandates keep verifying unless --revoke-old."""
+    """Add a new signing key; old mandates keep verifying unless --revoke-old (asks first)."""
     with open_workspace(ctx) as caracal:
+        if revoke_old:
+            found = caracal.principals.check_rotation(principal)
+            held = caracal.principals.signed_by_keys(principal)
+            confirm(
+                f"Revoke every key of {found.name} but the new one? The {held} mandate(s) they "
+                "signed, and everything delegated from them, stop validating; this cannot be "
+                "undone.",
+                yes=yes,
+            )
         rotation = caracal.principals.rotate_key(principal, revoke_old=revoke_old)
     if as_json:
         emit_json(
@@ -107,9 +118,15 @@ def rotate_key(
 
 
 @app.command()
-def suspend(ctx: typer.Context, principal: PrincipalArg) -> None:
+def suspend(ctx: typer.Context, principal: PrincipalArg, yes: YesOption = False) -> None:
     """Suspend: everything it issued or holds is denied until it is activated again."""
     with open_workspace(ctx) as caracal:
+        found = caracal.principals.check_status_change(principal, "suspended")
+        confirm(
+            f"Suspend {found.kind} {found.name}? Every mandate it issued or holds is denied "
+            "until it is activated again.",
+            yes=yes,
+        )
         updated = caracal.principals.suspend(principal)
     echo(f"{updated.name} is now suspended.")
 
@@ -126,11 +143,11 @@ def activate(ctx: typer.Context, principal: PrincipalArg) -> None:
 def revoke(
     ctx: typer.Context,
     principal: PrincipalArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Revoke for good: everything it issued or holds is denied."""
     with open_workspace(ctx) as caracal:
-        found = caracal.principals.get(principal)
+        found = caracal.principals.check_status_change(principal, "revoked")
         confirm(
             f"Revoke {found.kind} {found.name}? Every mandate it issued or holds stops validating; "
             "this cannot be undone.",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import (
     confirm,
     echo,
@@ -16,7 +17,7 @@ from caracal.cli.common import (
     read_secret,
     table,
 )
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -253,10 +254,18 @@ def scopes(
 
 
 @app.command()
-def export(ctx: typer.Context, name: str, file: Path) -> None:
+def export(
+    ctx: typer.Context,
+    name: str,
+    file: Path,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists (atomically).")
+    ] = False,
+) -> None:
     """Write a provider definition to a JSON file (credentials are never exported)."""
+    file = restricted.output_file(file)
     with open_workspace(ctx) as caracal:
-        caracal.providers.export(name, file)
+        caracal.providers.export(name, file, overwrite=force)
     note(f"Exported provider {name} to {file} (without credentials).")
 
 
@@ -273,6 +282,7 @@ def import_(
 ) -> None:
     """Register a provider from an exported JSON file."""
     credential = read_secret(credential_env, credential_stdin, "credential")
+    file = restricted.input_file(file)
     with open_workspace(ctx) as caracal:
         view = caracal.providers.import_file(file, replace=replace, credential=credential)
     if as_json:

@@ -85,7 +85,9 @@ def down(compose_file: ComposeFile = None) -> None:
 
 
 def reset(
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", "--force", help="Do not ask for confirmation.")
+    ] = False,
     compose_file: ComposeFile = None,
 ) -> None:
     """Remove the stack's containers AND its data volumes (every workspace in the stack)."""
@@ -97,7 +99,8 @@ def reset(
 
 def purge(
     force: Annotated[
-        bool, typer.Option("--force", help="Do not ask; required without a terminal.")
+        bool,
+        typer.Option("--yes", "-y", "--force", help="Do not ask; required without a terminal."),
     ] = False,
     compose_file: ComposeFile = None,
 ) -> None:
@@ -107,14 +110,17 @@ def purge(
     if not force:
         if not interactive():
             raise RefusedError(
-                "purge deletes all stack data; refusing without a terminal. Pass --force."
+                "purge deletes all stack data; refusing without a terminal. Pass --yes (or --force)."
             )
-        answer = typer.prompt(
-            f"This deletes every container, volume, network and built image of stack "
-            f"{stack.project}, and its secrets. Type purge to confirm",
-            default="",
-            show_default=False,
-        )
+        try:
+            answer = typer.prompt(
+                f"This deletes every container, volume, network and built image of stack "
+                f"{stack.project}, and its secrets. Type purge to confirm",
+                default="",
+                show_default=False,
+            )
+        except (typer.Abort, EOFError):
+            raise RefusedError("No answer was given; nothing was removed.") from None
         if answer.strip() != "purge":
             raise RefusedError("Cancelled; nothing was removed.")
     removed = stack.purge()
@@ -148,7 +154,7 @@ def status(
 ) -> None:
     """Each service of the stack: state, health and published ports. Exits 8 when a service
     the stack needs is missing, stopped or unhealthy (`flow` and `cli` run on demand)."""
-    from caracal.core.errors import ExitCode
+    from caracal.cli.exit_codes import ExitCode
 
     statuses = launcher(compose_file).status()
     _show(statuses, as_json)
@@ -166,7 +172,8 @@ def doctor(
     compose_file: ComposeFile = None,
 ) -> None:
     """Check that this host can run the stack; each problem comes with a next step."""
-    from caracal.core.errors import CaracalError, ExitCode
+    from caracal.cli.exit_codes import ExitCode
+    from caracal.core.errors import CaracalError
     from caracal.launcher.doctor import engine_finding, examine, stack_file_finding
     from caracal.launcher.engine import connect
 

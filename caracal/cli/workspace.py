@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import confirm, echo, emit_json, note, table, workspace_override
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (the first one becomes active)."""
+    restricted.no_store_location("--store-url", store_url)
     info = _manager().create(name, store_url=store_url, activate=True if use else None)
     for notice in info.notices:
         note(f"warning: {notice}")

@@ -17,7 +17,42 @@ from caracal.core.errors import ValidationError
 
 class StrictJSONError(ValueError):
     """The text is not strict JSON (duplicate key, NaN/Infinity, a number out of range, or
-    malformed)."""
+    malformed). For a duplicate key, `path` leads to it: the keys (and list positions) from
+    the top, the duplicated key last."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object as its key/value pairs in order (duplicates kept), to find a duplicate."""
+
+
+def _duplicate_path(text: str | bytes) -> tuple[str | int, ...]:
+    def walk(node: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+        if isinstance(node, _Pairs):
+            seen: set[str] = set()
+            for key, _value in node:
+                if key in seen:
+                    return (*path, key)
+                seen.add(key)
+            children: Any = iter(node)
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            return None
+        for key, value in children:
+            found = walk(value, (*path, key))
+            if found is not None:
+                return found
+        return None
+
+    try:
+        tree = json.loads(text, object_pairs_hook=_Pairs)
+    except (ValueError, TypeError, RecursionError):
+        return ()
+    return walk(tree, ()) or ()
 
 
 def canonical_json(value: Any) -> str:
@@ -59,7 +94,9 @@ def strict_loads(text: str | bytes) -> Any:
             parse_constant=_no_constants,
             parse_float=finite_float,
         )
-    except StrictJSONError:
+    except StrictJSONError as exc:
+        if str(exc).startswith("duplicate key"):
+            raise StrictJSONError(str(exc), _duplicate_path(text)) from None
         raise
     except (ValueError, TypeError, RecursionError) as exc:
         raise StrictJSONError(str(exc)) from None
@@ -72,7 +109,7 @@ def parse_intent(text: str | None) -> Any:
     try:
         return strict_loads(text)
     except StrictJSONError as exc:
-        raise ValidationError(f"--intent must be strict JSON: {exc}.") from None
+        raise ValidationError(f"The intent must be strict JSON: {exc}.", hint="intent") from None
 
 
 def intent_hash(intent: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime
 
 from caracal.core.errors import ValidationError
 
@@ -41,3 +43,18 @@ def format_duration(seconds: int | float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts[:2])
+
+
+def when(epoch: float | None) -> str:
+    """An epoch time as UTC, for people (`-` for none)."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def relative(epoch: float, now: float | None = None) -> str:
+    """`in 5m` or `3h ago`."""
+    delta = float(epoch) - (time.time() if now is None else now)
+    if delta >= 0:
+        return f"in {format_duration(delta) if delta >= 1 else '0s'}"
+    return f"{format_duration(-delta)} ago"

@@ -1,63 +1,68 @@
-"""Domain errors and the exit-code enum every front end maps them to."""
+"""Domain errors. Each carries a kind (what went wrong, in general) that a front end turns
+into its own answer: the CLI maps kinds to exit codes (`caracal.cli.exit_codes`), the runtime
+to HTTP statuses, Flow to a dialog.
+
+Messages here say what happened and what to do in words every front end can show; they never
+name a command-line flag. When the next step is "give this input", the error names that input
+as a `hint` and the front end adds how it is given there (the CLI: which option)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import StrEnum
+from typing import ClassVar
 
 
-class ExitCode(IntEnum):
-    """Process exit codes, documented in the README. Values are stable."""
-
-    OK = 0
-    INTERNAL = 1  # a bug: unexpected exception
-    USAGE = 2  # bad command-line usage (unknown option, missing argument)
-    NOT_FOUND = 3  # a named thing does not exist
-    CONFLICT = 4  # already exists, or the state forbids the operation
-    INVALID = 5  # input failed validation
-    DENIED = 6  # an authorisation decision said no
-    INTEGRITY = 7  # ledger or archive verification failed
-    UNAVAILABLE = 8  # a dependency (database, provider, Docker) is unreachable or unhealthy
-    REFUSED = 9  # confirmation required but not given (or no terminal to ask)
-    CONFIG = 10  # configuration file is missing or malformed
+class ErrorKind(StrEnum):
+    INTERNAL = "internal"  # a bug: unexpected exception
+    NOT_FOUND = "not_found"  # a named thing does not exist
+    CONFLICT = "conflict"  # already exists, or the state forbids the operation
+    INVALID = "invalid"  # input failed validation
+    DENIED = "denied"  # an authority decision said no
+    INTEGRITY = "integrity"  # ledger or archive verification failed
+    UNAVAILABLE = "unavailable"  # a dependency is unreachable or unhealthy
+    REFUSED = "refused"  # confirmation required but not given (or nobody to ask)
+    CONFIG = "config"  # configuration file or master key is missing or malformed
 
 
 class CaracalError(Exception):
     """An expected failure with a one-line message that says what to do next."""
 
-    exit_code: ExitCode = ExitCode.INTERNAL
+    kind: ClassVar[ErrorKind] = ErrorKind.INTERNAL
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Names the input the next step is about (e.g. "credential"); see the module docstring.
+        self.hint = hint
 
     def __str__(self) -> str:
         return self.message
 
 
 class NotFoundError(CaracalError):
-    exit_code = ExitCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
 
 
 class ConflictError(CaracalError):
-    exit_code = ExitCode.CONFLICT
+    kind = ErrorKind.CONFLICT
 
 
 class ValidationError(CaracalError):
-    exit_code = ExitCode.INVALID
+    kind = ErrorKind.INVALID
 
 
 class DeniedError(CaracalError):
     """An operation refused by the authority rules (e.g. issuance over a policy bound)."""
 
-    exit_code = ExitCode.DENIED
+    kind = ErrorKind.DENIED
 
-    def __init__(self, message: str, reason_code: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason_code: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.reason_code = reason_code
 
 
 class IntegrityError(CaracalError):
-    exit_code = ExitCode.INTEGRITY
+    kind = ErrorKind.INTEGRITY
 
 
 class RollbackError(IntegrityError):
@@ -66,12 +71,12 @@ class RollbackError(IntegrityError):
 
 
 class UnavailableError(CaracalError):
-    exit_code = ExitCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
 
 
 class RefusedError(CaracalError):
-    exit_code = ExitCode.REFUSED
+    kind = ErrorKind.REFUSED
 
 
 class ConfigError(CaracalError):
-    exit_code = ExitCode.CONFIG
+    kind = ErrorKind.CONFIG

@@ -1,21 +1,28 @@
-"""Mandate claims and the pure rules that bound issuance and delegation."""
+"""Mandate claims: what a token says, parsed strictly, and how a delegated mandate must relate
+to its parent. The rules that decide an issuance or a delegation are in `caracal.core.authority`.
+
+Claims version 2 carries the grants: the (resource, action) pairs the mandate allows, as index
+pairs into its resource and action lists (`grt`). Scopes are sets; grants are pairs, so a
+mandate for resources {repos, admin} and actions {read, delete} allows only the pairs the
+catalog declared when it was issued. Version 1 tokens (before grants were signed) still parse,
+so their rows and events can be shown and replayed, but validation denies them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from caracal.core.errors import DeniedError
 from caracal.core.jws import TokenError
-from caracal.core.principals import may_grant
-from caracal.core.scopes import any_pattern_matches
+from caracal.core.scopes import Grants
 
-CLAIMS_VERSION = 1
+CLAIMS_VERSION = 2
+LEGACY_CLAIMS_VERSION = 1  # no grants: parsed for display and replay, denied by validation
 MAX_CHAIN = 32
-_CLAIM_KEYS = frozenset(
+_LEGACY_KEYS = frozenset(
     {"v", "jti", "ws", "iss", "sub", "iat", "nbf", "exp", "res", "act", "dep", "par", "ih"}
 )
+_CLAIM_KEYS = _LEGACY_KEYS | {"grt"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +62,29 @@ class MandateClaims:
     depth: int
     parent_id: str | None
     intent_hash: str | None
+    grants: Grants | None = None  # None only for a version 1 token
+
+    @property
+    def legacy(self) -> bool:
+        return self.grants is None
+
+    def granted_pairs(self) -> frozenset[tuple[str, str]]:
+        """The (resource scope, action scope) pairs this mandate allows."""
+        return frozenset((self.resources[i], self.actions[j]) for i, j in (self.grants or ()))
+
+    def allows(self, resource: str, action: str) -> bool:
+        """Whether `action` on `resource` is one of the grants (never for a legacy token)."""
+        if self.grants is None:
+            return False
+        try:
+            pair = (self.resources.index(resource), self.actions.index(action))
+        except ValueError:
+            return False
+        return pair in self.grants
 
     def to_claims(self) -> dict[str, Any]:
-        return {
-            "v": CLAIMS_VERSION,
+        claims = {
+            "v": LEGACY_CLAIMS_VERSION if self.grants is None else CLAIMS_VERSION,
             "jti": self.id,
             "ws": self.workspace_id,
             "iss": self.issuer_id,
@@ -72,37 +98,26 @@ class MandateClaims:
             "par": self.parent_id,
             "ih": self.intent_hash,
         }
+        if self.grants is not None:
+            claims["grt"] = [list(pair) for pair in self.grants]
+        return claims
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> MandateClaims:
         """Strictly typed claims, or TokenError(TOKEN_MALFORMED)."""
-        if set(claims) != _CLAIM_KEYS or claims["v"] != CLAIMS_VERSION:
+        version = claims.get("v")
+        expected: dict[int, frozenset[str]] = {
+            CLAIMS_VERSION: _CLAIM_KEYS,
+            LEGACY_CLAIMS_VERSION: _LEGACY_KEYS,
+        }
+        if type(version) is not int or frozenset(claims) != expected.get(version):
             raise TokenError("TOKEN_MALFORMED", "the token's claims are not a mandate's")
-        for key in ("jti", "ws", "iss", "sub"):
-            if not isinstance(claims[key], str) or not claims[key]:
-                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-empty string")
-        # Ids are looked up in the store: only printable ASCII (as issued) can be queried safely.
-        for key in ("jti", "ws", "iss", "sub", "par"):
-            if isinstance(claims[key], str) and not (
-                claims[key].isascii() and claims[key].isprintable()
-            ):
-                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} is not printable ASCII")
-        for key in ("iat", "nbf", "exp", "dep"):
-            if type(claims[key]) is not int or claims[key] < 0:
-                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-negative integer")
-        for key in ("res", "act"):
-            value = claims[key]
-            if (
-                not isinstance(value, list)
-                or not value
-                or not all(isinstance(v, str) for v in value)
-            ):
-                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a list of scopes")
-        for key in ("par", "ih"):
-            if claims[key] is not None and not isinstance(claims[key], str):
-                raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a string or null")
-        if claims["nbf"] >= claims["exp"]:
-            raise TokenError("TOKEN_MALFORMED", "the token expires before it starts")
+        _check_types(claims)
+        grants = (
+            _grants(claims["grt"], len(claims["res"]), len(claims["act"]))
+            if version == CLAIMS_VERSION
+            else None
+        )
         return cls(
             id=claims["jti"],
             workspace_id=claims["ws"],
@@ -116,105 +131,67 @@ class MandateClaims:
             depth=claims["dep"],
             parent_id=claims["par"],
             intent_hash=claims["ih"],
+            grants=grants,
         )
 
-
-def _deny(code: str, message: str) -> DeniedError:
-    return DeniedError(message, code)
-
-
-def check_parties(issuer: Principal, subject: Principal) -> None:
-    if not issuer.active:
-        raise _deny(
-            "ISSUER_INACTIVE",
-            f"Issuer {issuer.name} is {issuer.status}; it cannot grant authority.",
-        )
-    if not subject.active:
-        raise _deny(
-            "SUBJECT_INACTIVE",
-            f"Subject {subject.name} is {subject.status}; it cannot receive authority.",
-        )
-    if not may_grant(issuer.kind, subject.kind):
-        raise _deny(
-            "DIRECTION_NOT_ALLOWED",
-            f"A {issuer.kind} ({issuer.name}) may not grant authority to a {subject.kind} ({subject.name}).",
-        )
+    def signable(self) -> MandateClaims:
+        """These claims, after checking that validation would read them back the same (so no
+        token validation calls malformed is ever signed); TokenError otherwise."""
+        if self.grants is None:
+            raise TokenError("TOKEN_MALFORMED", "a mandate must name its grants")
+        if MandateClaims.from_claims(self.to_claims()) != self:
+            raise TokenError("TOKEN_MALFORMED", "the claims do not read back as given")
+        return self
 
 
-def check_policy(
-    policy: Policy | None,
-    subject: Principal,
-    resources: Sequence[str],
-    actions: Sequence[str],
-    validity: int,
-    depth: int,
-) -> None:
-    """The subject's policy is an upper bound on anything granted to it."""
-    if policy is None or not policy.active:
-        raise _deny(
-            "NO_ACTIVE_POLICY",
-            f"{subject.name} has no active policy; create one with `caracal policy create --principal {subject.name}`.",
-        )
-    if validity > policy.max_validity:
-        raise _deny(
-            "POLICY_VALIDITY_EXCEEDED",
-            f"Requested validity {validity}s exceeds the policy maximum of {policy.max_validity}s ({policy.id}).",
-        )
-    for scope in resources:
-        if not any_pattern_matches(policy.resources, scope):
-            raise _deny(
-                "POLICY_RESOURCE_EXCEEDED", f"Resource {scope} is outside policy {policy.id}."
-            )
-    for scope in actions:
-        if not any_pattern_matches(policy.actions, scope):
-            raise _deny("POLICY_ACTION_EXCEEDED", f"Action {scope} is outside policy {policy.id}.")
-    if depth > policy.delegation_depth:
-        raise _deny(
-            "POLICY_DEPTH_EXCEEDED",
-            f"Delegation depth {depth} exceeds the policy maximum of {policy.delegation_depth} ({policy.id}).",
-        )
+def _check_types(claims: dict[str, Any]) -> None:
+    for key in ("jti", "ws", "iss", "sub"):
+        if not isinstance(claims[key], str) or not claims[key]:
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-empty string")
+    # Ids are looked up in the store: only printable ASCII (as issued) can be queried safely.
+    for key in ("jti", "ws", "iss", "sub", "par"):
+        if isinstance(claims[key], str) and not (
+            claims[key].isascii() and claims[key].isprintable()
+        ):
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} is not printable ASCII")
+    for key in ("iat", "nbf", "exp", "dep"):
+        if type(claims[key]) is not int or claims[key] < 0:
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a non-negative integer")
+    for key in ("res", "act"):
+        value = claims[key]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a list of scopes")
+        if len(set(value)) != len(value):
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} lists a scope twice")
+    for key in ("par", "ih"):
+        if claims[key] is not None and not isinstance(claims[key], str):
+            raise TokenError("TOKEN_MALFORMED", f"claim {key!r} must be a string or null")
+    if claims["nbf"] >= claims["exp"]:
+        raise TokenError("TOKEN_MALFORMED", "the token expires before it starts")
 
 
-@dataclass(frozen=True, slots=True)
-class DelegationPlan:
-    not_before: int
-    expires_at: int
-    depth: int
-    capped: bool  # the requested expiry was cut back to the source's
-
-
-def plan_delegation(
-    source: MandateClaims,
-    resources: Sequence[str],
-    actions: Sequence[str],
-    ttl: int,
-    depth: int | None,
-    now: int,
-) -> DelegationPlan:
-    """Bounds a delegation from `source` (already checked valid): depth − 1, subset, capped expiry."""
-    if source.depth < 1:
-        raise _deny(
-            "DELEGATION_DEPTH_EXHAUSTED", f"Mandate {source.id} has no delegation depth left."
-        )
-    child_depth = source.depth - 1 if depth is None else depth
-    if child_depth > source.depth - 1:
-        raise _deny(
-            "DELEGATION_DEPTH_EXHAUSTED",
-            f"Delegation depth {child_depth} is more than mandate {source.id} allows ({source.depth - 1}).",
-        )
-    extra_res = [r for r in resources if r not in source.resources]
-    if extra_res:
-        raise _deny(
-            "SCOPE_NOT_SUBSET", f"Resource {extra_res[0]} is not granted by mandate {source.id}."
-        )
-    extra_act = [a for a in actions if a not in source.actions]
-    if extra_act:
-        raise _deny(
-            "SCOPE_NOT_SUBSET", f"Action {extra_act[0]} is not granted by mandate {source.id}."
-        )
-    wanted = now + ttl
-    expires = min(wanted, source.expires_at)
-    return DelegationPlan(max(now, source.not_before), expires, child_depth, expires < wanted)
+def _grants(value: Any, resources: int, actions: int) -> Grants:
+    """`grt`: [[resource index, action index], ...], strictly ascending, every resource and
+    every action in at least one pair."""
+    if not isinstance(value, list) or not value:
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' must be a list of index pairs")
+    pairs: list[tuple[int, int]] = []
+    for pair in value:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(i) is int for i in pair)
+            or not (0 <= pair[0] < resources and 0 <= pair[1] < actions)
+        ):
+            raise TokenError("TOKEN_MALFORMED", "claim 'grt' holds a pair out of range")
+        pairs.append((pair[0], pair[1]))
+    if any(a >= b for a, b in itertools.pairwise(pairs)):
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' is not in ascending order")
+    if {i for i, _ in pairs} != set(range(resources)) or {j for _, j in pairs} != set(
+        range(actions)
+    ):
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' leaves a scope without a pair")
+    return tuple(pairs)
 
 
 def chain_defect(child: MandateClaims, parent: MandateClaims) -> str | None:
@@ -229,6 +206,8 @@ def chain_defect(child: MandateClaims, parent: MandateClaims) -> str | None:
         parent.actions
     ):
         return "scopes exceed the parent's"
+    if not child.granted_pairs() <= parent.granted_pairs():
+        return "grants exceed the parent's"
     if child.expires_at > parent.expires_at:
         return "expires after the parent"
     if child.depth > parent.depth - 1:

@@ -15,6 +15,9 @@ RESERVED_WORKSPACE_NAMES = frozenset(
 # (`provider:<p>:resource:<r>`), so they may not contain ':' or '*' or whitespace.
 IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PRINCIPAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+# The prefixes of the ids Caracal makes (principals, mandates, policies, keys, decisions): a
+# name that starts like an id could be read as one wherever "a name or an id" is accepted.
+RESERVED_NAME_PREFIXES = ("pr_", "mnd_", "pol_", "k_", "dec_")
 
 
 def check_workspace_name(name: str) -> str:
@@ -44,5 +47,11 @@ def check_principal_name(value: str) -> str:
         raise ValidationError(
             f"Invalid principal name {value!r}: use 1-128 letters, digits, '.', '@', '-' or '_', "
             "starting with a letter or digit."
+        )
+    reserved = next((p for p in RESERVED_NAME_PREFIXES if value.lower().startswith(p)), None)
+    if reserved is not None:
+        raise ValidationError(
+            f"Invalid principal name {value!r}: names starting with {reserved!r} look like "
+            "Caracal ids and are reserved; choose another name."
         )
     return value

@@ -68,6 +68,7 @@ class ProviderSpec:
             self.name,
             frozenset(r.resource_id for r in self.resources),
             frozenset(a.action_id for a in self.actions),
+            frozenset((a.resource_id, a.action_id) for a in self.actions),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,23 +193,18 @@ def validate_spec(spec: ProviderSpec, *, has_credential: bool) -> ProviderSpec:
             f"Unknown auth scheme {spec.auth!r}: use one of {', '.join(AUTH_SCHEMES)}."
         )
     if spec.auth == "header" and not spec.header_name:
-        raise ValidationError("Auth scheme 'header' needs --header-name (e.g. X-Token).")
+        raise ValidationError("Auth scheme 'header' needs a header name.", hint="header_name")
     if spec.header_name is not None:
         if spec.auth not in ("header", "api-key"):
             raise ValidationError(
-                "--header-name only applies to the 'header' and 'api-key' auth schemes."
+                "A header name only applies to the 'header' and 'api-key' auth schemes."
             )
         if not spec.header_name or set(spec.header_name) - _HEADER_CHARS:
             raise ValidationError(f"Invalid header name {spec.header_name!r}.")
     if spec.auth != "none" and not has_credential:
-        raise ValidationError(
-            f"Auth scheme {spec.auth!r} needs a credential: pass --credential-env VAR "
-            "or --credential-stdin."
-        )
+        raise ValidationError(f"Auth scheme {spec.auth!r} needs a credential.", hint="credential")
     if spec.auth == "none" and has_credential:
-        raise ValidationError(
-            "A credential was given but the auth scheme is 'none'; set --auth as well."
-        )
+        raise ValidationError("A credential was given but the auth scheme is 'none'.", hint="auth")
     _check_path(spec.health_path, "health path")
     _check_catalog(spec.resources, spec.actions)
     return spec
@@ -250,8 +246,8 @@ def _check_catalog(
     for action in actions:
         if action.resource_id not in seen_resources:
             raise ValidationError(
-                f"Action {action.action_id!r} refers to unknown resource {action.resource_id!r}; "
-                "add it with --resource first."
+                f"Action {action.action_id!r} refers to unknown resource {action.resource_id!r}.",
+                hint="resource",
             )
         check_identifier(action.action_id, "action id")
         if action.method not in HTTP_METHODS:
@@ -269,6 +265,4 @@ def _check_catalog(
         resources_with_actions.add(action.resource_id)
     missing = sorted(seen_resources - resources_with_actions)
     if missing:
-        raise ValidationError(
-            f"Resource {missing[0]!r} has no action; add one with --action {missing[0]}:ACTION."
-        )
+        raise ValidationError(f"Resource {missing[0]!r} has no action.", hint="action")

@@ -40,7 +40,8 @@ ISSUANCE_REFUSALS: Final[dict[str, str]] = {
     "POLICY_RESOURCE_EXCEEDED": "a resource is outside the policy",
     "POLICY_ACTION_EXCEEDED": "an action is outside the policy",
     "POLICY_DEPTH_EXCEEDED": "the delegation depth exceeds the policy's maximum",
-    "SOURCE_INVALID": "the source mandate is revoked, expired or not valid yet",
+    "SOURCE_INVALID": "the source mandate is revoked, not valid yet or otherwise unusable",
+    "SOURCE_EXPIRED": "the source mandate has expired (even if within the clock leeway)",
     "DELEGATION_DEPTH_EXHAUSTED": "the source mandate may not be delegated further",
     "SCOPE_NOT_SUBSET": "delegated scopes must be a subset of the source's",
 }

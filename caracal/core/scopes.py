@@ -7,7 +7,7 @@ Patterns may use `*` within a segment; it never matches across ':'.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -16,6 +16,8 @@ from caracal.core.errors import ValidationError
 from caracal.core.names import IDENTIFIER
 
 ScopeKind = Literal["resource", "action"]
+# A mandate's grants: (index into its resources, index into its actions), ascending.
+Grants = tuple[tuple[int, int], ...]
 _SEGMENT_PATTERN = re.compile(r"^[a-z0-9_.*-]{1,64}$")
 
 
@@ -90,17 +92,76 @@ def any_pattern_matches(patterns: Iterable[str], scope: str) -> bool:
     return any(pattern_matches(parse_pattern(p), concrete) for p in patterns)
 
 
+def short_scope(text: str) -> str:
+    """`provider:github:action:read` -> `github:read`, for narrow columns."""
+    parts = text.split(":")
+    return f"{parts[1]}:{parts[3]}" if len(parts) == 4 and parts[0] == "provider" else text
+
+
+def scope_kind(text: str) -> ScopeKind | None:
+    """The kind of a well-formed scope or pattern, or None."""
+    try:
+        return parse_pattern(text).kind
+    except ValidationError:
+        return None
+
+
+def by_provider(scopes: Iterable[str], kind: ScopeKind) -> dict[str, list[str]]:
+    """The scopes (or patterns) of one kind, grouped by provider, in the order given."""
+    out: dict[str, list[str]] = {}
+    for text in scopes:
+        try:
+            scope = parse_pattern(text)
+        except ValidationError:
+            continue
+        if scope.kind == kind:
+            out.setdefault(scope.provider, []).append(text)
+    return out
+
+
+def provider_wildcard(provider: str, kind: ScopeKind) -> str:
+    """The pattern for every scope of one kind of a provider."""
+    return f"provider:{provider}:{kind}:*"
+
+
+def drop_covered(patterns: Iterable[str]) -> list[str]:
+    """The patterns without those another pattern of the list already covers (a concrete scope
+    under a picked wildcard), in the order given."""
+    listed = list(dict.fromkeys(patterns))
+    parsed = {text: parse_pattern(text) for text in listed}
+
+    def covered(text: str) -> bool:
+        scope = parsed[text]
+        if "*" in scope.provider or "*" in scope.ident:
+            return False
+        return any(
+            other != text and pattern_matches(parsed[other], scope)
+            for other in listed
+            if "*" in parsed[other].provider or "*" in parsed[other].ident
+        )
+
+    return [text for text in listed if not covered(text)]
+
+
 @dataclass(frozen=True)
 class ProviderCatalog:
-    """What one provider offers. A passthrough provider (no resources) accepts any id."""
+    """What one provider offers. A passthrough provider (no resources) accepts any id, and any
+    of its actions on any of its resources. A scoped provider declares each action on one
+    resource: `pairs` holds (resource id, action id)."""
 
     name: str
     resources: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset()
+    pairs: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def passthrough(self) -> bool:
         return not self.resources
+
+    def declares(self, resource_id: str, action_id: str) -> bool:
+        if self.passthrough:
+            return True
+        return (resource_id, action_id) in self.pairs
 
 
 @dataclass(frozen=True)
@@ -140,6 +201,84 @@ class Catalog:
                 return True
         return False
 
+    def declares(self, resource: str, action: str) -> bool:
+        """Whether the catalog declares `action` on `resource` (both concrete scopes)."""
+        res, act = parse_scope(resource), parse_scope(action)
+        if res.kind != "resource" or act.kind != "action" or res.provider != act.provider:
+            return False
+        entry = self.providers.get(res.provider)
+        return entry is not None and entry.declares(res.ident, act.ident)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every declared (resource scope, action scope) pair of the scoped providers (a
+        passthrough provider declares none: any of its actions goes with any of its resources)."""
+        out: list[tuple[str, str]] = []
+        for name in sorted(self.providers):
+            entry = self.providers[name]
+            out += [
+                (resource_scope(name, r), action_scope(name, a)) for r, a in sorted(entry.pairs)
+            ]
+        return out
+
+    def grants(self, resources: Sequence[str], actions: Sequence[str]) -> Grants:
+        """The declared pairs among `resources` × `actions`, as index pairs into the two
+        lists; a ValidationError when an action is declared on none of the resources, or a
+        resource has none of the actions (it would be granted for nothing)."""
+        found = tuple(
+            (i, j)
+            for i, resource in enumerate(resources)
+            for j, action in enumerate(actions)
+            if self.declares(resource, action)
+        )
+        used_actions = {j for _, j in found}
+        for j, action in enumerate(actions):
+            if j not in used_actions:
+                raise ValidationError(
+                    f"Action {action} is declared on none of the resources asked for "
+                    f"({', '.join(resources)}).",
+                    hint="pairs",
+                )
+        used_resources = {i for i, _ in found}
+        for i, resource in enumerate(resources):
+            if i not in used_resources:
+                raise ValidationError(
+                    f"Resource {resource} has none of the actions asked for "
+                    f"({', '.join(actions)}) declared on it.",
+                    hint="pairs",
+                )
+        return found
+
+    def require_pattern_pairs(
+        self, resource_patterns: Sequence[str], action_patterns: Sequence[str]
+    ) -> None:
+        """A policy's action patterns must each cover some declared pair with one of its
+        resource patterns (a wildcard covers only declared pairs); otherwise the pattern
+        admits nothing."""
+        res = [parse_pattern(p) for p in resource_patterns]
+        for text in action_patterns:
+            pattern = parse_pattern(text)
+            if not any(self._pattern_pair_exists(r, pattern) for r in res):
+                raise ValidationError(
+                    f"Action pattern {text} is declared on none of the resources the policy "
+                    "allows.",
+                    hint="pairs",
+                )
+
+    def _pattern_pair_exists(self, resource: Scope, action: Scope) -> bool:
+        for name, entry in self.providers.items():
+            if not (
+                segment_matches(resource.provider, name) and segment_matches(action.provider, name)
+            ):
+                continue
+            if entry.passthrough:
+                return True
+            if any(
+                segment_matches(resource.ident, r) and segment_matches(action.ident, a)
+                for r, a in entry.pairs
+            ):
+                return True
+        return False
+
     def require_scopes(self, scopes: Iterable[str], kind: ScopeKind) -> list[str]:
         """Validate concrete scopes of one kind against the catalog; return them deduplicated."""
         out: list[str] = []
@@ -151,8 +290,7 @@ class Catalog:
                 )
             if not self.contains(scope):
                 raise ValidationError(
-                    f"Scope {text!r} is not in this workspace's catalog; "
-                    "see `caracal provider scopes`."
+                    f"Scope {text!r} is not in this workspace's catalog.", hint="scopes"
                 )
             if text not in out:
                 out.append(text)
@@ -171,8 +309,8 @@ class Catalog:
                 )
             if not self.pattern_has_match(pattern):
                 raise ValidationError(
-                    f"Pattern {text!r} matches nothing in this workspace's catalog; "
-                    "see `caracal provider scopes`."
+                    f"Pattern {text!r} matches nothing in this workspace's catalog.",
+                    hint="scopes",
                 )
             if text not in out:
                 out.append(text)

@@ -148,6 +148,11 @@ class Validator:
                 raise _deny("ACTION_OUT_OF_SCOPE", f"action {action} is not granted")
             if resource not in leaf.resources:
                 raise _deny("RESOURCE_OUT_OF_SCOPE", f"resource {resource} is not granted")
+            if not leaf.allows(resource, action):
+                # Scopes are sets, grants are pairs: both named, but not together.
+                raise _deny(
+                    "ACTION_OUT_OF_SCOPE", f"action {action} is not granted on resource {resource}"
+                )
             if leaf.intent_hash is not None:
                 if intent is None:
                     raise _deny(
@@ -244,6 +249,11 @@ class Validator:
             claims = MandateClaims.from_claims(parsed.claims)
         except TokenError as exc:
             raise _deny(exc.code, exc.message) from None
+        if claims.legacy:
+            raise _deny(
+                "TOKEN_MALFORMED",
+                "the mandate was issued before grants were signed as pairs; issue a new one",
+            )
         # Until the signature verifies, the claims are only claims: no mandate id is reported.
         if claims.workspace_id != state.workspace_id:
             raise _deny("WORKSPACE_MISMATCH")

@@ -3,22 +3,69 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from caracal.core.errors import ValidationError
+from caracal.core.errors import ConflictError, ValidationError
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    with atomic_writer(path, mode) as handle:
+def atomic_write_bytes(
+    path: Path, data: bytes, mode: int = 0o600, *, overwrite: bool = True
+) -> None:
+    with atomic_writer(path, mode, overwrite=overwrite) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, overwrite: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, overwrite=overwrite)
+
+
+# What link() answers where a file system has no hard links.
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS, errno.EMLINK}
+)
+
+
+def already_exists(path: Path) -> ConflictError:
+    return ConflictError(f"{path} already exists; nothing was written.", hint="force")
+
+
+def refuse_existing(path: Path) -> None:
+    """Before the work of writing a file the user named: it must not exist yet."""
+    if path.exists() or path.is_symlink():
+        raise already_exists(path)
+
+
+def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    """Move a finished temp file to `path`: replacing what is there only with `overwrite`,
+    else failing if anything appeared there meanwhile (a hard link cannot replace a file)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise already_exists(path) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # A file system without hard links: claim the name first, then replace the claim.
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise already_exists(path) from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        return
+    os.unlink(tmp)
 
 
 def fsync_dir(path: Path) -> None:
@@ -35,10 +82,13 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
-    """Stream into a temp file; it replaces `path` only if the block finishes."""
+def atomic_writer(path: Path, mode: int = 0o600, *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Stream into a temp file; it replaces `path` only if the block finishes (and, without
+    `overwrite`, only if nothing is there: files a user names are never silently replaced)."""
     if not path.name or path.is_dir():  # `--output .` or an existing folder
         raise ValidationError(f"{path} is a folder; give the name of a file to write.")
+    if not overwrite:
+        refuse_existing(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -47,7 +97,7 @@ def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

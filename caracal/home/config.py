@@ -8,20 +8,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from caracal.core.errors import ConfigError, NotFoundError, ValidationError
+from caracal.core.redact import MASK, is_encrypted_value, mask_url, mask_urls
 from caracal.home.atomic import atomic_write_text
-from caracal.vault.cipher import is_encrypted_value
 
-__all__ = ["is_encrypted_value"]  # re-exported: config values may be ENC[...]
+__all__ = ["MASK", "is_encrypted_value", "mask_url"]  # re-exported for the front ends
 
 CONFIG_VERSION = 1
-MASK = "********"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 
 
@@ -80,11 +78,25 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class AnonymousDenialSettings(_Section):
+    """Denials of tokens tied to no known key (missing, malformed, unknown key, bad
+    signature): recorded in aggregate, and limited per client."""
+
+    interval_seconds: float = Field(
+        10.0, ge=1, le=3600, description="One ledger event per reason and client this often."
+    )
+    per_client_per_second: float = Field(
+        10.0, ge=0, le=100_000, description="A client's budget refill rate; 0 turns the limit off."
+    )
+    burst: int = Field(50, ge=1, le=1_000_000, description="A client's budget when full.")
+
+
 class RuntimeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = _secret(default=None)
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    anonymous_denials: AnonymousDenialSettings = Field(default_factory=AnonymousDenialSettings)
 
 
 class WorkspaceConfig(_Section):
@@ -132,6 +144,15 @@ def expand_vars(raw: Any, env: dict[str, str], where: str) -> Any:
         )
 
     return _VAR.sub(substitute, raw)
+
+
+def has_encrypted(raw: Any) -> bool:
+    """Whether any value, at any depth (lists included), is sealed."""
+    if isinstance(raw, dict):
+        return any(has_encrypted(v) for v in raw.values())
+    if isinstance(raw, list):
+        return any(has_encrypted(v) for v in raw)
+    return is_encrypted_value(raw)
 
 
 def decrypt_values(raw: Any, decrypt: Callable[[str], str]) -> Any:
@@ -293,26 +314,12 @@ def parse_cli_value(text: str) -> Any:
 
 
 def mask_value(key: str, value: Any, secrets: set[str]) -> Any:
+    """A value as it may be shown: sealed and secret values masked whole (a secret URL keeps
+    all but its password), and the password of any URL anywhere masked."""
     if value is None:
         return None
     if is_encrypted_value(value):
         return MASK
-    if key not in secrets or not isinstance(value, str):
-        return value
-    if "://" in value:
-        return mask_url(value)
-    return MASK
-
-
-def mask_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    if key in secrets and isinstance(value, str) and "://" not in value:
         return MASK
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:{MASK}@{host}" if parts.username else f":{MASK}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return mask_urls(value)

@@ -4,14 +4,16 @@ dependency order, health waits; and taking it all down again, precisely by label
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caracal.core.errors import ConflictError, UnavailableError
 from caracal.launcher.compose import Service, Stack
-from caracal.launcher.state import StackState
+from caracal.launcher.state import CONTAINER_UID, StackState
 
 if TYPE_CHECKING:
     import docker
@@ -97,6 +99,9 @@ class Launcher:
         from caracal.launcher.images import ensure_images
 
         image_ids = ensure_images(self, services, build=build)
+        sharing = next((s for s in services if _mounts(s, self.state.host_io)), None)
+        if sharing is not None:
+            self._share_host_io(sharing.image)
         deadline = time.monotonic() + timeout
         for service in services:
             for dependency, condition in service.depends_on.items():
@@ -136,8 +141,65 @@ class Launcher:
                     labels=self._labels(**{"com.docker.compose.volume": key}),
                 )
 
+    # ---- ownership: private files that the containers' users can read -------------------
+    def _user_of(self, service: Service) -> tuple[int, int] | None:
+        """The uid and gid the service's processes run as (compose `user`, else the image's
+        USER, else root); None for a user given by name."""
+        spec = service.user
+        if spec is None:
+            try:
+                spec = self.client.images.get(service.image).attrs["Config"].get("User") or ""
+            except Exception:
+                spec = ""
+        user, _, group = (spec or "0").partition(":")
+        if not user.isdigit() or (group and not group.isdigit()):
+            return None
+        return int(user), int(group or user)
+
+    def _own(self, path: Path, uid: int, gid: int, image: str, mode: int | None = None) -> None:
+        """Give `path` to a container user. Root does it here; anyone else through the
+        engine, in a throwaway container of an image the stack runs anyway."""
+        info = path.stat()
+        wanted_mode = mode if mode is not None else info.st_mode & 0o7777
+        if (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (uid, gid, wanted_mode):
+            return
+        if os.geteuid() == 0:
+            os.chown(path, uid, gid)
+            os.chmod(path, wanted_mode)
+            return
+        script = f"chown {uid}:{gid} /target && chmod {wanted_mode:o} /target"
+        self.client.containers.run(
+            image,
+            entrypoint=["sh", "-c", script],
+            command=[],
+            user="0:0",
+            volumes={str(path): {"bind": "/target", "mode": "rw"}},
+            network_mode="none",
+            labels=self._labels(**{"com.docker.compose.oneoff": "True"}),
+            remove=True,
+        )
+
+    def _share_host_io(self, image: str) -> None:
+        """The host I/O folder belongs to the containers' user, 0700. Without root on the
+        host it stays in the operator's group instead (0770, new files inherit the group), so
+        the operator can still reach it, and it is never world-writable."""
+        if os.geteuid() == 0:
+            self._own(self.state.host_io, CONTAINER_UID, CONTAINER_UID, image, 0o700)
+        else:
+            self._own(self.state.host_io, CONTAINER_UID, os.getgid(), image, 0o2770)
+
+    def _secret_files(self, service: Service) -> dict[str, Path]:
+        owner = self._user_of(service)
+        files: dict[str, Path] = {}
+        for name in service.secrets:
+            path = self.state.service_secret(service.name, name)
+            if owner is not None:
+                self._own(path, owner[0], owner[1], service.image, 0o600)
+            files[name] = path
+        return files
+
     def _ensure_container(self, service: Service, image_id: str) -> None:
-        secret_files = {name: self.stack.secrets[name] for name in service.secrets}
+        secret_files = self._secret_files(service)
         wanted = service.config_hash(image_id, secret_files)
         current = self.container(service.name)
         if current is not None and current.labels.get(CONFIG_HASH) != wanted:
@@ -323,4 +385,11 @@ def _last_probe(state: dict[str, Any]) -> str:
         str(log[-1].get("Output", "")).strip().splitlines()[-1:][0]
         if log[-1].get("Output")
         else "probe failed"
+    )
+
+
+def _mounts(service: Service, folder: Path) -> bool:
+    return any(
+        m.kind != "volume" and Path(m.source).expanduser().resolve() == folder.resolve()
+        for m in service.mounts
     )

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from caracal.server.authorize import handle
-from caracal.server.health import Check, check_redis, check_store
+from caracal.server.health import Check, check_redis, check_store, failure
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
 from caracal.services import change_feed
@@ -31,7 +31,7 @@ def create_app(workspace: str | None = None) -> Starlette:
             checks = [check_store(runtime.caracal)]
             redis_url = change_feed.redis_url(runtime.caracal)
         except Exception as exc:
-            return [Check("store", False, str(exc).strip().splitlines()[0][:200])]
+            return [Check("store", False, failure("store", exc))]
         halted = runtime.authorizer.halted
         checks.append(Check("ledger", halted is None, halted or "head signed and not rolled back"))
         redis = check_redis(redis_url)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from caracal.server.requests import DRAIN_BYTES, BadRequest, authorize_request, drain
-from caracal.server.runtime import LedgerUnavailable, Outcome, Runtime
+from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime
 
 Scope = dict[str, Any]
 _JSON = [(b"content-type", b"application/json")]
@@ -64,9 +64,11 @@ async def _body(scope: Scope, receive: Any, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(send: Any, status: int, body: dict[str, Any]) -> None:
+async def _send(
+    send: Any, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
-    headers = [*_JSON, (b"content-length", str(len(data)).encode())]
+    headers = [*_JSON, (b"content-length", str(len(data)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
@@ -80,8 +82,22 @@ async def handle(runtime: Runtime, limit: int, scope: Scope, receive: Any, send:
         return
     try:
         outcome = await runtime.authorizer.decide(
-            ask.token, ask.action, ask.resource, caller=ask.caller, intent=ask.intent
+            ask.token,
+            ask.action,
+            ask.resource,
+            caller=ask.caller,
+            intent=ask.intent,
+            client=(scope.get("client") or ("unknown",))[0],
         )
+    except RateLimited as exc:
+        retry = str(max(1, round(exc.retry_after)))
+        await _send(
+            send,
+            429,
+            {"error": "rate_limited", "field": None, "message": str(exc)},
+            [(b"retry-after", retry.encode())],
+        )
+        return
     except LedgerUnavailable as exc:
         await _send(send, 503, {**UNRECORDED, "reason": exc.reason})
         return

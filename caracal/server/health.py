@@ -1,16 +1,20 @@
-"""Dependency checks behind `GET /health`: the store, and Redis when one is configured."""
+"""Dependency checks behind `GET /health`: the store, and Redis when one is configured.
+
+`/health` answers anyone who can reach the runtime, so a detail says whether a dependency
+works and, if not, what kind of failure it is: never a URL, a host, a port or a secret (the
+workspace log has the rest)."""
 
 from __future__ import annotations
 
-import os
+import logging
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
-
+from caracal.services import change_feed
 from caracal.services.facade import Caracal
+
+log = logging.getLogger("caracal.server")
 
 
 @dataclass(frozen=True)
@@ -22,18 +26,28 @@ class Check:
 
 def check_store(app: Caracal) -> Check:
     try:
-        with app.store.read() as conn:
-            conn.execute(text("SELECT 1"))
+        app.store.ping()
     except Exception as exc:
-        return Check("store", False, str(exc).strip().splitlines()[0][:200])
+        return Check("store", False, failure("store", exc))
     return Check("store", True, app.location.describe())
 
 
-def redis_password() -> str | None:
-    path = os.environ.get("CARACAL_REDIS_PASSWORD_FILE")
-    if path:
-        return Path(path).read_text(encoding="utf-8").strip()
-    return urlsplit(os.environ.get("CARACAL_REDIS_URL", "")).password
+def failure(name: str, exc: BaseException) -> str:
+    """A detail safe to show anyone: the kind of failure only (logged in full)."""
+    log.warning("health: %s failed: %s", name, exc)
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "unreachable (timed out)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "unreachable (connection refused)"
+    if isinstance(exc, OSError):
+        return "unreachable"
+    return f"failing ({type(exc).__name__})"
+
+
+def redis_password(url: str) -> str | None:
+    """As the change feed has it: the password file, else the URL's own (config.yaml's
+    `runtime.redis_url` or CARACAL_REDIS_URL)."""
+    return change_feed.redis_password(url)
 
 
 def check_redis(url: str | None, timeout: float = 1.0) -> Check | None:
@@ -42,7 +56,7 @@ def check_redis(url: str | None, timeout: float = 1.0) -> Check | None:
         return None
     parts = urlsplit(url)
     try:
-        password = redis_password()
+        password = redis_password(url)
         with socket.create_connection(
             (parts.hostname or "127.0.0.1", parts.port or 6379), timeout
         ) as sock:
@@ -53,10 +67,12 @@ def check_redis(url: str | None, timeout: float = 1.0) -> Check | None:
             stream.flush()
             replies = [stream.readline().strip() for _ in range(2 if password else 1)]
     except (OSError, ValueError) as exc:
-        return Check("redis", False, f"{parts.hostname}:{parts.port or 6379}: {exc}")
+        return Check("redis", False, failure("redis", exc))
     if replies[-1] != b"+PONG" or (password and replies[0] != b"+OK"):
-        return Check("redis", False, replies[0].decode(errors="replace")[:200])
-    return Check("redis", True, f"{parts.hostname}:{parts.port or 6379}")
+        log.warning("health: redis answered %r", replies[0][:200])
+        refused = replies[0].startswith((b"-NOAUTH", b"-WRONGPASS", b"-ERR invalid password"))
+        return Check("redis", False, "authentication refused" if refused else "unexpected answer")
+    return Check("redis", True, "reachable")
 
 
 def _resp(*words: str) -> bytes:

@@ -26,7 +26,7 @@ from caracal.core.errors import NotFoundError
 from caracal.core.names import IDENTIFIER
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamError, UpstreamPool
 from caracal.server.requests import DRAIN_BYTES, drain
-from caracal.server.runtime import LedgerUnavailable
+from caracal.server.runtime import LedgerUnavailable, RateLimited
 from caracal.services.tools import McpServer
 
 log = logging.getLogger("caracal.server.mcp")
@@ -125,11 +125,20 @@ class McpGate:
         request_id = message.get("id")
         token = _bearer(request.headers.get("authorization"))
         if token is None:
+            client = request.client.host if request.client else None
+            # Counted with the other denials no key can be tied to (never one event each).
+            decision_id = self.runtime.authorizer.denials.count(
+                "TOKEN_MISSING", client, {"source": "mcp"}
+            )
             return _error(
                 request_id,
                 DENIED,
                 "A mandate is required: send it as `Authorization: Bearer <token>`.",
-                {"reason_code": "TOKEN_MISSING", "reason": "no bearer token", "decision_id": None},
+                {
+                    "reason_code": "TOKEN_MISSING",
+                    "reason": "no bearer token",
+                    "decision_id": decision_id,
+                },
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="caracal"'},
             )
@@ -149,7 +158,20 @@ class McpGate:
             return Response(status_code=202)  # a response to a request we never sent
         if "id" not in message:
             return Response(status_code=202)  # notifications (initialized, cancelled, ...)
-        return await self._dispatch(server, token, message)
+        client = request.client.host if request.client else None
+        try:
+            return await self._dispatch(server, token, message, client)
+        except RateLimited as exc:
+            data = {"reason_code": "RATE_LIMITED", "reason": str(exc), "decision_id": None}
+            retry = str(max(1, round(exc.retry_after)))
+            return _error(
+                request_id,
+                DENIED,
+                "Too many requests with unusable tokens.",
+                data,
+                status=429,
+                headers={"Retry-After": retry},
+            )
 
     async def _read_message(self, request: Request) -> dict[str, Any]:
         origin = request.headers.get("origin")
@@ -172,7 +194,9 @@ class McpGate:
         return message  # type: ignore[no-any-return]
 
     # ---- methods --------------------------------------------------------------------------
-    async def _dispatch(self, server: McpServer, token: str, message: dict[str, Any]) -> Response:
+    async def _dispatch(
+        self, server: McpServer, token: str, message: dict[str, Any], client: str | None
+    ) -> Response:
         request_id, method = message["id"], message["method"]
         params = message.get("params") or {}
         if method == "initialize":
@@ -180,9 +204,9 @@ class McpGate:
         if method == "ping":
             return _result(request_id, {})
         if method == "tools/list":
-            return await self._list_tools(server, token, request_id, params)
+            return await self._list_tools(server, token, request_id, params, client)
         if method == "tools/call":
-            return await self._call_tool(server, token, request_id, params)
+            return await self._call_tool(server, token, request_id, params, client)
         return _error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
 
     def _initialize(self, server: McpServer, request_id: Any, params: dict[str, Any]) -> Response:
@@ -196,37 +220,60 @@ class McpGate:
         return _result(request_id, result, {"Mcp-Session-Id": secrets.token_urlsafe(24)})
 
     async def _list_tools(
-        self, server: McpServer, token: str, request_id: Any, params: dict[str, Any]
+        self,
+        server: McpServer,
+        token: str,
+        request_id: Any,
+        params: dict[str, Any],
+        client: str | None = None,
     ) -> Response:
+        """The registered tools the mandate allows. A listing says what a token may do, so it
+        is recorded like a decision (one event, with how many tools were shown) before it is
+        answered."""
         if params.get("cursor") is not None:
             return _error(request_id, INVALID_PARAMS, "Unknown cursor: the gate lists in one page.")
+        authorizer = self.runtime.authorizer
+        authorizer.admit(client)
         registered = list(server.tools.values())
-        outcomes = await asyncio.gather(
-            *(self.runtime.authorizer.check(token, t.action, t.resource) for t in registered),
+        checked = await asyncio.gather(
+            *(authorizer.check(token, t.action, t.resource) for t in registered),
             return_exceptions=True,
         )
+        outcomes = [o for o in checked if not isinstance(o, BaseException)]
         allowed = {
             tool.name
-            for tool, outcome in zip(registered, outcomes, strict=True)
+            for tool, outcome in zip(registered, checked, strict=True)
             if getattr(outcome, "allowed", False) is True
         }
-        if not allowed:
-            return _result(request_id, {"tools": []})  # nothing to show: the upstream is not asked
+        upstream_tools: list[dict[str, Any]] = []
+        failure: UpstreamError | None = None
+        if allowed:  # nothing to show: the upstream is not asked
+            try:
+                upstream_tools = await self.upstreams.list_tools(server)
+            except UpstreamError as exc:
+                failure = exc
+        shown = [t for t in upstream_tools if t.get("name") in allowed]
         try:
-            upstream_tools = await self.upstreams.list_tools(server)
-        except UpstreamError as exc:
-            log.warning("mcp %s: tools/list failed upstream: %s", server.name, exc)
+            await authorizer.record_listing(server.name, token, outcomes, len(shown), client)
+        except LedgerUnavailable as exc:
+            data = {"reason_code": "LEDGER_UNAVAILABLE", "reason": exc.reason, "decision_id": None}
+            return _error(request_id, DENIED, "The listing could not be recorded.", data)
+        if failure is not None:
+            log.warning("mcp %s: tools/list failed upstream: %s", server.name, failure)
             return _error(
                 request_id,
                 UPSTREAM_FAILED,
-                f"The MCP server {server.name!r} is unavailable: {exc}.",
+                f"The MCP server {server.name!r} is unavailable: {failure}.",
             )
-        return _result(
-            request_id, {"tools": [t for t in upstream_tools if t.get("name") in allowed]}
-        )
+        return _result(request_id, {"tools": shown})
 
     async def _call_tool(
-        self, server: McpServer, token: str, request_id: Any, params: dict[str, Any]
+        self,
+        server: McpServer,
+        token: str,
+        request_id: Any,
+        params: dict[str, Any],
+        client: str | None = None,
     ) -> Response:
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
@@ -243,7 +290,10 @@ class McpGate:
                 tool.resource,
                 intent={"tool": name, "arguments": arguments or {}},
                 source="mcp",
+                client=client,
             )
+        except RateLimited:
+            raise
         except Exception as exc:
             # Undecided is denied: nothing reaches the upstream.
             log.warning("mcp %s: %s not decided: %s", server.name, name, type(exc).__name__)

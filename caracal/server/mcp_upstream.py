@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from caracal import __version__
+from caracal.core.canonical import strict_loads
 from caracal.services.tools import McpServer
 
 HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
@@ -50,13 +51,11 @@ class _Session:
     tools_expire: float = 0.0
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _loads(data: bytes | str) -> Any:
+    """The upstream's answer, through the one strict reader: a duplicated key (`result` twice,
+    say) is not read one way here and another way by the agent."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return strict_loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UpstreamError(f"the upstream sent invalid JSON ({exc})") from None
 

@@ -15,6 +15,8 @@ class Metrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.http_errors: dict[int, int] = {}
+        self.listings: dict[str, int] = {"shown": 0, "empty": 0}
+        self.tools_shown = 0
         self._batcher: Any = None
         self._cache: Any = None
         self._runtime: Any = None
@@ -30,6 +32,11 @@ class Metrics:
 
     def rejected(self, status: int) -> None:
         self.http_errors[status] = self.http_errors.get(status, 0) + 1
+
+    def listed(self, shown: int) -> None:
+        """One MCP tools/list answered, showing `shown` tools."""
+        self.listings["shown" if shown else "empty"] += 1
+        self.tools_shown += shown
 
     def render(self) -> str:
         out = [
@@ -55,6 +62,30 @@ class Metrics:
         ]
         for status, count in sorted(self.http_errors.items()):
             out.append(f'caracal_requests_rejected_total{{status="{status}"}} {count}')
+        out += [
+            "# HELP caracal_mcp_tool_listings_total MCP tools/list answers (each in the ledger), "
+            "by whether any tool was shown.",
+            "# TYPE caracal_mcp_tool_listings_total counter",
+            *(
+                f'caracal_mcp_tool_listings_total{{result="{k}"}} {v}'
+                for k, v in sorted(self.listings.items())
+            ),
+            "# HELP caracal_mcp_tools_shown_total Tools shown by MCP tools/list answers.",
+            "# TYPE caracal_mcp_tools_shown_total counter",
+            f"caracal_mcp_tools_shown_total {self.tools_shown}",
+        ]
+        if self._runtime is not None and getattr(self._runtime, "_authorizer", None) is not None:
+            denials = self._runtime.authorizer.denials
+            out += [
+                "# HELP caracal_anonymous_denials_total Denials of tokens tied to no known key "
+                "(recorded in aggregate).",
+                "# TYPE caracal_anonymous_denials_total counter",
+                f"caracal_anonymous_denials_total {denials.counted}",
+                "# HELP caracal_rate_limited_total Requests refused (429) for a client's budget "
+                "of such denials.",
+                "# TYPE caracal_rate_limited_total counter",
+                f"caracal_rate_limited_total {denials.limited}",
+            ]
         if self._batcher is not None:
             out += [
                 "# HELP caracal_ledger_lag_events Decisions waiting for their ledger commit.",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from caracal.core.canonical import finite_float
+from caracal.core.canonical import StrictJSONError, strict_loads
 
 MAX_TOKEN = 16_384
 MAX_SCOPE = 512
@@ -23,10 +22,6 @@ class BadRequest(Exception):
     def body(self) -> dict[str, Any]:
         error = "payload_too_large" if self.status == 413 else "invalid_request"
         return {"error": error, "field": self.field, "message": self.message}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 # A refused body up to this size is read (and dropped) before the answer; see `drain`.
@@ -47,12 +42,23 @@ async def drain(receive: Any, budget: int = DRAIN_BYTES) -> None:
 
 
 def parse_json(body: bytes) -> Any:
+    """The one strict reader (`core.canonical`): a duplicated key is refused, naming the field
+    it is in (the token, the action... or the intent), never read one way here and another
+    elsewhere."""
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=finite_float)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return strict_loads(body)
+    except StrictJSONError as exc:
+        if exc.path:
+            field = str(exc.path[0])
+            where = "" if len(exc.path) == 1 else f" inside {field}"
+            raise BadRequest(
+                400, f"body is not valid JSON: duplicate key {exc.path[-1]!r}{where}", field
+            ) from None
+        if "nested too deeply" in str(exc) or "recursion" in str(exc).lower():
+            raise BadRequest(400, "body is not valid JSON: it is nested too deeply") from None
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:  # `[[[[...` within the size limit is deeper than the parser goes
-        raise BadRequest(400, "body is not valid JSON: it is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

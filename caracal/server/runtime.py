@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caracal.core.errors import CaracalError, IntegrityError
+from caracal.core.ledger import NewEvent
 from caracal.server.metrics import Metrics
 from caracal.services import change_feed
 from caracal.services.cached_state import AuthorityCache
+from caracal.services.denial_aggregator import ANONYMOUS, DenialAggregator, DenialLimits
 from caracal.services.facade import Caracal
 from caracal.services.group_commit import InlineBatcher, LedgerBatcher
 from caracal.services.ids import SequentialIds
 from caracal.services.tools import McpServer
 from caracal.services.validation import decision_event
-from caracal.store.checkpoint import WalCheckpointer
+
+if TYPE_CHECKING:
+    from caracal.store.checkpoint import WalCheckpointer
 
 log = logging.getLogger("caracal.server")
 
@@ -52,6 +57,14 @@ def lazy_connection(app: Caracal) -> Iterator[Callable[[], Any]]:
         yield connection
 
 
+class RateLimited(Exception):
+    """The client spent its budget of anonymous denials: refused (429) before deciding."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests with unusable tokens; retry in {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
 class LedgerUnavailable(Exception):
     """The decision could not be recorded, so it was not given."""
 
@@ -67,12 +80,18 @@ class Authorizer:
         cache: AuthorityCache,
         batcher: LedgerBatcher | InlineBatcher,
         metrics: Metrics,
+        denials: DenialAggregator | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
         self.batcher = batcher
         self.metrics = metrics
         self.ids = SequentialIds("dec")
+        limits = app.config.runtime.anonymous_denials
+        self.denials = denials or DenialAggregator(
+            DenialLimits(limits.interval_seconds, limits.per_client_per_second, limits.burst),
+            self.ids.new,
+        )
         # Why no decision may be given (the ledger was rolled back or tampered with); the
         # runtime clears it once the ledger checks out again.
         self.halted: str | None = None
@@ -107,6 +126,13 @@ class Authorizer:
         d = self._evaluate(token, action, resource, caller, None)
         return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, None, d.subject_id)
 
+    def admit(self, client: str | None) -> None:
+        """Raises RateLimited when the client spent its budget of anonymous denials."""
+        wait = self.denials.admit(client)
+        if wait is not None:
+            self.metrics.rejected(429)
+            raise RateLimited(wait)
+
     async def decide(
         self,
         token: str | None,
@@ -115,18 +141,39 @@ class Authorizer:
         caller: str | None = None,
         intent: Any = None,
         source: str = "http",
+        client: str | None = None,
     ) -> Outcome:
-        """Decide, record, and only then answer. Raises LedgerUnavailable when the decision
-        could not be recorded (the caller must then refuse)."""
+        """Decide, record, and only then answer. Raises RateLimited for a client over its
+        budget, LedgerUnavailable when the decision could not be recorded (the caller must
+        then refuse). Denials about tokens tied to no known key are counted, not recorded one
+        by one (see `denial_aggregator`)."""
         started = time.perf_counter()
         if self.halted is not None:
             self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
             raise LedgerUnavailable(self.halted)
+        self.admit(client)
         d = self._evaluate(token, action, resource, caller, intent)
+        if d.reason_code in ANONYMOUS:
+            decision_id = self.denials.count(
+                d.reason_code, client, {"action": action, "resource": resource, "source": source}
+            )
+            self.metrics.observe(d.reason_code, time.perf_counter() - started)
+            return Outcome(False, d.reason_code, d.reason, None, decision_id, None)
         decision_id = self.ids.new()
         event = decision_event(
             d, action, resource, caller, token, decision_id=decision_id, source=source
         )
+        try:
+            await self.record(event)
+        except LedgerUnavailable:
+            self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
+            raise
+        self.metrics.observe(d.reason_code, time.perf_counter() - started)
+        return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, decision_id, d.subject_id)
+
+    async def record(self, event: NewEvent) -> int:
+        """Append one event through the group commit and wait for its commit (raises
+        LedgerUnavailable when it could not be recorded)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
 
@@ -143,13 +190,55 @@ class Authorizer:
             loop.call_soon_threadsafe(settle, seq, error)
 
         self.batcher.submit(event, settle if self.batcher.inline else from_thread)
-        try:
-            await future
-        except LedgerUnavailable:
-            self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
-            raise
-        self.metrics.observe(d.reason_code, time.perf_counter() - started)
-        return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, decision_id, d.subject_id)
+        return await future
+
+    async def record_listing(
+        self,
+        server: str,
+        token: str | None,
+        outcomes: list[Outcome],
+        shown: int,
+        client: str | None = None,
+    ) -> str:
+        """One ledger event per MCP tools/list (a listing tells the caller what its token may
+        do, so it is a decision too): how many tools were shown of how many registered.
+        Returns its decision id."""
+        first = next((o for o in outcomes if o.allowed), outcomes[0] if outcomes else None)
+        reason = "ALLOWED" if shown else (first.reason_code if first else "TOOL_UNKNOWN")
+        self.metrics.listed(shown)
+        if first is not None and first.reason_code in ANONYMOUS:
+            return self.denials.count(first.reason_code, client, {"source": "mcp.tools_list"})
+        decision_id = self.ids.new()
+        payload: dict[str, Any] = {
+            "decision_id": decision_id,
+            "server": server,
+            "registered": len(outcomes),
+            "shown": shown,
+        }
+        if token:
+            payload["token_sha256"] = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[
+                :16
+            ]
+        await self.record(
+            NewEvent(
+                "mcp.tools_listed",
+                payload,
+                principal_id=first.subject_id if first else None,
+                mandate_id=first.mandate_id if first else None,
+                reason_code=reason,
+            )
+        )
+        return decision_id
+
+    def record_denials(self, *, everything: bool = False) -> None:
+        """Hand the aggregated denials whose interval is over to the ledger."""
+        for event in self.denials.due(everything=everything):
+            self.batcher.submit(event, _logged_failure)
+
+
+def _logged_failure(_seq: int | None, error: BaseException | None) -> None:
+    if error is not None:
+        log.warning("aggregated denials could not be recorded: %s", error)
 
 
 class Runtime:
@@ -166,6 +255,7 @@ class Runtime:
         self.cache: AuthorityCache | None = None
         self.redis_following = False
         self._ledger_watch: asyncio.Task[None] | None = None
+        self._denial_flush: asyncio.Task[None] | None = None
 
     @property
     def caracal(self) -> Caracal:
@@ -195,6 +285,7 @@ class Runtime:
         self._authorizer = Authorizer(self._caracal, self.cache, self._batcher, self.metrics)
         self._authorizer.halted = await asyncio.to_thread(self.ledger_problem)
         self._ledger_watch = asyncio.create_task(self._watch_ledger())
+        self._denial_flush = asyncio.create_task(self._flush_denials())
         if change_feed.redis_url(self._caracal):
             self._follower = asyncio.create_task(self._follow_changes())
 
@@ -221,7 +312,18 @@ class Runtime:
                 log.error("refusing every decision: %s", problem)
             self.authorizer.halted = problem
 
+    async def _flush_denials(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.authorizer.record_denials()
+
     async def stop(self) -> None:
+        if self._denial_flush is not None:
+            self._denial_flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._denial_flush
+        if self._authorizer is not None:
+            self._authorizer.record_denials(everything=True)
         if self._ledger_watch is not None:
             self._ledger_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

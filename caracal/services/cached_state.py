@@ -10,7 +10,6 @@ read instead of every lookup. Absent rows are never cached."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from caracal.services.change_feed import CACHE_SECONDS
 from caracal.services.facade import Caracal
 from caracal.store import meta, principal_rows
 
-_VERSION = "SELECT value FROM meta WHERE key = ?"
-
 
 class AuthorityCache:
     def __init__(self, app: Caracal, ttl: float = CACHE_SECONDS) -> None:
@@ -33,7 +30,7 @@ class AuthorityCache:
         self.version: str | None = None
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._sqlite_reader: meta.SqliteAuthorityVersion | None = None
         self._tick_read = False
         self.hits = 0
         self.misses = 0
@@ -101,18 +98,15 @@ class AuthorityCache:
         self._tick_read = False
 
     def _sqlite_version(self) -> str | None:
-        """On SQLite, the version through a private read-only connection per thread: one
-        statement, no pool, no transaction (each statement sees the latest commit)."""
+        """On SQLite, the version without a pooled connection (see SqliteAuthorityVersion)."""
         location = self.app.store.location
         if location.backend != "sqlite":
             return None
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            path = location.url.removeprefix("sqlite:///")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            self._local.conn = conn
-        row = conn.execute(_VERSION, (meta.AUTHORITY_VERSION,)).fetchone()
-        return str(row[0]) if row else ""
+        if self._sqlite_reader is None:
+            self._sqlite_reader = meta.SqliteAuthorityVersion(
+                location.url.removeprefix("sqlite:///")
+            )
+        return self._sqlite_reader.read()
 
 
 class CachedAuthorityState:

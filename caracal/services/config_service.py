@@ -1,14 +1,95 @@
-"""`config.yaml` operations: list, get, set (atomically, validated), encrypt."""
+"""`config.yaml` operations: list, get, set (atomically, validated), encrypt.
+
+The rules about settings live here, for every front end: which keys are read-only, which
+locate the store (not changed from Flow or the restricted shell), that a secret is sealed
+(`ENC[...]`) whichever way it enters, and that a secret is masked whichever way it is shown."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from caracal.core.errors import ConfigError, ValidationError
+from caracal.core.redact import url_has_secret
 from caracal.home import config as cfg
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
+
+# Keys no front end changes, and why.
+READ_ONLY: dict[str, str] = {
+    "version": "the config format version is managed by Caracal",
+    "workspace": "a workspace's name is fixed when it is created",
+    "created_at": "the creation time is a record, not a setting",
+}
+# Keys that point the workspace at a store: changed only on the command line of the host that
+# runs Caracal (not from Flow, not from the restricted shell).
+STORE_LOCATION: frozenset[str] = frozenset({"store.url", "store.pg_schema"})
+_REFERENCE = re.compile(r"\$\{[^}]*\}")
+
+
+def seal_if_secret(key: str, value: Any, seal: Any, secrets: set[str] | None = None) -> Any:
+    """`value` as it is written to config.yaml under `key`: a secret setting holding a literal
+    secret is sealed with `seal` (the workspace cipher); `${VAR}` references stay as they are.
+    A value mixing a reference with a literal secret cannot be sealed, and is refused."""
+    secrets = cfg.secret_keys() if secrets is None else secrets
+    if not isinstance(value, str) or not value or cfg.is_encrypted_value(value):
+        return value
+    if key not in secrets and not ("://" in value and url_has_secret(value)):
+        return value
+    if "${" in value:
+        literal = _REFERENCE.sub("", value)
+        if "://" in value and not url_has_secret(literal):
+            return value  # the secret part comes from the environment
+        if "://" not in value and not literal:
+            return value
+        raise ValidationError(
+            f"{key} mixes ${{...}} with a literal secret; put the secret in the environment "
+            "variable too, or give the whole value without ${...} so it can be sealed."
+        )
+    return seal(value)
+
+
+def seal_literal_secrets(raw: dict[str, Any], seal: Any) -> dict[str, Any]:
+    """The config with every secret setting that holds a literal secret sealed."""
+    secrets = cfg.secret_keys()
+    for key, value in cfg.flatten(raw).items():
+        sealed = seal_if_secret(key, value, seal, secrets)
+        if sealed is not value:
+            raw = cfg.set_path(raw, key, sealed)
+    return raw
+
+
+def without_literal_secrets(raw: dict[str, Any]) -> dict[str, Any]:
+    """The config as it may leave the vault unlocked: literal secrets (in secret settings, or
+    a URL's password anywhere) are left out, and a list entry holding one is dropped; sealed
+    values and `${VAR}` references stay."""
+    secrets = cfg.secret_keys()
+
+    def literal(key: str, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        try:
+            return seal_if_secret(key, value, lambda _: None, secrets) is None
+        except ValidationError:
+            return True
+
+    def holds(value: Any, key: str) -> bool:
+        if isinstance(value, dict):
+            return any(holds(v, f"{key}.{k}") for k, v in value.items())
+        if isinstance(value, list):
+            return any(holds(v, key) for v in value)
+        return literal(key, value)
+
+    def walk(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [v for v in value if not holds(v, key)]
+        return None if literal(key, value) else value
+
+    stripped: dict[str, Any] = walk(raw, "")
+    return stripped
 
 
 class ConfigService:
@@ -17,6 +98,15 @@ class ConfigService:
 
     def _raw(self) -> dict[str, Any]:
         return cfg.read_raw(self.app.paths.config)
+
+    @staticmethod
+    def read_only(key: str) -> str | None:
+        """Why `key` cannot be changed, or None."""
+        return READ_ONLY.get(key)
+
+    @staticmethod
+    def locates_store(key: str) -> bool:
+        return key in STORE_LOCATION
 
     def items(self, *, reveal: bool = False) -> dict[str, Any]:
         """Every key with its value as written in the file (secrets masked unless `reveal`)."""
@@ -38,18 +128,14 @@ class ConfigService:
         return self._display(key, value, reveal, cfg.secret_keys())
 
     def set_value(self, key: str, text: str) -> Any:
-        """Set a key from its command-line text; secret keys are stored encrypted."""
+        """Set a key from its command-line text; secrets are stored sealed."""
+        reason = self.read_only(key)
+        if reason is not None:
+            raise ValidationError(f"{key} is read-only: {reason}.")
         value: Any = cfg.parse_cli_value(text)
-        if (
-            key in cfg.secret_keys()
-            and isinstance(value, str)
-            and value
-            and "${" not in value
-            and not cfg.is_encrypted_value(value)
-        ):
-            value = self.app.cipher.encrypt_value(value)
+        value = seal_if_secret(key, value, self.app.cipher.encrypt_value)
         raw = cfg.set_path(self._raw(), key, value)
-        decrypt = self.app.cipher.decrypt_value if _has_encrypted(raw) else None
+        decrypt = self.app.cipher.decrypt_value if cfg.has_encrypted(raw) else None
         try:
             cfg.validate_raw(raw, str(self.app.paths.config), self.app.env, decrypt=decrypt)
         except ConfigError as exc:
@@ -61,14 +147,14 @@ class ConfigService:
         return self.app.cipher.encrypt_value(plaintext)
 
     def _display(self, key: str, value: Any, reveal: bool, secrets: set[str]) -> Any:
-        """Encrypted values are opened, then shown whole only with `reveal`; URLs keep all but
+        """Sealed values are opened, then shown whole only with `reveal`; URLs keep all but
         their password visible."""
         if cfg.is_encrypted_value(value):
             value = self.app.cipher.decrypt_value(value)
             if not reveal and not (isinstance(value, str) and "://" in value):
                 return cfg.MASK
+        if isinstance(value, list):
+            value = [self._display(key, v, reveal, secrets) for v in value]
+        elif isinstance(value, dict):
+            value = {k: self._display(f"{key}.{k}", v, reveal, secrets) for k, v in value.items()}
         return value if reveal else cfg.mask_value(key, value, secrets)
-
-
-def _has_encrypted(raw: dict[str, Any]) -> bool:
-    return any(cfg.is_encrypted_value(v) for v in cfg.flatten(raw).values())

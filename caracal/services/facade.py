@@ -63,7 +63,7 @@ class Caracal:
         self._raw = cfg.read_raw(self.paths.config)
         # Plain validation first (no decryption), so a broken file fails before any key lookup.
         self.config = cfg.validate_raw(self._raw, str(self.paths.config), self.env)
-        if any(cfg.is_encrypted_value(v) for v in cfg.flatten(self._raw).values()):
+        if cfg.has_encrypted(self._raw):
             self.config = cfg.validate_raw(
                 self._raw, str(self.paths.config), self.env, decrypt=self.cipher.decrypt_value
             )

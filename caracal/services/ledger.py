@@ -421,13 +421,20 @@ class LedgerService:
             log.warning("could not remember the verified ledger: %s", exc)
 
     # ---- export ---------------------------------------------------------------------------
-    def export(self, path: Path, fmt: str, flt: LedgerFilter | None = None) -> int:
+    def export(
+        self,
+        path: Path,
+        fmt: str,
+        flt: LedgerFilter | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> int:
         if fmt not in ("json", "csv"):
             raise ValidationError(f"Unknown export format {fmt!r}: use json or csv.")
         flt = flt or LedgerFilter()
         columns = list(ledger_rows.COLUMNS)
         count = 0
-        with atomic_writer(path) as raw:
+        with atomic_writer(path, overwrite=overwrite) as raw:
             out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             if fmt == "csv":
                 writer = csv.writer(out)

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from caracal.core import jws
+from caracal.core.authority import MandatePlan, SourceState, decide_delegation, decide_issuance
 from caracal.core.canonical import intent_hash
 from caracal.core.durations import parse_duration
 from caracal.core.errors import DeniedError, NotFoundError, ValidationError
 from caracal.core.ledger import NewEvent
-from caracal.core.mandates import MandateClaims, check_parties, check_policy, plan_delegation
-from caracal.core.scopes import any_pattern_matches
+from caracal.core.mandates import MandateClaims
+from caracal.core.scopes import any_pattern_matches, scope_kind
 from caracal.services import change_feed
 from caracal.services.authority_state import StoreAuthorityState
 from caracal.services.ids import new_sortable_id
@@ -51,6 +52,7 @@ class IssuedMandate:
             "expires_at": c.expires_at,
             "resources": list(c.resources),
             "actions": list(c.actions),
+            "grants": [list(pair) for pair in sorted(c.granted_pairs())],
             "delegation_depth": c.depth,
             "intent_hash": c.intent_hash,
             "expiry_capped": self.capped,
@@ -100,10 +102,20 @@ class MandateService:
             issuer = resolve(conn, issuer_ref)
             subject = resolve(conn, subject_ref)
             now = int(self.app.clock())
-            policy = policy_rows.active_for(conn, subject.id)
             try:
-                check_parties(issuer, subject)
-                check_policy(policy, subject, res, act, delay + ttl_s, delegation_depth)
+                plan = decide_issuance(
+                    issuer=issuer,
+                    subject=subject,
+                    policy=policy_rows.active_for(conn, subject.id),
+                    catalog=catalog,
+                    resources=res,
+                    actions=act,
+                    ttl=ttl_s,
+                    delay=delay,
+                    depth=delegation_depth,
+                    intent_hash=intent_hash(intent) if intent is not None else None,
+                    now=now,
+                )
             except DeniedError as refusal:
                 self.app.ledger.record(
                     conn,
@@ -122,23 +134,7 @@ class MandateService:
                     ),
                 )
                 return refusal
-            claims = MandateClaims(
-                id=new_sortable_id("mnd"),
-                workspace_id=self.app.workspace_id,
-                issuer_id=issuer.id,
-                subject_id=subject.id,
-                issued_at=now,
-                not_before=now + delay,
-                expires_at=now + delay + ttl_s,
-                resources=tuple(res),
-                actions=tuple(act),
-                depth=delegation_depth,
-                parent_id=None,
-                intent_hash=intent_hash(intent) if intent is not None else None,
-            )
-            issued = self._sign_and_store(
-                conn, claims, issuer.id, issuer.name, policy.id if policy else None
-            )
+            issued = self._sign_and_store(conn, plan, issuer.name, now)
             self.app.ledger.record(conn, _issued_event("mandate.issued", issued))
             return issued
 
@@ -171,25 +167,23 @@ class MandateService:
             now = int(self.app.clock())
             source = MandateClaims.from_claims(jws.decode(source_row["token"]).claims)
             delegator = resolve(conn, source.subject_id)
-            child_intent = intent_hash(intent) if intent is not None else source.intent_hash
-            target_policy = policy_rows.active_for(conn, target.id)
+            state = StoreAuthorityState(conn, self.app.workspace_id, self.app.signing)
+            live = self.app.validator.check_live(source_row["token"], state, now)
             try:
-                state = StoreAuthorityState(conn, self.app.workspace_id, self.app.signing)
-                live = self.app.validator.check_live(source_row["token"], state, now)
-                if not live.allowed:
-                    raise DeniedError(
-                        f"Mandate {source.id} cannot be delegated: {live.reason} ({live.reason_code}).",
-                        "SOURCE_INVALID",
-                    )
-                check_parties(delegator, target)
-                if source.intent_hash is not None and child_intent != source.intent_hash:
-                    raise DeniedError(
-                        f"Mandate {source.id} is bound to an intent; a delegation must keep it.",
-                        "SCOPE_NOT_SUBSET",
-                    )
-                plan = plan_delegation(source, res, act, ttl_s, delegation_depth, now)
-                if target_policy is not None:
-                    check_policy(target_policy, target, res, act, plan.expires_at - now, plan.depth)
+                plan = decide_delegation(
+                    source=source,
+                    source_state=SourceState(live.allowed, live.reason_code, live.reason),
+                    delegator=delegator,
+                    target=target,
+                    target_policy=policy_rows.active_for(conn, target.id),
+                    catalog=catalog,
+                    resources=res,
+                    actions=act,
+                    ttl=ttl_s,
+                    depth=delegation_depth,
+                    intent_hash=intent_hash(intent) if intent is not None else None,
+                    now=now,
+                )
             except DeniedError as refusal:
                 self.app.ledger.record(
                     conn,
@@ -209,28 +203,8 @@ class MandateService:
                     ),
                 )
                 return refusal
-            claims = MandateClaims(
-                id=new_sortable_id("mnd"),
-                workspace_id=self.app.workspace_id,
-                issuer_id=delegator.id,
-                subject_id=target.id,
-                issued_at=now,
-                not_before=plan.not_before,
-                expires_at=plan.expires_at,
-                resources=tuple(res),
-                actions=tuple(act),
-                depth=plan.depth,
-                parent_id=source.id,
-                intent_hash=child_intent,
-            )
             issued = self._sign_and_store(
-                conn,
-                claims,
-                delegator.id,
-                delegator.name,
-                target_policy.id if target_policy else None,
-                root_id=source_row["root_id"],
-                capped=plan.capped,
+                conn, plan, delegator.name, now, root_id=source_row["root_id"]
             )
             self.app.ledger.record(conn, _issued_event("mandate.delegated", issued))
             return issued
@@ -240,18 +214,23 @@ class MandateService:
     def _sign_and_store(
         self,
         conn: Connection,
-        claims: MandateClaims,
-        signer_id: str,
+        plan: MandatePlan,
         signer_name: str,
-        policy_id: str | None,
+        now: int,
         *,
         root_id: str | None = None,
-        capped: bool = False,
     ) -> IssuedMandate:
-        kid, private = self.app.signing.signer(conn, signer_id, signer_name)
+        try:
+            claims = plan.claims(new_sortable_id("mnd"), self.app.workspace_id, now)
+        except jws.TokenError as exc:  # the decision let something through it must not
+            raise ValidationError(
+                f"Refusing to sign a mandate validation would call malformed: {exc.message}."
+            ) from None
+        kid, private = self.app.signing.signer(conn, plan.issuer_id, signer_name)
         token = jws.encode(claims.to_claims(), kid, private)
-        mandate_rows.insert(conn, claims, kid, token, root_id or claims.id, policy_id)
-        return IssuedMandate(claims.id, token, claims, capped, kid, root_id or claims.id, policy_id)
+        root = root_id or claims.id
+        mandate_rows.insert(conn, claims, kid, token, root, plan.policy_id)
+        return IssuedMandate(claims.id, token, claims, plan.capped, kid, root, plan.policy_id)
 
     def _commit(self, work: Any) -> IssuedMandate:
         outcome = self.app.store.write(work)
@@ -270,35 +249,43 @@ class MandateService:
     def revoke(self, mandate_id: str, reason: str | None = None) -> Revocation:
         def work(conn: Connection) -> Revocation:
             ledger_rows.lock_head(conn)  # no delegation below the mandate commits unseen
-            tree = mandate_rows.subtree(conn, self._resolve_id(conn, mandate_id))
-            fresh = [r["id"] for r in tree if r["revoked_at"] is None]
-            already = [r["id"] for r in tree if r["revoked_at"] is not None]
-            root = tree[0]["id"]
-            mandate_rows.mark_revoked(conn, fresh, reason)
-            self.app.ledger.record(
-                conn,
-                *(
-                    NewEvent(
-                        "mandate.revoked",
-                        {
-                            "reason": reason,
-                            "cascade_from": None if r["id"] == root else root,
-                            "level": r["level"],
-                        },
-                        principal_id=r["subject_id"],
-                        mandate_id=r["id"],
-                    )
-                    for r in tree
-                    if r["revoked_at"] is None
-                ),
-            )
-            return Revocation(root, fresh, already)
+            return self.revoke_in(conn, self._resolve_id(conn, mandate_id), reason)
 
         result = self.app.store.write(work)
-        self.app.validator.forget(set(result.revoked))
-        change_feed.publish(self.app, "mandate.revoked", result.revoked)
+        self.announce_revoked(result.revoked)
         log.info("mandate %s revoked (%d mandates)", result.mandate_id, len(result.revoked))
         return result
+
+    def revoke_in(self, conn: Connection, mandate_id: str, reason: str | None) -> Revocation:
+        """Revoke a mandate and every descendant inside the caller's transaction (which holds
+        the ledger head lock); call `announce_revoked` after it commits."""
+        tree = mandate_rows.subtree(conn, mandate_id)
+        fresh = [r["id"] for r in tree if r["revoked_at"] is None]
+        already = [r["id"] for r in tree if r["revoked_at"] is not None]
+        root = tree[0]["id"]
+        mandate_rows.mark_revoked(conn, fresh, reason)
+        self.app.ledger.record(
+            conn,
+            *(
+                NewEvent(
+                    "mandate.revoked",
+                    {
+                        "reason": reason,
+                        "cascade_from": None if r["id"] == root else root,
+                        "level": r["level"],
+                    },
+                    principal_id=r["subject_id"],
+                    mandate_id=r["id"],
+                )
+                for r in tree
+                if r["revoked_at"] is None
+            ),
+        )
+        return Revocation(root, fresh, already)
+
+    def announce_revoked(self, revoked: list[str]) -> None:
+        self.app.validator.forget(set(revoked))
+        change_feed.publish(self.app, "mandate.revoked", revoked)
 
     # ---- reading --------------------------------------------------------------------------
     def _resolve_id(self, conn: Connection, ref: str) -> str:
@@ -317,8 +304,20 @@ class MandateService:
         now = int(self.app.clock())
         with self.app.store.read() as conn:
             row = mandate_rows.get(conn, self._resolve_id(conn, mandate_id))
-        assert row is not None
-        row["status"] = status_of(row, now)
+            assert row is not None
+            row["status"] = status_of(row, now)
+            row["status_reason"] = None
+            if row["status"] in ("active", "pending"):
+                # The very checks validation makes (keys, principals, every ancestor).
+                state = StoreAuthorityState(conn, self.app.workspace_id, self.app.signing)
+                live = self.app.validator.check_live(row["token"], state, now)
+                if not live.allowed and live.reason_code not in _TIME_CODES:
+                    row["status"], row["status_reason"] = "blocked", live.reason_code
+        try:
+            claims = MandateClaims.from_claims(jws.decode(row["token"]).claims)
+            row["grants"] = [list(pair) for pair in sorted(claims.granted_pairs())]
+        except jws.TokenError:
+            row["grants"] = []
         return row
 
     def listing(
@@ -330,9 +329,9 @@ class MandateService:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        if status not in (None, "active", "expired", "revoked"):
+        if status is not None and status not in STATUSES:
             raise ValidationError(
-                f"Unknown status filter {status!r}: use active, expired or revoked."
+                f"Unknown status filter {status!r}: use one of {', '.join(STATUSES)}."
             )
         now = int(self.app.clock())
         with self.app.store.read() as conn:
@@ -373,16 +372,30 @@ class MandateService:
             catalog = self.app.providers.catalog(conn)
         scopes = [s for s in catalog.scopes() if "*" not in s]
         if policy is None:
-            return {"subject": subject, "policy": None, "resources": [], "actions": []}
+            return {
+                "subject": subject,
+                "policy": None,
+                "resources": [],
+                "actions": [],
+                "pairs": [],
+            }
+        resources = [
+            s
+            for s in scopes
+            if scope_kind(s) == "resource" and any_pattern_matches(policy.resources, s)
+        ]
+        actions = [
+            s
+            for s in scopes
+            if scope_kind(s) == "action" and any_pattern_matches(policy.actions, s)
+        ]
         return {
             "subject": subject,
             "policy": policy,
-            "resources": [
-                s for s in scopes if ":resource:" in s and any_pattern_matches(policy.resources, s)
-            ],
-            "actions": [
-                s for s in scopes if ":action:" in s and any_pattern_matches(policy.actions, s)
-            ],
+            "resources": resources,
+            "actions": actions,
+            # The declared pairs inside the policy (grants are pairs, not the cross product).
+            "pairs": [p for p in catalog.pairs() if p[0] in resources and p[1] in actions],
         }
 
     def graph(self, mandate_id: str) -> dict[str, Any]:
@@ -392,16 +405,27 @@ class MandateService:
             ident = self._resolve_id(conn, mandate_id)
             ancestors = list(reversed(mandate_rows.ancestors(conn, ident)))
             subtree = mandate_rows.subtree(conn, ident)
+            blocked = mandate_rows.blocked_among(conn, [r["id"] for r in ancestors + subtree], now)
         for row in ancestors + subtree:
+            row["blocked"] = row["id"] in blocked
             row["status"] = status_of(row, now)
         return {"ancestors": ancestors, "mandate": subtree[0], "descendants": _nest(subtree)}
 
 
+# Decided by time alone: status_of says so already (without the clock leeway).
+_TIME_CODES = frozenset({"MANDATE_EXPIRED", "MANDATE_NOT_YET_VALID"})
+STATUSES = ("active", "pending", "blocked", "expired", "revoked")
+
+
 def status_of(row: dict[str, Any], now: int) -> str:
+    """revoked, expired, blocked (validation denies it: a revoked signing key, a principal
+    that is not active, or such an ancestor), pending (not valid yet) or active."""
     if row.get("revoked_at") is not None:
         return "revoked"
     if row["expires_at"] <= now:
         return "expired"
+    if row.get("blocked"):
+        return "blocked"
     if row.get("not_before", 0) > now:
         return "pending"
     return "active"
@@ -430,6 +454,7 @@ def _issued_event(kind: str, issued: IssuedMandate) -> NewEvent:
             "root_id": issued.root_id,
             "resources": list(claims.resources),
             "actions": list(claims.actions),
+            "grants": [list(pair) for pair in sorted(claims.granted_pairs())],
             "issued_at": claims.issued_at,
             "not_before": claims.not_before,
             "expires_at": claims.expires_at,

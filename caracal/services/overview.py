@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from caracal.services.denial_aggregator import EVENT_TYPE
 from caracal.services.ledger import LedgerFilter
 from caracal.store import ledger_rows, mandate_rows
 from caracal.store.schema import ledger_events, principals
@@ -37,17 +39,22 @@ class OverviewService:
                 conn.execute(select(func.count()).select_from(principals)).scalar() or 0
             )
             active = mandate_rows.count(conn, status="active", now=int(now))
+            since = int((now - 3600) * 1_000_000)
             denials = int(
                 conn.execute(
                     select(func.count())
                     .select_from(ledger_events)
-                    .where(
-                        ledger_events.c.type == "validation.denied",
-                        ledger_events.c.ts >= int((now - 3600) * 1_000_000),
-                    )
+                    .where(ledger_events.c.type == "validation.denied", ledger_events.c.ts >= since)
                 ).scalar()
                 or 0
             )
+            # Denials of tokens tied to no key are recorded in aggregate, with their count.
+            for (payload,) in conn.execute(
+                select(ledger_events.c.payload).where(
+                    ledger_events.c.type == EVENT_TYPE, ledger_events.c.ts >= since
+                )
+            ):
+                denials += _count(payload)
             head_seq, _ = ledger_rows.head(conn)
         events = self.app.ledger.events(LedgerFilter(), limit=recent)
         return Overview(
@@ -59,3 +66,11 @@ class OverviewService:
             head_seq,
             events,
         )
+
+
+def _count(payload: str) -> int:
+    try:
+        count = json.loads(payload).get("count", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return count if isinstance(count, int) and count > 0 else 0

@@ -104,6 +104,23 @@ class PrincipalService:
             }
         return data
 
+    def check_rotation(self, ref: str) -> Principal:
+        """The principal, if its keys may be rotated (ConflictError otherwise)."""
+        principal = self.get(ref)
+        if principal.status == "revoked":
+            raise ConflictError(f"{principal.name} is revoked; its keys cannot be rotated.")
+        return principal
+
+    def signed_by_keys(self, ref: str) -> int:
+        """How many mandates valid now or later were signed by the principal's keys (what a
+        rotation with --revoke-old stops, before what was delegated from them)."""
+        now = int(self.app.clock())
+        with self.app.store.read() as conn:
+            principal = resolve(conn, ref)
+            return mandate_rows.count(conn, status="active", now=now, issuer_id=principal.id) + (
+                mandate_rows.count(conn, status="pending", now=now, issuer_id=principal.id)
+            )
+
     def rotate_key(self, ref: str, *, revoke_old: bool = False) -> KeyRotation:
         def work(conn: Connection) -> KeyRotation:
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
@@ -136,24 +153,27 @@ class PrincipalService:
         return rotation
 
     def suspend(self, ref: str) -> Principal:
-        return self._set_status(ref, "suspended", allowed_from={"active"})
+        return self._set_status(ref, "suspended")
 
     def activate(self, ref: str) -> Principal:
-        return self._set_status(ref, "active", allowed_from={"suspended"})
+        return self._set_status(ref, "active")
 
     def revoke(self, ref: str) -> Principal:
-        return self._set_status(ref, "revoked", allowed_from={"active", "suspended"})
+        return self._set_status(ref, "revoked")
 
-    def _set_status(self, ref: str, status: str, allowed_from: set[str]) -> Principal:
+    def check_status_change(self, ref: str, status: str) -> Principal:
+        """The principal, if it may become `status` now (ConflictError otherwise): for a front
+        end that asks before changing it."""
+        with self.app.store.read() as conn:
+            principal = resolve(conn, ref)
+        _check_transition(principal, status)
+        return principal
+
+    def _set_status(self, ref: str, status: str) -> Principal:
         def work(conn: Connection) -> Principal:
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
             principal = resolve(conn, ref)
-            if principal.status == status:
-                raise ConflictError(f"{principal.name} is already {status}.")
-            if principal.status not in allowed_from:
-                raise ConflictError(
-                    f"{principal.name} is {principal.status}; it cannot become {status}."
-                )
+            _check_transition(principal, status)
             principal_rows.set_status(conn, principal.id, status)
             affected = mandate_rows.held_or_issued_by(conn, principal.id)
             self.app.ledger.record(
@@ -170,3 +190,17 @@ class PrincipalService:
         change_feed.publish(self.app, f"principal.{status}", [updated.id])
         log.info("principal %s is now %s", updated.name, status)
         return updated
+
+
+_ALLOWED_FROM = {
+    "suspended": {"active"},
+    "active": {"suspended"},
+    "revoked": {"active", "suspended"},
+}
+
+
+def _check_transition(principal: Principal, status: str) -> None:
+    if principal.status == status:
+        raise ConflictError(f"{principal.name} is already {status}.")
+    if principal.status not in _ALLOWED_FROM[status]:
+        raise ConflictError(f"{principal.name} is {principal.status}; it cannot become {status}.")

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from caracal.core.ledger import NewEvent
 from caracal.core.providers import ProviderSpec, spec_from_dict, validate_spec
-from caracal.core.scopes import Catalog
+from caracal.core.scopes import Catalog, parse_pattern
 from caracal.home.atomic import atomic_write_text
 from caracal.services import change_feed
 from caracal.services.probe import ProbeResult, probe
@@ -89,7 +90,7 @@ class ProviderService:
     def scopes(self, provider: str | None = None) -> list[str]:
         if provider is not None:
             self.get(provider)
-            return [s for s in self.catalog().scopes() if s.split(":")[1] == provider]
+            return [s for s in self.catalog().scopes() if parse_pattern(s).provider == provider]
         return self.catalog().scopes()
 
     # ---- changes ------------------------------------------------------------------------
@@ -192,9 +193,9 @@ class ProviderService:
             return self.app.vault.get(conn, ref).decode() if ref else None
 
     # ---- import / export ---------------------------------------------------------------
-    def export(self, name: str, path: Path) -> None:
+    def export(self, name: str, path: Path, *, overwrite: bool = False) -> None:
         data = {"format": EXPORT_FORMAT, **self.get(name).spec.to_dict()}
-        atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=0o644)
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=0o644, overwrite=overwrite)
 
     def import_file(
         self, path: Path, *, replace: bool = False, credential: str | None = None
@@ -206,17 +207,17 @@ class ProviderService:
         except UnicodeDecodeError:
             raise ValidationError(f"{path} is not UTF-8 text.") from None
         try:
-            data = json.loads(text)
+            data = strict_loads(text)  # one strict reader for every JSON from outside
             # A `\ud800` escape is valid JSON but no character: the store cannot hold it.
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError(f"{path} holds a \\u escape that is not a character.") from None
-        except ValueError as exc:
-            raise ValidationError(
-                f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})."
-            ) from None
-        except RecursionError:
-            raise ValidationError(f"{path} is nested too deeply to be a provider file.") from None
+        except StrictJSONError as exc:
+            if "recursion" in str(exc).lower():
+                raise ValidationError(
+                    f"{path} is nested too deeply to be a provider file."
+                ) from None
+            raise ValidationError(f"{path} is not valid JSON ({exc}).") from None
         if isinstance(data, dict) and data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
             raise ValidationError(f"{path} has unknown format {data.get('format')!r}.")
         spec = spec_from_dict(data)

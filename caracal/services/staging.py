@@ -23,6 +23,7 @@ from caracal.home.atomic import atomic_write_text, fsync_dir
 from caracal.home.flow_state import DEFAULT_STATE, write_state
 from caracal.home.lock import home_lock
 from caracal.home.paths import WorkspacePaths
+from caracal.services.config_service import seal_literal_secrets
 from caracal.services.secrets import SecretVault
 from caracal.store.engine import (
     Store,
@@ -107,11 +108,14 @@ def staged_workspace(
             raw = _store_section(base, name, url)
             config = cfg.validate_raw(raw, str(paths.config), manager.env)
             location = resolve_location(config.store.url, config.store.pg_schema, tmp)
-            cfg.write_raw(paths.config, raw)  # written first, so a sweep can find the store
             account = str(uuid.uuid4())
             atomic_write_text(paths.keys / ACCOUNT_FILE, account + "\n")
             master = resolve_master_key(paths.keys, account, create=True)
             vault = SecretVault(SecretCipher(master.key))
+            # A password in the store URL (or any secret setting) is sealed before the file is
+            # written: config.yaml, and every unlocked backup of it, never holds it in clear.
+            raw = seal_literal_secrets(raw, vault.cipher.encrypt_value)
+            cfg.write_raw(paths.config, raw)  # written before the store, so a sweep finds it
             staging = Staging(name, paths, raw, config, location, master, vault)
             yield staging
             for store in staging.stores:

@@ -126,6 +126,12 @@ class ToolService:
             catalog = Catalog({server: spec.catalog()})
             _require_scope(catalog, server, resource, "resource")
             _require_scope(catalog, server, action, "action")
+            if not catalog.declares(resource, action):
+                raise ValidationError(
+                    f"{server} declares action {action} on another resource than {resource}; a "
+                    "tool maps to a declared (resource, action) pair: see `caracal provider show "
+                    f"{server}`."
+                )
             existing = tool_rows.get(conn, name)
             if existing is not None:
                 raise _conflict(name, existing.server)

@@ -77,7 +77,9 @@ class WorkspaceManager:
             raw = cfg.read_raw(paths.config)
             store = raw.get("store", {}) if isinstance(raw.get("store"), dict) else {}
             url = str(store.get("url") or "sqlite")
-            described = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+            # A sealed URL is PostgreSQL's (an SQLite file has no password): its schema says so.
+            postgres = url.startswith("postgresql") or bool(store.get("pg_schema"))
+            described = "PostgreSQL" if postgres else "SQLite"
         except Exception:
             described = "unknown (config unreadable)"
         is_active = (self.active_name() == name) if active is None else active
@@ -195,7 +197,16 @@ class WorkspaceManager:
 
     def location_of(self, paths: WorkspacePaths) -> StoreLocation:
         raw = cfg.read_raw(paths.config)
-        config = cfg.validate_raw(raw, str(paths.config), self.env, decrypt=None)
+        decrypt = None
+        if cfg.is_encrypted_value(cfg.flatten(raw).get("store.url")):
+            # A sealed store URL (it holds a password): opened with the workspace's master key.
+            from caracal.vault.cipher import SecretCipher
+            from caracal.vault.master_key import resolve_master_key
+
+            account = (paths.keys / ACCOUNT_FILE).read_text().strip()
+            key = resolve_master_key(paths.keys, account, create=False).key
+            decrypt = SecretCipher(key).decrypt_value
+        config = cfg.validate_raw(raw, str(paths.config), self.env, decrypt=decrypt)
         return resolve_location(config.store.url, config.store.pg_schema, paths.root)
 
     @staticmethod

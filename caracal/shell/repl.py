@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.shell.session import Runner, ShellSession
 
 PROMPT = "caracal> "
@@ -23,7 +23,7 @@ BANNER = "Caracal shell: Caracal commands only. Type `help` for the list, `exit`
 
 
 def start(line: str | None, workspace: str | None) -> int:
-    """Run `caracal shell` and return its exit code."""
+    """Run `caracal shell` and return its exit code (the command confines it first)."""
     from caracal.cli.main import run
     from caracal.shell.tree import load_tree
 

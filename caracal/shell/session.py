@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import typer
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.shell.rules import Blank, Builtin, Invoke, Refusal, interpret, shell_groups
 from caracal.shell.tree import CommandNode
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from caracal.core.errors import ConfigError, ConflictError, NotFoundError, UnavailableError
+from caracal.core.redact import mask_url
 from caracal.store.checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def resolve_location(url: str, pg_schema: str | None, workspace_dir: Path) -> St
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"store.url {url!r} is not a database URL.") from None
+        raise ConfigError(f"store.url {mask_url(url)!r} is not a database URL.") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if not database or database == ":memory:":
@@ -134,6 +135,11 @@ class Store:
         checkpointer = WalCheckpointer(self.location.url.removeprefix("sqlite:///"))
         checkpointer.start(self.engine)
         return checkpointer
+
+    def ping(self) -> None:
+        """One round trip to the database (raises what the driver raises)."""
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
@@ -349,3 +355,10 @@ def drop_store(location: StoreLocation) -> None:
         ) from None
     finally:
         engine.dispose()
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The drivers' own exceptions (statements run on a driver cursor raise them unwrapped)."""
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)

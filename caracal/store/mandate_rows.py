@@ -13,7 +13,7 @@ from sqlalchemy.sql import literal_column
 from caracal.core.mandates import MandateClaims
 from caracal.store import meta, raw
 from caracal.store.raw import Sql
-from caracal.store.schema import mandates
+from caracal.store.schema import mandates, principal_keys, principals
 
 _INSERT = Sql(
     "INSERT INTO mandates (id, issuer_id, subject_id, parent_id, root_id, kid, policy_id, "
@@ -79,6 +79,40 @@ def _decode(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def blocked_ids(now: int) -> Any:
+    """The ids of mandates validation denies although they are neither revoked nor expired:
+    signed with a revoked key, from or to a principal that is not active, or delegated (at
+    any depth) below such a mandate (the same checks validation makes on every link).
+    Expired and revoked mandates are not seeds: what is delegated below them is expired or
+    revoked too."""
+    revoked_keys = select(principal_keys.c.kid).where(principal_keys.c.status == "revoked")
+    inactive = select(principals.c.id).where(principals.c.status != "active")
+    seeds = select(mandates.c.id).where(
+        mandates.c.revoked_at.is_(None),
+        mandates.c.expires_at > now,
+        or_(
+            mandates.c.kid.in_(revoked_keys),
+            mandates.c.issuer_id.in_(inactive),
+            mandates.c.subject_id.in_(inactive),
+        ),
+    )
+    tree = seeds.cte("blocked", recursive=True)
+    tree = tree.union_all(select(mandates.c.id).where(mandates.c.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+def blocked_among(conn: Connection, ids: Sequence[str], now: int) -> set[str]:
+    """Which of `ids` are blocked (see blocked_ids)."""
+    if not ids:
+        return set()
+    found = conn.execute(
+        select(mandates.c.id).where(
+            mandates.c.id.in_(list(ids)), mandates.c.id.in_(blocked_ids(now))
+        )
+    )
+    return {r.id for r in found}
+
+
 def listing(
     conn: Connection,
     *,
@@ -89,8 +123,10 @@ def listing(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    query = select(*(c for c in mandates.c if c.name != "token"))
-    query = query.where(*_filters(subject_id, status, now, search))
+    blocked_set = blocked_ids(now)
+    blocked = mandates.c.id.in_(blocked_set).label("blocked")
+    query = select(*(c for c in mandates.c if c.name != "token"), blocked)
+    query = query.where(*_filters(subject_id, status, now, search, blocked=blocked_set))
     # Mandate ids start with their creation time: newest first is the primary key, backwards.
     query = query.order_by(mandates.c.id.desc()).offset(offset)
     if limit is not None:
@@ -104,14 +140,32 @@ def _filters(
     now: int,
     search: str | None,
     issuer_id: str | None = None,
+    *,
+    blocked: Any = None,
 ) -> list[Any]:
+    if blocked is None:
+        blocked = blocked_ids(now)
     where: list[Any] = []
     if subject_id:
         where.append(mandates.c.subject_id == subject_id)
     if issuer_id:
         where.append(mandates.c.issuer_id == issuer_id)
     if status == "active":
-        where += [mandates.c.revoked_at.is_(None), mandates.c.expires_at > now]
+        # Valid now by the rules validation applies (see blocked_ids).
+        where += [
+            mandates.c.revoked_at.is_(None),
+            mandates.c.expires_at > now,
+            mandates.c.not_before <= now,
+            mandates.c.id.not_in(blocked),
+        ]
+    elif status == "pending":
+        where += [
+            mandates.c.revoked_at.is_(None),
+            mandates.c.not_before > now,
+            mandates.c.id.not_in(blocked),
+        ]
+    elif status == "blocked":
+        where += [mandates.c.id.in_(blocked)]
     elif status == "expired":
         where += [mandates.c.revoked_at.is_(None), mandates.c.expires_at <= now]
     elif status == "revoked":
@@ -204,6 +258,22 @@ def mark_revoked(conn: Connection, ids: Sequence[str], reason: str | None) -> No
             .values(revoked_at=time.time(), revoked_reason=reason)
         )
         meta.bump_authority(conn)
+
+
+def live_held_by(conn: Connection, principal_id: str, now: int) -> list[str]:
+    """Mandates the principal holds that validate now or will (active or pending), oldest
+    first."""
+    rows = conn.execute(
+        select(mandates.c.id)
+        .where(
+            mandates.c.subject_id == principal_id,
+            mandates.c.revoked_at.is_(None),
+            mandates.c.expires_at > now,
+            mandates.c.id.not_in(blocked_ids(now)),
+        )
+        .order_by(mandates.c.id)
+    )
+    return [r.id for r in rows]
 
 
 def held_or_issued_by(conn: Connection, principal_id: str) -> list[str]:

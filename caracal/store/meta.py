@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import threading
 
 from sqlalchemy import Connection
 
@@ -35,3 +37,20 @@ def bump_authority(conn: Connection) -> None:
 
 def authority_version(conn: Connection) -> str:
     return get(conn, AUTHORITY_VERSION) or ""
+
+
+class SqliteAuthorityVersion:
+    """The authority version of an SQLite store through a private read-only connection per
+    thread: one statement, no pool, no transaction (each statement sees the latest commit)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def read(self) -> str:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            self._local.conn = conn
+        row = conn.execute(_GET.sqlite, {"key": AUTHORITY_VERSION}).fetchone()
+        return str(row[0]) if row else ""

@@ -11,12 +11,17 @@ from caracal.store import meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import principal_keys, principals
 
-_FIND = Sql("SELECT id, name, kind, status FROM principals WHERE id = :ref OR name = :ref")
+# An id wins over a name, whatever the row order (names cannot look like ids any more, but an
+# older workspace may hold one that does).
+_FIND = Sql(
+    "SELECT id, name, kind, status FROM principals WHERE id = :ref OR name = :ref "
+    "ORDER BY CASE WHEN id = :ref THEN 0 ELSE 1 END LIMIT 1"
+)
 _BY_ID = Sql("SELECT id, name, kind, status FROM principals WHERE id = :id")
 
 
 def find(conn: Connection, ref: str) -> Principal | None:
-    """By id or by name."""
+    """By id, else by name."""
     row = raw.one(conn, _FIND, {"ref": ref})
     return Principal(*row) if row else None
 

@@ -9,11 +9,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from caracal.core.errors import ConfigError, IntegrityError
+from caracal.core.redact import ENC_PREFIX, ENC_SUFFIX, is_encrypted_value
 
+__all__ = ["ENC_PREFIX", "ENC_SUFFIX", "SecretCipher", "is_encrypted_value"]
 _VERSION = b"\x01"
 _NONCE = 12
-ENC_PREFIX = "ENC["
-ENC_SUFFIX = "]"
 
 
 class SecretCipher:
@@ -56,7 +56,3 @@ class SecretCipher:
                 "An ENC[...] value in config.yaml cannot be decrypted: the master key does not "
                 "match or the value was altered; set it again with `caracal config set`."
             ) from None
-
-
-def is_encrypted_value(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(ENC_PREFIX) and value.endswith(ENC_SUFFIX)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from caracal.cli.exit_codes import ExitCode
 from caracal.core.canonical import canonical_json
-from caracal.core.errors import ExitCode
 from caracal.core.ledger import Row, event_hash
 from caracal.services.facade import Caracal
 from caracal.store import ledger_rows

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.core.principals import KINDS, may_grant
 from caracal.core.reasons import ISSUANCE_REFUSALS
 from tests.authority.conftest import COMMENT, ISSUES, READ, REPOS, WRITE, World, ok
@@ -61,17 +62,17 @@ def test_issuance_refusals_name_the_bound_and_are_recorded(world: World) -> None
         )
     )
     refused(
-        world.issue("alice", "orch2", resources=(ISSUES,), actions=(READ,)),
+        world.issue("alice", "orch2", resources=(ISSUES,), actions=(COMMENT,)),
         "POLICY_RESOURCE_EXCEEDED",
     )
     refused(world.issue("alice", "orch2", actions=(READ, WRITE)), "POLICY_ACTION_EXCEEDED")
     refused(world.issue("alice", "alice"), "NO_ACTIVE_POLICY")
     refused(world.issue("orch", "alice"), "DIRECTION_NOT_ALLOWED")
     refused(world.issue("svc", "w1"), "DIRECTION_NOT_ALLOWED")
-    ok(run_cli("principal", "suspend", "alice"))
+    ok(run_cli("principal", "suspend", "alice", "--yes"))
     refused(world.issue("alice", "orch"), "ISSUER_INACTIVE")
     ok(run_cli("principal", "activate", "alice"))
-    ok(run_cli("principal", "suspend", "orch"))
+    ok(run_cli("principal", "suspend", "orch", "--yes"))
     refused(world.issue("alice", "orch"), "SUBJECT_INACTIVE")
     assert len(ok(run_cli("mandate", "list", "--json")).json()) == before
     message = world.issue("alice", "w1", ttl="3h").stderr
@@ -99,8 +100,14 @@ def test_delegation_bounds_and_refusals(world: World) -> None:
     assert child["expires_at"] == root["expires_at"] and child["expiry_capped"] is True
     assert child["parent_id"] == root["id"] and child["delegation_depth"] == 1
     assert child["issuer_id"] == world.ids["orch"]
-    refused(world.delegate(root["id"], "w1", actions=(COMMENT,)), "SCOPE_NOT_SUBSET")
-    refused(world.delegate(root["id"], "w1", resources=(ISSUES,)), "SCOPE_NOT_SUBSET")
+    refused(
+        world.delegate(root["id"], "w1", resources=(ISSUES,), actions=(COMMENT,)),
+        "SCOPE_NOT_SUBSET",
+    )
+    refused(
+        world.delegate(root["id"], "w1", resources=(REPOS, ISSUES), actions=(READ, COMMENT)),
+        "SCOPE_NOT_SUBSET",
+    )
     refused(
         world.delegate(root["id"], "w1", extra=("--delegation-depth", "2")),
         "DELEGATION_DEPTH_EXHAUSTED",
@@ -185,3 +192,72 @@ def test_delegation_direction_matrix(matrix_world: World) -> None:
             else:
                 assert result.code == ExitCode.DENIED and "may not grant" in result.stderr, result
     assert outcomes == {(s, t): may_grant(s, t) for s in KINDS for t in KINDS}
+
+
+# ---- issue 13: no loophole in issuance and delegation --------------------------------------
+def test_a_deactivated_policy_never_widens_delegation(world: World) -> None:
+    """Deactivating a worker's tight policy used to lift every bound on what could be
+    delegated to it; now no active policy means NO_ACTIVE_POLICY, as for issuance."""
+    root = ok(world.issue("alice", "orch", depth=2, ttl="30m")).json()
+    tight = ok(
+        run_cli(
+            "policy", "create", "--principal", "w1", "--max-validity", "5m", "--replace",
+            "--resource", REPOS, "--action", READ, "--json",
+        )
+    ).json()["id"]  # fmt: skip
+    refused(world.delegate(root["id"], "w1", actions=(WRITE,), ttl="4m"), "POLICY_ACTION_EXCEEDED")
+    refused(world.delegate(root["id"], "w1", ttl="20m"), "POLICY_VALIDITY_EXCEEDED")
+    ok(run_cli("policy", "deactivate", tight, "--yes"))
+    refused(world.delegate(root["id"], "w1", actions=(WRITE,), ttl="20m"), "NO_ACTIVE_POLICY")
+    refused(world.delegate(root["id"], "w1"), "NO_ACTIVE_POLICY")
+    refused(world.issue("alice", "w1"), "NO_ACTIVE_POLICY")
+    listed = ok(run_cli("mandate", "list", "--subject", "w1", "--json")).json()
+    assert listed == []
+
+
+def test_delegating_from_a_source_expired_within_the_leeway_is_refused(world: World) -> None:
+    """Within the clock leeway validation still accepts an expired source; delegating from it
+    used to sign a child that expires before it starts (and crashed the CLI later)."""
+    root = ok(world.issue("alice", "orch", depth=1, ttl="60s")).json()
+    with time_machine.travel(root["expires_at"] + 10, tick=False):
+        assert world.validate(root["id"]).code == 0  # within the 30 s leeway
+        result = world.delegate(root["id"], "w1")
+        refused(result, "SOURCE_EXPIRED")
+        assert "expired" in result.stderr and "This is a bug" not in result.stderr
+        rows = ok(run_cli("mandate", "list", "--json")).json()
+    assert [r["id"] for r in rows] == [root["id"]]
+    assert ok(run_cli("ledger", "verify")).code == 0
+
+
+def test_grants_are_declared_pairs_not_the_cross_product(world: World) -> None:
+    """The catalog declares read on repos and comment on issues. A mandate for {repos,
+    issues} x {read, comment} allows those two pairs, never comment on repos."""
+    both = ok(
+        world.issue("alice", "orch", resources=(REPOS, ISSUES), actions=(READ, COMMENT), depth=1)
+    ).json()
+    assert sorted(both["grants"]) == [[ISSUES, COMMENT], [REPOS, READ]]
+    assert world.validate(both["id"], READ, REPOS).code == 0
+    assert world.validate(both["id"], COMMENT, ISSUES).code == 0
+    for action, resource in ((COMMENT, REPOS), (READ, ISSUES)):
+        denied = world.validate(both["id"], action, resource)
+        assert denied.code == ExitCode.DENIED, denied
+        assert denied.json()["reason_code"] == "ACTION_OUT_OF_SCOPE"
+    # An action declared on none of the mandate's resources is refused at issuance.
+    lone = world.issue("alice", "orch", resources=(REPOS,), actions=(READ, COMMENT))
+    assert lone.code == ExitCode.INVALID and "declared on none" in lone.stderr, lone
+    # A catalog change after issuance widens nothing the token grants (offline verifiers
+    # read the pairs from the token), and delegation takes only the source's pairs.
+    ok(
+        run_cli(
+            "provider", "update", "github", "--resource", "repos", "--resource", "issues",
+            "--action", "repos:read", "--action", "repos:write", "--action", "issues:comment",
+            "--action", "issues:read",
+        )
+    )  # fmt: skip
+    assert world.validate(both["id"], READ, ISSUES).code == ExitCode.DENIED
+    refused(
+        world.delegate(both["id"], "w1", resources=(ISSUES,), actions=(READ,)),
+        "SCOPE_NOT_SUBSET",
+    )
+    child = ok(world.delegate(both["id"], "w1", resources=(ISSUES,), actions=(COMMENT,))).json()
+    assert child["grants"] == [[ISSUES, COMMENT]]

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 
+from caracal.cli.exit_codes import ExitCode
 from caracal.core.canonical import canonical_json
-from caracal.core.errors import ExitCode
 from caracal.core.ledger import (
     GENESIS_HASH,
     ChainWalk,

@@ -26,7 +26,7 @@ import pytest
 import redis
 import yaml
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.flow.app import build_app
 from caracal.services.facade import Caracal
 from tests.authority.ledger_world import (

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from caracal.cli.exit_codes import ExitCode
 from caracal.core.canonical import canonical_json
-from caracal.core.errors import ExitCode
 from caracal.core.keys import generate_key_pair
 from caracal.core.ledger import event_hash
 from caracal.core.merkle import Frontier, leaf_hash
@@ -339,7 +339,7 @@ STATE_ATTACKS: dict[str, tuple[str, str]] = {
 def state_world(scenario: Scenario) -> dict[str, str]:
     """The scenario, plus a principal whose old keys were revoked (event 14, 15) and a
     superseded policy, so every kind of state has a row to attack."""
-    cli("principal", "rotate-key", "orch", "--revoke-old")
+    cli("principal", "rotate-key", "orch", "--revoke-old", "--yes")
     cli(
         *("policy", "create", "--principal", "orch", "--max-validity", "30m", "--replace"),
         *("--resource", "provider:github:resource:*", "--action", "provider:github:action:*"),
@@ -403,7 +403,7 @@ def test_an_injected_key_and_mandate_are_unknown(state_world: dict[str, str], ho
         ws = app.workspace_id
     claims = MandateClaims(
         "mnd_0fffffffffffffffffff", ws, state_world["alice"], state_world["orch"],
-        0, 0, 4_000_000_000, (REPOS,), (READ, WRITE), 3, None, None,
+        0, 0, 4_000_000_000, (REPOS,), (READ, WRITE), 3, None, None, ((0, 0), (0, 1)),
     )  # fmt: skip
     token = jws.encode(claims.to_claims(), pair.kid, load_private(pair.private_der))
     sql(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ExitCode
-from tests.authority.conftest import READ, REPOS, World, ok
+from caracal.cli.exit_codes import ExitCode
+from tests.authority.conftest import COMMENT, READ, REPOS, World, ok
+from tests.authority.ledger_world import sql
 from tests.support.cli import run_cli
 
 
@@ -65,8 +66,8 @@ def test_private_keys_never_leave_the_vault(world: World, home: Path) -> None:
 
 
 def test_suspend_activate_transitions(world: World) -> None:
-    ok(run_cli("principal", "suspend", "w1"))
-    again = run_cli("principal", "suspend", "w1")
+    ok(run_cli("principal", "suspend", "w1", "--yes"))
+    again = run_cli("principal", "suspend", "w1", "--yes")
     assert again.code == ExitCode.CONFLICT and "already suspended" in again.stderr
     ok(run_cli("principal", "activate", "w1"))
     assert run_cli("principal", "activate", "w1").code == ExitCode.CONFLICT
@@ -160,9 +161,97 @@ def test_one_active_policy_replace_and_deactivate(world: World) -> None:
     assert statuses == {current: "inactive", new: "active"}
     assert ok(run_cli("policy", "show", new, "--json")).json()["max_validity"] == 7200
     mandate = ok(world.issue("alice", "orch", actions=(READ,), ttl="90m")).json()["id"]
-    ok(run_cli("policy", "deactivate", new))
+    ok(run_cli("policy", "deactivate", new, "--yes"))
     assert run_cli("policy", "deactivate", new).code == ExitCode.CONFLICT
     assert world.issue("alice", "orch", actions=(READ,)).code == ExitCode.DENIED
     # Deactivating a policy stops new grants; it does not revoke what was granted.
     assert world.validate(mandate).code == 0
     assert run_cli("policy", "show", "pol_missing").code == ExitCode.NOT_FOUND
+
+
+# ---- issue 13 ------------------------------------------------------------------------------
+def _policy_of(name: str) -> str:
+    rows = ok(run_cli("policy", "list", "--principal", name, "--json")).json()
+    return next(r["id"] for r in rows if r["status"] == "active")
+
+
+def test_deactivating_the_last_policy_of_a_holder_warns_and_offers_revocation(
+    world: World,
+) -> None:
+    """The operator is told which mandates outlive the policy, and may revoke them (with
+    everything delegated from them) in the same step."""
+    held = ok(world.issue("alice", "orch", depth=1)).json()["id"]
+    below = ok(world.delegate(held, "w1")).json()["id"]
+    policy = _policy_of("orch")
+    # No terminal, no --yes: refused, and nothing changed.
+    refused = run_cli("policy", "deactivate", policy)
+    assert refused.code == ExitCode.REFUSED, refused
+    assert "orch holds 1 mandate(s) that stay valid" in refused.stderr
+    assert "--yes" in refused.stderr
+    assert _policy_of("orch") == policy
+    # --yes alone keeps the mandates (and says so); --revoke-mandates revokes them too.
+    kept = ok(run_cli("policy", "deactivate", policy, "--yes"))
+    assert "stay valid" in kept.stderr and world.validate(held).code == 0
+    policy = world.policy("orch")
+    result = ok(run_cli("policy", "deactivate", policy, "--revoke-mandates", "--yes", "--json"))
+    assert sorted(result.json()["revoked"]) == sorted([held, below])
+    assert world.validate(held).json()["reason_code"] == "MANDATE_REVOKED"
+    assert world.validate(below).json()["reason_code"] == "MANDATE_REVOKED"
+    events = ok(run_cli("ledger", "list", "--type", "policy.deactivated", "--json")).json()
+    assert events[-1]["payload"]["live_mandates"] == 1
+    assert ok(run_cli("ledger", "verify")).code == 0
+
+
+def test_a_name_that_looks_like_an_id_is_refused_and_ids_win(world: World) -> None:
+    """`--name pr_<id of w1>` would make "name or id" lookups depend on row order."""
+    victim = world.ids["w1"]
+    for name in (victim, "pr_anything", "MND_x", "pol_1", "k_1", "dec_1"):
+        result = run_cli("principal", "register", "--kind", "worker", "--name", name)
+        assert result.code == ExitCode.INVALID and "reserved" in result.stderr, (name, result)
+    # An older workspace may hold such a name: the id still wins, whatever the row order.
+    sql("UPDATE principals SET name = :name WHERE id = :id", name=victim, id=world.ids["alice"])
+    shown = ok(run_cli("principal", "show", victim, "--json")).json()
+    assert shown["id"] == victim and shown["kind"] == "worker"
+
+
+def test_authority_narrowing_commands_ask_and_refuse_without_a_terminal(world: World) -> None:
+    mandate = ok(world.issue("alice", "orch")).json()["id"]
+    for args in (
+        ("principal", "rotate-key", "alice", "--revoke-old"),
+        ("principal", "suspend", "orch"),
+        ("principal", "revoke", "orch"),
+        ("policy", "deactivate", _policy_of("w1")),
+        ("mandate", "revoke", mandate),
+    ):
+        result = run_cli(*args)
+        assert result.code == ExitCode.REFUSED and "--yes" in result.stderr, (args, result)
+    # Nothing changed: the mandate still validates with the same key.
+    assert world.validate(mandate).code == 0
+    # A plain rotation retires nothing anyone relies on: it does not ask.
+    ok(run_cli("principal", "rotate-key", "alice"))
+    for args in (
+        ("principal", "rotate-key", "alice", "--revoke-old", "-y"),
+        ("principal", "suspend", "orch", "-y"),
+    ):
+        ok(run_cli(*args))
+    # A state the command cannot change is a conflict before any question.
+    again = run_cli("principal", "suspend", "orch")
+    assert again.code == ExitCode.CONFLICT and "already suspended" in again.stderr
+
+
+def test_a_policy_pattern_must_cover_a_declared_pair(world: World) -> None:
+    """Comment is declared on issues only: a policy for repos and comment admits nothing."""
+    result = run_cli(
+        "policy", "create", "--principal", "w2", "--max-validity", "1h", "--replace",
+        "--resource", REPOS, "--action", "provider:github:action:comment",
+    )  # fmt: skip
+    assert result.code == ExitCode.INVALID and "declared on none" in result.stderr, result
+    # A wildcard covers only declared pairs: with repos alone it covers read and write.
+    ok(
+        run_cli(
+            "policy", "create", "--principal", "w2", "--max-validity", "1h", "--replace",
+            "--resource", REPOS, "--action", "provider:github:action:*",
+        )
+    )  # fmt: skip
+    lone = world.issue("alice", "w2", resources=(REPOS,), actions=(READ, COMMENT))
+    assert lone.code == ExitCode.INVALID

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from tests.authority.conftest import World, ok
 from tests.support.cli import run_cli
 
@@ -64,7 +64,7 @@ def test_rotation_keeps_old_mandates_valid_and_signs_new_ones_with_the_new_key(
     }
     assert keys == {old_kid: "retired", rotated["new_kid"]: "active"}
     # Revoking the old keys now denies exactly what they signed.
-    ok(run_cli("principal", "rotate-key", "alice", "--revoke-old"))
+    ok(run_cli("principal", "rotate-key", "alice", "--revoke-old", "--yes"))
     assert world.validate(old).json()["reason_code"] == "KEY_REVOKED"
     assert world.validate(new).json()["reason_code"] == "KEY_REVOKED"
     fresh = ok(world.issue("alice", "orch")).json()["id"]
@@ -94,3 +94,35 @@ def test_revoking_a_principal_denies_what_it_issued_and_holds(world: World) -> N
     assert run_cli("principal", "activate", "orch").code == ExitCode.CONFLICT
     assert run_cli("principal", "rotate-key", "orch").code == ExitCode.CONFLICT
     assert world.issue("alice", "orch").code == ExitCode.DENIED
+
+
+def test_active_means_what_validation_says(world: World) -> None:
+    """`mandate list --active` and `principal show` counted mandates whose signing key was
+    revoked; "active" now comes from the checks validation makes, on every link."""
+    root = ok(world.issue("alice", "orch", depth=1)).json()["id"]
+    child = ok(world.delegate(root, "w1")).json()["id"]
+    other = ok(world.issue("alice", "orch2")).json()["id"]
+    pending = ok(world.issue("alice", "orch2", extra=("--starts-in", "10m"))).json()["id"]
+
+    def active() -> set[str]:
+        return {r["id"] for r in ok(run_cli("mandate", "list", "--active", "--json")).json()}
+
+    assert active() == {root, child, other}
+    ok(run_cli("principal", "rotate-key", "alice", "--revoke-old", "--yes"))
+    for mandate, reason in ((root, "KEY_REVOKED"), (child, "DELEGATION_CHAIN_INVALID")):
+        assert world.validate(mandate).json()["reason_code"] == reason
+        shown = ok(run_cli("mandate", "show", mandate, "--json")).json()
+        assert (shown["status"], shown["status_reason"]) == ("blocked", reason)
+    assert world.validate(other).json()["reason_code"] == "KEY_REVOKED"
+    assert active() == set()
+    blocked = ok(run_cli("mandate", "list", "--status", "blocked", "--json")).json()
+    assert {r["id"] for r in blocked} == {root, child, other, pending}
+    counts = ok(run_cli("principal", "show", "orch", "--json")).json()["mandates"]
+    assert counts["held_active"] == 0 and counts["held_total"] == 1
+    # A suspended subject blocks what it holds, and only that.
+    fresh = ok(world.issue("alice", "orch2")).json()["id"]
+    ok(run_cli("principal", "suspend", "orch2", "--yes"))
+    assert world.validate(fresh).json()["reason_code"] == "SUBJECT_INACTIVE"
+    assert fresh not in active()
+    ok(run_cli("principal", "activate", "orch2"))
+    assert active() == {fresh}

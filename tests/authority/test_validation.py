@@ -8,8 +8,8 @@ from pathlib import Path
 
 import time_machine
 
+from caracal.cli.exit_codes import ExitCode
 from caracal.core import jws
-from caracal.core.errors import ExitCode
 from caracal.core.keys import b64url, b64url_decode, generate_key_pair, load_private
 from caracal.core.reasons import VALIDATION_DENIALS
 from caracal.core.validation import Decision
@@ -166,7 +166,15 @@ def test_unknown_key_and_bad_signature(world: World) -> None:
     raw[5] ^= 0x01
     denied(world.validate_token(f"{head}.{body}.{b64url(bytes(raw))}"), "SIGNATURE_INVALID")
     # Widening the scope without re-signing breaks the signature.
-    widened = _tamper_segment(token, 1, lambda c: {**c, "act": [*c["act"], COMMENT]})
+    widened = _tamper_segment(
+        token,
+        1,
+        lambda c: {
+            **c,
+            "act": [*c["act"], COMMENT],
+            "grt": [*c["grt"], [0, len(c["act"])]],
+        },
+    )
     denied(world.validate_token(widened, COMMENT), "SIGNATURE_INVALID")
 
 
@@ -213,11 +221,11 @@ def test_clock_leeway_is_respected_exactly(world: World) -> None:
 
 def test_inactive_issuer_and_subject(world: World) -> None:
     mandate = ok(world.issue("alice", "orch")).json()["id"]
-    ok(run_cli("principal", "suspend", "alice"))
+    ok(run_cli("principal", "suspend", "alice", "--yes"))
     denied(world.validate(mandate), "ISSUER_INACTIVE")
     ok(run_cli("principal", "activate", "alice"))
     assert world.validate(mandate).code == 0
-    ok(run_cli("principal", "suspend", "orch"))
+    ok(run_cli("principal", "suspend", "orch", "--yes"))
     denied(world.validate(mandate), "SUBJECT_INACTIVE")
 
 
@@ -234,7 +242,7 @@ def test_broken_ancestor_denies_the_chain(world: World) -> None:
     child = ok(world.delegate(root, "w1")).json()["id"]
     assert world.validate(child).code == 0
     # The root's issuer is suspended: the child's own parties are fine, its chain is not.
-    ok(run_cli("principal", "suspend", "alice"))
+    ok(run_cli("principal", "suspend", "alice", "--yes"))
     data = denied(world.validate(child), "DELEGATION_CHAIN_INVALID")
     assert root in data["reason"]
 
@@ -264,7 +272,7 @@ def test_intent_binding(world: World) -> None:
 
 def test_key_revoked_after_rotation(world: World) -> None:
     mandate = ok(world.issue("alice", "orch")).json()["id"]
-    ok(run_cli("principal", "rotate-key", "alice", "--revoke-old"))
+    ok(run_cli("principal", "rotate-key", "alice", "--revoke-old", "--yes"))
     denied(world.validate(mandate), "KEY_REVOKED")
 
 

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.store import schema
 from tests.conftest import _require_postgres
 from tests.support.cli import Result, run_cli
@@ -318,9 +318,9 @@ def build_world(store_url: str | None) -> tuple[dict[str, str], dict[str, str]]:
     m["revoked"] = _issue("alice", "orch2", (READ, WRITE), (REPOS,), depth=1)
     m["revoked_child"] = _delegate(m["revoked"], "w2", (READ,), (REPOS,))
     ok(run_cli("mandate", "revoke", m["revoked"], "--reason", "lost laptop", "--yes"))
-    m["svc"] = _issue("alice", "svc", (READ,), (REPOS, ISSUES))
+    m["svc"] = _issue("alice", "svc", (READ, COMMENT), (REPOS, ISSUES))
     m["bot"] = _issue("alice", "bot", (READ,), (REPOS,))
-    ok(run_cli("principal", "suspend", "bot"))
+    ok(run_cli("principal", "suspend", "bot", "--yes"))
     ok(run_cli("principal", "rotate-key", "orch"))  # `child` was signed with the old key
     m["after_rotation"] = _delegate(m["root"], "w2", (READ, WRITE), (REPOS,))
     ok(run_cli("ledger", "checkpoint"))
@@ -328,7 +328,7 @@ def build_world(store_url: str | None) -> tuple[dict[str, str], dict[str, str]]:
     svc_policy = next(
         p for p in policies if p["principal_id"] == ids["svc"] and p["status"] == "active"
     )
-    ok(run_cli("policy", "deactivate", svc_policy["id"]))  # existing mandates stay valid
+    ok(run_cli("policy", "deactivate", svc_policy["id"], "--yes"))  # its mandates stay valid
     return ids, m
 
 

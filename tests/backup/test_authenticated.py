@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.core.keys import generate_key_pair, load_private
 from caracal.core.tree_head import key_fingerprint, sign_head
 from caracal.services.backup.trust import signature_document

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.services.backup import archive as archive_module
 from tests.backup.conftest import (
     LOCK_ENV,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.services.backup import tables as tables_module
 from tests.backup.conftest import (
     LOCK_ENV,
@@ -559,6 +559,45 @@ def test_wrong_lock_key_is_refused(
     assert_refused(
         sqlite_source.locked.path, home, ExitCode.INTEGRITY, "wrong lock key", locked=True
     )
+
+
+BEYOND = "beyond what caracal writes"
+
+
+@pytest.mark.parametrize(
+    ("kdf", "needle"),
+    [
+        ({"name": "scrypt", "n": 2**19, "r": 8, "p": 1}, BEYOND),  # 512 MiB: accepted before
+        ({"name": "scrypt", "n": 2**17, "r": 16, "p": 1}, BEYOND),
+        ({"name": "scrypt", "n": 2**17, "r": 8, "p": 4}, BEYOND),
+        ({"name": "scrypt", "n": 2**17 + 1, "r": 8, "p": 1}, BEYOND),
+        ({"name": "scrypt", "n": 2**17, "r": 8, "p": 1, "maxmem": 1}, "unknown key derivation"),
+    ],
+    ids=["n-2^19", "r-16", "p-4", "n-not-a-power-of-two", "unknown-field"],
+)
+def test_hostile_key_derivation_parameters_are_refused_before_deriving(
+    sqlite_source: Source, home: Path, tmp_path: Path, kdf: dict[str, Any], needle: str
+) -> None:
+    """A locked archive's header names its scrypt parameters; up to 4 GiB per derivation was
+    accepted. Only what Caracal writes (n = 2^17, r = 8, p = 1) plus a margin of 2x is derived;
+    anything else is refused before the key is derived, with the same answer for any lock key."""
+    import struct
+    import time
+
+    data = sqlite_source.locked.path.read_bytes()
+    magic = b"CARACAL-LOCKED-BACKUP\x00v1\n"
+    (length,) = struct.unpack(">I", data[len(magic) : len(magic) + 4])
+    header = json.loads(data[len(magic) + 4 : len(magic) + 4 + length])
+    assert header["kdf"] == {"name": "scrypt", "n": 2**17, "r": 8, "p": 1}
+    header["kdf"] = kdf
+    assert base64.b64decode(header["salt"])
+    raw = json.dumps(header, sort_keys=True).encode()
+    rest = data[len(magic) + 4 + length :]
+    archive = tmp_path / "hostile-kdf.tar.gz.locked"
+    archive.write_bytes(magic + struct.pack(">I", len(raw)) + raw + rest)
+    started = time.perf_counter()
+    assert_refused(archive, home, ExitCode.INTEGRITY, needle, locked=True)
+    assert time.perf_counter() - started < 30
 
 
 def test_locked_archive_without_a_key_is_refused(sqlite_source: Source, home: Path) -> None:

@@ -17,11 +17,11 @@ from typing import IO, Any
 import psycopg
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
+from caracal.home import atomic as atomic_module
 from caracal.services import staging as staging_module
 from caracal.services.backup import archive as archive_module
 from caracal.services.backup import restore as restore_module
-from caracal.services.backup import service as service_module
 from caracal.services.backup import tables as tables_module
 from tests.backup.conftest import (
     LOCK_ENV,
@@ -241,13 +241,18 @@ def test_data_the_database_refuses_leaves_nothing(
 
 # ---- failures while writing an archive ------------------------------------------------------
 class _FailingOS:
-    """`os` for the backup service, with the final rename failing."""
+    """`os` for the step that puts a finished file in place, with that step failing (a link
+    to the new name, or a rename over it)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
     @staticmethod
     def replace(src: Any, dst: Any) -> None:
+        raise _enospc()
+
+    @staticmethod
+    def link(src: Any, dst: Any) -> None:
         raise _enospc()
 
 
@@ -278,7 +283,7 @@ def test_failed_backup_leaves_no_partial_archive(
         if where == "mid-archive":
             _fail_mid_archive(mp)
         else:
-            mp.setattr(service_module, "os", _FailingOS())
+            mp.setattr(atomic_module, "os", _FailingOS())
         result = cli(*args)
     assert result.code != 0 and len(result.stderr.strip().splitlines()) == 1, result
     assert sorted(p.name for p in (workspace / "backups").iterdir()) == []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from tests.backup.conftest import (
     LOCK_ENV,
     READ,

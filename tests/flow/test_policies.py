@@ -137,3 +137,39 @@ async def test_deactivate_the_selected_policy(world: dict[str, str], app_factory
         policy = caracal.policies.get(newest["id"])
         others = [p["status"] for p in caracal.policies.all() if p["id"] != newest["id"]]
     assert policy["status"] == "inactive" and others == ["active", "active"]
+
+
+async def test_deactivating_the_policy_of_a_holder_warns_and_can_revoke(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    """orch holds a live mandate: deactivating its only policy says so and offers to revoke
+    it (the facade computes what is affected)."""
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_policies(pilot, 3)
+        await pilot.press("end")  # the oldest policy: orch's
+        await until(
+            pilot,
+            lambda: app.screen.query_one("#policies").current_row["principal_id"] == world["orch"],
+            what="orch's policy selected",
+        )
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(app) == "DeactivatePolicyModal", what="warning")
+        details = str(app.screen.query_one("#details").render())
+        assert "orch holds 1 mandate(s) that stay valid" in details
+        await pilot.press("escape")  # cancel: nothing changes
+        await until(pilot, lambda: screen_name(app) == "PoliciesScreen")
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(app) == "DeactivatePolicyModal")
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(app) == "PoliciesScreen")
+        await until(
+            pilot,
+            lambda: app.screen.query_one("#policies").current_row["status"] == "inactive",
+            what="shown inactive",
+        )
+        await settle(pilot)
+    with Caracal.open("demo") as caracal:
+        assert caracal.mandates.get(world["root"])["status"] == "revoked"
+        orch = [p["status"] for p in caracal.policies.all("orch")]
+    assert orch == ["inactive"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from tests.support.cli import run_cli
 
 
@@ -124,3 +124,69 @@ def test_url_secrets_mask_only_the_password(workspace: Path) -> None:
     shown = run_cli("config", "get", "store.url").stdout.strip()
     assert shown == "postgresql+psycopg://u:********@h/db"
     assert run_cli("config", "get", "store.url", "--reveal").stdout.strip().endswith("u:pw@h/db")
+
+
+# ---- issue 13 ------------------------------------------------------------------------------
+def test_read_only_keys_are_refused_by_every_front_end(workspace: Path) -> None:
+    """The facade knows which keys are read-only; `config set` used to change them."""
+    for key, value in (("workspace", "other"), ("version", "99"), ("created_at", "x")):
+        result = run_cli("config", "set", key, value)
+        assert result.code == ExitCode.INVALID and "read-only" in result.stderr, (key, result)
+    data = yaml.safe_load((workspace / "config.yaml").read_text())
+    assert data["workspace"] == "demo" and data["version"] == 1
+
+
+def test_a_password_in_a_url_query_is_masked_wherever_it_is_shown(workspace: Path) -> None:
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["runtime"]["redis_url"] = "redis://127.0.0.1:6399/0?password=hunter2-by-hand"
+    path.write_text(yaml.safe_dump(data))
+    shown = run_cli("config", "get", "runtime.redis_url").stdout
+    listed = run_cli("config", "list", "--json").stdout
+    section = run_cli("config", "get", "runtime", "--json").stdout
+    for text in (shown, listed, section):
+        assert "hunter2" not in text and "password=********" in text, text
+    revealed = run_cli("config", "get", "runtime.redis_url", "--reveal").stdout
+    assert "hunter2-by-hand" in revealed
+    # Entered through `config set`, it is sealed in the file too.
+    ok = run_cli("config", "set", "runtime.redis_url", "--stdin", input="redis://h/0?password=pw2")
+    assert ok.code == 0 and "pw2" not in ok.stdout
+    assert "pw2" not in path.read_text() and "ENC[" in path.read_text()
+
+
+@pytest.mark.postgres
+def test_a_store_password_is_sealed_however_it_enters(home: Path, pg_url: str) -> None:
+    """`workspace create --store-url` (and CARACAL_STORE_URL) wrote the password in clear into
+    config.yaml, and from there into every unlocked backup."""
+    import gzip
+    import os
+    import secrets
+
+    secret = "pw" + secrets.token_hex(8)
+    url = pg_url.replace("postgres@", f"postgres:{secret}@", 1)
+    created = run_cli("workspace", "create", "demo", "--store-url", url)
+    assert created.code == 0, created
+    config = home / "workspaces" / "demo" / "config.yaml"
+    assert secret not in config.read_text() and "ENC[" in config.read_text()
+    assert run_cli("principal", "register", "--kind", "human", "--name", "alice").code == 0
+    assert "PostgreSQL" in run_cli("workspace", "list").stdout
+    shown = run_cli("config", "get", "store.url").stdout
+    assert secret not in shown and "postgres:********@" in shown
+    backup = run_cli("backup", "create", "--json")
+    assert backup.code == 0, backup
+    archive = Path(backup.json()["path"]).read_bytes()
+    assert secret.encode() not in gzip.decompress(archive)
+    # From the environment, the same.
+    os.environ["CARACAL_STORE_URL"] = url
+    try:
+        assert run_cli("workspace", "create", "second").code == 0
+    finally:
+        del os.environ["CARACAL_STORE_URL"]
+    second = home / "workspaces" / "second" / "config.yaml"
+    assert secret not in second.read_text()
+    # A sealed store URL still lets the workspace be found and deleted.
+    deleted = run_cli("workspace", "delete", "second", "--yes", "--no-backup")
+    assert deleted.code == 0, deleted
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -94,3 +94,77 @@ def test_every_command_prints_its_help() -> None:
     for path in paths:
         result = run_cli(*path, "--help")
         assert result.code == 0 and "Usage:" in result.stdout, (path, result)
+
+
+def test_the_layers_hold_as_import_contracts() -> None:
+    """`lint-imports` (pyproject.toml [tool.importlinter]): front ends call the services, the
+    services use the adapters, core imports none of them; Flow and the runtime never import
+    the CLI; the runtime never the store; the services never a database driver."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    linter = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run(
+        [str(linter), "--config", str(root / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def test_core_owns_no_exit_code_and_names_no_command_line_flag() -> None:
+    """Exit codes are the CLI's (`caracal.cli.exit_codes`); core errors carry a kind, and a
+    message in core never names a flag (the front end adds how an input is given there)."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import caracal.core
+    import caracal.core.errors
+
+    assert not hasattr(caracal.core.errors, "ExitCode")
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    found = []
+    for path in sorted(Path(caracal.core.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+                continue  # `python -m caracal.core.proofs` has its own options
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            for part in ast.walk(node.exc):
+                if (
+                    isinstance(part, ast.Constant)
+                    and isinstance(part.value, str)
+                    and id(part) not in docstrings
+                    and flag.search(part.value)
+                ):
+                    found.append(f"{path.name}:{part.lineno}: {part.value}")
+    assert found == []
+
+
+def test_flow_reads_scopes_through_the_core_grammar() -> None:
+    """The scope grammar and what a wildcard covers live in `caracal.core.scopes`; Flow's
+    screens and forms call it instead of splitting scopes on ':' themselves."""
+    from pathlib import Path
+
+    import caracal.flow
+
+    offenders = [
+        f"{path.relative_to(Path(caracal.flow.__file__).parent)}: {needle}"
+        for path in sorted(Path(caracal.flow.__file__).parent.rglob("*.py"))
+        for needle in ('split(":")', 'rsplit(":"', '":resource:"', '":action:"')
+        if needle in path.read_text()
+    ]
+    assert offenders == []

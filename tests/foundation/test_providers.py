@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from tests.support.cli import run_cli
 from tests.support.http_server import fake_provider
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ConfigError, ExitCode, IntegrityError
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.errors import ConfigError, IntegrityError
 from caracal.vault.cipher import SecretCipher
 from caracal.vault.master_key import MasterKeySource, resolve_master_key
 from tests.support.cli import run_cli

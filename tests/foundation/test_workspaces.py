@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from tests.support.cli import run_cli, run_cli_process
 
 

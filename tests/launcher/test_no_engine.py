@@ -22,6 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
         ["flow"],
         ["cli", "principal", "list"],
         ["purge", "--force"],
+        # Destructive stack commands take the same confirmation flags as every other.
+        ["purge", "--yes"],
+        ["purge", "-y"],
+        ["reset", "--yes"],
+        ["reset", "-y"],
     ],
 )
 def test_no_engine_is_one_clear_sentence(home: Path, args: list[str]) -> None:

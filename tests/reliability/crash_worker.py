@@ -38,6 +38,12 @@ ACTIONS = (
     "provider:github:action:write",
     "provider:github:action:comment",
 )
+# The catalog's declared pairs (test_crash.py adds the provider): a mandate grants pairs.
+PAIRS = (
+    (RESOURCES[0], ACTIONS[0]),
+    (RESOURCES[0], ACTIONS[1]),
+    (RESOURCES[1], ACTIONS[2]),
+)
 NOT_GRANTED = "provider:github:action:admin"  # never in any mandate: always out of scope
 # name -> kind; alice issues, the others hold (and pass on) mandates.
 PRINCIPALS = {
@@ -130,8 +136,13 @@ class Known:
             pending.extend(self.children.get(current, ()))
 
 
-def _subset(rng: random.Random, scopes: tuple[str, ...] | list[str]) -> list[str]:
-    return sorted(rng.sample(list(scopes), rng.randint(1, len(scopes))))
+def _pairs(rng: random.Random, pairs: Any) -> tuple[list[str], list[str], list[list[str]]]:
+    """Some of `pairs`: the resources, the actions and the pairs (the grants) they make."""
+    chosen = sorted(tuple(p) for p in rng.sample(list(pairs), rng.randint(1, len(pairs))))
+    res = sorted({r for r, _ in chosen})
+    act = sorted({a for _, a in chosen})
+    granted = [[r, a] for r, a in PAIRS if r in res and a in act]
+    return res, act, granted
 
 
 class Traffic:
@@ -160,12 +171,12 @@ class Traffic:
     def issue(self) -> None:
         subject = self.rng.choice([n for n in PRINCIPALS if n != "alice"])
         depth = 0 if subject == "svc" else self.rng.randint(0, POLICY_DEPTH)
-        res, act = _subset(self.rng, RESOURCES), _subset(self.rng, ACTIONS)
+        res, act, granted = _pairs(self.rng, PAIRS)
         self.log.mark(e="begin", op="issue", subject=subject)
         issued = self.app.mandates.issue(
             "alice", subject, res, act, ISSUE_TTL, delegation_depth=depth
         )
-        mandate = self._acked("issue", issued.id, subject, res, act, depth, None)
+        mandate = self._acked("issue", issued.id, subject, res, act, depth, None, granted)
         self.known.add(mandate)
 
     def delegate(self) -> None:
@@ -179,11 +190,13 @@ class Traffic:
             return
         source = self.rng.choice(sources)
         target = self.rng.choice(GRANTS[PRINCIPALS[source["subject"]]])
-        res, act = _subset(self.rng, source["resources"]), _subset(self.rng, source["actions"])
+        res, act, granted = _pairs(self.rng, source["pairs"])
         self.log.mark(e="begin", op="delegate", source=source["id"], subject=target)
         issued = self.app.mandates.delegate(source["id"], target, res, act, DELEGATE_TTL)
         depth = source["depth"] - 1
-        self.known.add(self._acked("delegate", issued.id, target, res, act, depth, source["id"]))
+        self.known.add(
+            self._acked("delegate", issued.id, target, res, act, depth, source["id"], granted)
+        )
 
     def _acked(
         self,
@@ -194,12 +207,14 @@ class Traffic:
         act: list[str],
         depth: int,
         parent: str | None,
+        granted: list[list[str]],
     ) -> dict[str, Any]:
         mandate = {
             "id": mandate_id,
             "subject": subject,
             "resources": res,
             "actions": act,
+            "pairs": granted,
             "depth": depth,
             "parent": parent,
         }
@@ -213,11 +228,10 @@ class Traffic:
             action, resource, expected = ACTIONS[0], RESOURCES[0], "MANDATE_REVOKED"
         else:
             mandate = self._pick()
-            mandate_id, resource = mandate["id"], self.rng.choice(mandate["resources"])
+            resource, action = self.rng.choice(mandate["pairs"])
+            mandate_id, expected = mandate["id"], "ALLOWED"
             if roll < 0.25:
                 action, expected = NOT_GRANTED, "ACTION_OUT_OF_SCOPE"
-            else:
-                action, expected = self.rng.choice(mandate["actions"]), "ALLOWED"
         self.log.mark(e="begin", op="validate", target=mandate_id)
         decision = self.app.validation.validate(action, resource, mandate_id=mandate_id)
         self.log.ack(

@@ -59,7 +59,7 @@ from typing import Any, BinaryIO, cast
 import psycopg
 import pytest
 
-from caracal.core.errors import ExitCode
+from caracal.cli.exit_codes import ExitCode
 from caracal.services.backup import archive as archive_module
 from caracal.services.backup import service as service_module
 from caracal.services.facade import Caracal

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,14 @@ def test_a_denial_is_403_with_its_reason_and_recorded(world: dict[str, Any]) -> 
         (b'{"token": "t", "action": "a", "resource": "r", "caller": 7}', 400, "caller"),
         (b'{"token": "t", "action": "a", "resource": "r", "admin": true}', 400, "admin"),
         (b'{"token": "t", "action": "a", "resource": "r", "intent": NaN}', 400, None),
+        # One strict reader for all JSON from outside: a duplicated key is never read as
+        # "the last one wins" (it was, here, while tokens and the MCP gate refused it).
+        (b'{"token": "t", "action": "write", "action": "read", "resource": "r"}', 400, "action"),
+        (
+            b'{"token": "t", "action": "a", "resource": "r", "intent": {"x": 1, "x": 2}}',
+            400,
+            "intent",
+        ),
     ],
 )
 def test_malformed_bodies_are_400_naming_the_field_and_record_nothing(
@@ -219,3 +229,120 @@ def test_serve_starts_with_zero_configuration_on_the_active_workspace(home: Path
     with serve() as server:
         assert server.authorize(token=token, action=READ, resource=REPOS).status == 200
         assert "serving workspace demo" in server.log.read_text()
+
+
+# ---- issue 13 ------------------------------------------------------------------------------
+def test_a_duplicated_field_is_refused_naming_it_even_with_a_valid_token(
+    world: dict[str, Any],
+) -> None:
+    server: Server = world["server"]
+    fields = f'"token": "{world["token"]}", "action": "{WRITE}", "action": "{READ}"'
+    body = ("{" + fields + f', "resource": "{REPOS}"' + "}").encode()
+    reply = server.request("POST", "/v1/authorize", body, {"Content-Type": "application/json"})
+    assert reply.status == 400, reply
+    assert reply.json()["field"] == "action" and "duplicate key 'action'" in reply.json()["message"]
+    assert [e for e in ledger_events() if e["type"].startswith("validation.")] == []
+
+
+def _set(key: str, value: str) -> None:
+    result = run_cli("-w", "demo", "config", "set", key, value)
+    assert result.code == 0, result
+
+
+def _wait_for(check: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_unattributable_denials_are_recorded_in_aggregate_and_limited_per_client(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Garbage tokens used to add one ~1 KB ledger event each, for anyone who could reach the
+    runtime. Now: one event per reason and client per interval, with the count; a client over
+    its budget gets 429 (counted too); real mandates still get one event per decision."""
+    monkeypatch.delenv("CARACAL_REDIS_URL", raising=False)
+    token = make_workspace("demo")
+    _set("runtime.anonymous_denials.interval_seconds", "1")
+    _set("runtime.anonymous_denials.per_client_per_second", "4")
+    _set("runtime.anonymous_denials.burst", "20")
+    with serve() as server:
+        before = len(ledger_events())
+        replies = [
+            server.authorize(token=f"garbage-{i}", action=READ, resource=REPOS) for i in range(60)
+        ]
+        replies.append(server.authorize(action=READ, resource=REPOS, token=""))  # 400: required
+        statuses = [r.status for r in replies]
+        denied = [r for r in replies if r.status == 403]
+        limited = [r for r in replies if r.status == 429]
+        assert 20 <= len(denied) < 40 and len(limited) >= 20, statuses
+        assert {r.json()["reason_code"] for r in denied} == {"TOKEN_MALFORMED"}
+        assert len({r.json()["decision_id"] for r in denied}) <= 3  # one per interval
+        assert limited[0].json()["error"] == "rate_limited" and "retry-after" in limited[0].headers
+        time.sleep(1.0)  # the budget refills: a real mandate from the same client is decided
+        allowed = server.authorize(token=token, action=READ, resource=REPOS)
+        assert allowed.status == 200, allowed
+
+        def aggregated() -> list[dict[str, Any]]:
+            found = [e for e in ledger_events() if e["type"] == "validation.denials_aggregated"]
+            counted = sum(e["payload"]["count"] for e in found)
+            return found if counted == len(denied) + len(limited) else []
+
+        events = _wait_for(aggregated)
+        assert events, [e["type"] for e in ledger_events()]
+        metrics = server.request("GET", "/metrics").body.decode()
+    by_reason: dict[str, int] = {}
+    for event in events:
+        assert event["payload"]["client"] == "127.0.0.1"
+        by_reason[event["reason_code"]] = (
+            by_reason.get(event["reason_code"], 0) + (event["payload"]["count"])
+        )
+    assert by_reason == {"TOKEN_MALFORMED": len(denied), "RATE_LIMITED": len(limited)}
+    new = ledger_events()[: len(ledger_events()) - before]
+    assert len(new) <= len(events) + 1 + 2  # the aggregates, the allowed decision, heads
+    assert [e["type"] for e in new].count("validation.allowed") == 1
+    assert f"caracal_anonymous_denials_total {len(denied)}" in metrics
+    assert f"caracal_rate_limited_total {len(limited)}" in metrics
+
+
+def test_health_never_echoes_configuration_and_honours_the_configured_redis_password(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/health` printed the `${VAR}`-expanded Redis URL, password included, and only the
+    environment's URL lent Redis its password."""
+    import shutil
+    import subprocess
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    for variable in ("CARACAL_REDIS_URL", "CARACAL_REDIS_PASSWORD_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    make_workspace("demo")
+    password, port = "pw-" + os.urandom(8).hex(), free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--requirepass", password, "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        monkeypatch.setenv("TEST_REDIS_URL", f"redis://:{password}@127.0.0.1:{port}/0")
+        _set("runtime.redis_url", "${TEST_REDIS_URL}")
+        secrets = (password, "127.0.0.1:", str(port), "redis://")
+        with serve() as server:
+            reply = _wait_for(lambda: (r := server.request("GET", "/health")).status == 200 and r)
+            assert reply, server.request("GET", "/health").body
+            assert reply.json()["dependencies"]["redis"] == {"ok": True, "detail": "reachable"}
+            text = reply.body.decode()
+            assert not [s for s in secrets if s in text], text
+        monkeypatch.setenv("TEST_REDIS_URL", f"redis://:{password}@127.0.0.1:{free_port()}/0")
+        with serve() as server:
+            reply = server.request("GET", "/health")
+            assert reply.status == 503 and reply.json()["failing"] == ["redis"]
+            text = reply.body.decode()
+            assert not [s for s in (*secrets, password) if s in text], text
+    finally:
+        redis.terminate()
+        redis.wait(10)

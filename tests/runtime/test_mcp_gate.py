@@ -328,10 +328,31 @@ async def test_the_gate_starts_a_new_upstream_session_when_the_upstream_forgets_
     assert gate.upstream.called("read_doc")[-2:] == [{"path": "one"}, {"path": "two"}]
 
 
-async def test_tools_list_is_checked_but_not_recorded(gate: Gate) -> None:
-    before = len(ledger("--type", "validation."))
-    assert await listed(gate, gate.tokens["reader"]) == ["read_doc"]
-    assert len(ledger("--type", "validation.")) == before
+async def test_every_tools_list_is_recorded_with_the_count_shown(gate: Gate) -> None:
+    """A listing says what a token may do (is it live, what does it grant): it was an oracle
+    nobody saw. Now each is one ledger event, with how many tools it showed, and counted in
+    /metrics."""
+
+    def metric(text: str, name: str) -> int:
+        line = next((ln for ln in text.splitlines() if ln.startswith(name + " ")), None)
+        return int(line.split()[-1]) if line else 0
+
+    before = ledger("--type", "mcp.tools_listed")
+    metrics = gate.server.request("GET", "/metrics").body.decode()
+    shown_before = metric(metrics, 'caracal_mcp_tool_listings_total{result="shown"}')
+    decisions = len(ledger("--type", "validation."))
+    reply = rpc(gate, request("tools/list"), bearer="reader")
+    assert [t["name"] for t in reply.json()["result"]["tools"]] == ["read_doc"]
+    events = ledger("--type", "mcp.tools_listed")
+    assert len(events) == len(before) + 1
+    event = events[-1]
+    assert (event["payload"]["shown"], event["payload"]["registered"]) == (1, 2)
+    assert event["mandate_id"] == gate.mandates["reader"] and event["reason_code"] == "ALLOWED"
+    assert gate.tokens["reader"] not in json.dumps(event)
+    assert len(ledger("--type", "validation.")) == decisions  # the listing, not one per tool
+    metrics = gate.server.request("GET", "/metrics").body.decode()
+    assert metric(metrics, 'caracal_mcp_tool_listings_total{result="shown"}') == shown_before + 1
+    assert metric(metrics, "caracal_mcp_tools_shown_total") >= 1
 
 
 async def test_an_allowed_call_to_an_unreachable_server_fails_cleanly(gate: Gate) -> None:
@@ -454,7 +475,11 @@ class _Broken:
         self.server = McpServer("docs", "http://127.0.0.1:9/mcp", 1.0, {"read_doc": tool})
         self.caracal = SimpleNamespace(tools=SimpleNamespace(mcp_server=lambda _: self.server))
         self.authorizer = SimpleNamespace(
-            decide=self._decide, check=self._check, mcp_server=lambda _: self.server
+            decide=self._decide,
+            check=self._check,
+            mcp_server=lambda _: self.server,
+            admit=lambda _client: None,
+            record_listing=self._record,
         )
         self.upstream_used = False
 
@@ -463,6 +488,9 @@ class _Broken:
 
     async def _check(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the store is down")
+
+    async def _record(self, *args: Any, **kwargs: Any) -> Any:
+        return None
 
     async def request(self, *args: Any) -> Any:
         self.upstream_used = True
@@ -482,3 +510,56 @@ def test_an_undecidable_call_is_refused_and_never_forwarded() -> None:
         listed = client.post("/mcp/docs", json=request("tools/list"), headers=headers).json()
         assert listed["result"] == {"tools": []}
     assert not broken.upstream_used
+
+
+# ---- the upstream's answers -----------------------------------------------------------
+async def test_an_upstream_answer_with_a_duplicated_key_is_refused() -> None:
+    """The gate reads the upstream's JSON with the one strict reader: `{"result": A,
+    "result": B}` is not passed on as B (nor as A)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from caracal.server.mcp_upstream import UpstreamError, UpstreamPool
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if "id" not in message:
+                self.send_response(202)
+                self.end_headers()
+                return
+            if message["method"] == "initialize":
+                body = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "serverInfo": {"name": "dup", "version": "1"}}}).encode()  # fmt: skip
+            else:
+                benign = '{"content": [{"type": "text", "text": "harmless"}]}'
+                other = '{"content": [{"type": "text", "text": "something else"}]}'
+                body = (
+                    f'{{"jsonrpc": "2.0", "id": {message["id"]}, "result": {benign}, '
+                    f'"result": {other}}}'
+                ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+
+    async def no_auth(_server: str) -> dict[str, str]:
+        return {}
+
+    pool = UpstreamPool(no_auth)
+    server = McpServer("dup", f"http://127.0.0.1:{http.server_address[1]}/mcp", 1.0, {})
+    try:
+        with pytest.raises(UpstreamError, match="duplicate key 'result'"):
+            await pool.request(server, "tools/call", {"name": "x", "arguments": {}})
+    finally:
+        await pool.aclose()
+        http.shutdown()
+        http.server_close()

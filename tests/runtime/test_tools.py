@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from caracal.core.errors import ExitCode, NotFoundError
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.errors import NotFoundError
 from caracal.services.facade import Caracal
 from tests.support.cli import Result, run_cli
 
@@ -147,3 +148,13 @@ def test_tools_survive_a_backup_and_restore(workspace: Path, tmp_path: Path) -> 
     ok(run_cli("backup", "restore", str(archive), "--as", "copy"))
     restored = ok(run_cli("-w", "copy", "tool", "list", "--json")).json()
     assert [(t["name"], t["description"]) for t in restored] == [("read_doc", "Read")]
+
+
+def test_a_tool_maps_to_a_declared_pair(workspace: Path) -> None:
+    """`tail` is declared on logs, not on docs: a tool for (docs, tail) would grant a pair
+    nobody declared, and every mandate for docs and tail (on logs) would call it."""
+    refused = register("tail_docs", action="provider:files:action:tail")
+    assert refused.code == ExitCode.INVALID and "declared" in refused.stderr, refused
+    assert ok(run_cli("tool", "list", "--json")).json() == []
+    logs = "provider:files:resource:logs"
+    assert register("tail_logs", resource=logs, action="provider:files:action:tail").code == 0

@@ -325,6 +325,8 @@ ISSUES = "provider:github:resource:issues"
 DOCS_READ = "provider:docs:action:read"
 DOCS_WRITE = "provider:docs:action:write"
 FILES = "provider:docs:resource:files"
+# The catalog's declared (resource, action) pairs: a mandate grants only those.
+DECLARED = {(REPOS, READ), (REPOS, WRITE), (ISSUES, COMMENT)}
 BOUND_INTENT: dict[str, Any] = {"tool": "read_doc", "arguments": {"path": "a.txt"}}
 # Nothing listens there: a probe or a forwarded call is refused at once.
 CLOSED_URL = "http://127.0.0.1:9"
@@ -345,7 +347,12 @@ class Grant:
     live: bool = True  # False for the revoked one
 
     def allows(self, action: str, resource: str) -> bool:
-        return self.live and action in self.actions and resource in self.resources
+        return (
+            self.live
+            and action in self.actions
+            and resource in self.resources
+            and ((resource, action) in DECLARED or resource == FILES)
+        )
 
 
 @dataclass
@@ -423,7 +430,7 @@ def build_world(name: str = "fuzz", *, encrypted_config: bool = False) -> World:
     grant("agent", "agent", (DOCS_READ, DOCS_WRITE), (FILES,), issue)
     bound = json.dumps(BOUND_INTENT)
     grant("bound", "agent", (DOCS_READ,), (FILES,), issue, "--intent", bound, intent=BOUND_INTENT)
-    revoked = grant("revoked", "svc", (READ,), (ISSUES, REPOS), issue)
+    revoked = grant("revoked", "svc", (READ, COMMENT), (ISSUES, REPOS), issue)
     cli(f"mandate revoke {revoked.mandate_id} --yes")
     grants["revoked"] = dataclasses.replace(revoked, live=False)
     return World(name, principals, grants)

@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 
+from caracal.cli.exit_codes import ExitCode
 from caracal.cli.main import run
-from caracal.core.errors import ExitCode
 from caracal.home.config import known_keys
 from tests.security.fuzzing import (
     BOUND_INTENT,

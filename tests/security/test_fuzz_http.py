@@ -7,7 +7,9 @@ shape, never a 5xx or an exception out of the app:
 
 - authorize: 200 only for an issued, live token asked for a scope it grants (and by its
   subject, with its intent, when given); 400/413 (malformed, too large) never reach the
-  ledger, and every 200/403 adds exactly one ledger event;
+  ledger, every 200/403 about a real mandate adds exactly one ledger event, and a 403 about
+  a token tied to no known key adds none at once (it is counted, and recorded in aggregate;
+  the per-client limit on those is off here so that every case is decided);
 - MCP: nothing is forwarded upstream except a `tools/call` of a registered tool under a live
   mandate granting that tool's scopes (and, for a mandate bound to an intent, with exactly
   that intent's arguments). The upstream is a recording fake, so the gate itself runs as is.
@@ -27,6 +29,7 @@ from hypothesis import example, given
 from sqlalchemy import text
 
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamPool
+from caracal.services.denial_aggregator import ANONYMOUS
 from caracal.services.facade import Caracal
 from caracal.store import ledger_rows
 from tests.security.fuzzing import (
@@ -56,6 +59,7 @@ from tests.security.fuzzing import (
     rngs,
     tallied,
 )
+from tests.support.cli import run_cli
 
 pytestmark = TIMEOUT
 
@@ -195,10 +199,15 @@ class Service(Shown):
 
     def ledger_head(self) -> int:
         """Events in the ledger, but those that record a kept head (a decision that crosses
-        `checkpoint_every` is followed by one)."""
+        `checkpoint_every` is followed by one) and the aggregated denials (written by the
+        runtime every interval, whichever request is under way)."""
         with self.app.store.read() as conn:
             kept = conn.execute(text("SELECT count(*) FROM ledger_checkpoints")).scalar_one()
-            return int(ledger_rows.head(conn)[0]) - int(kept)
+            aggregated = conn.execute(
+                text("SELECT count(*) FROM ledger_events WHERE type = :t"),
+                {"t": "validation.denials_aggregated"},
+            ).scalar_one()
+            return int(ledger_rows.head(conn)[0]) - int(kept) - int(aggregated)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +221,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     ):
         with fast_cli():
             world = build_world()
+            limit_off = ("config", "set", "runtime.anonymous_denials.per_client_per_second", "0")
+            assert run_cli("-w", world.name, *limit_off).code == 0
         upstream = Upstream()
         mp.setattr(UpstreamPool, "request", lambda self, *a: upstream.request(*a))
         mp.setattr(UpstreamPool, "list_tools", lambda self, *a: upstream.list_tools(*a))
@@ -373,7 +384,8 @@ def check_authorize(service: Service, rng: random.Random) -> None:
             assert after == before, "a rejected request reached the ledger"
             return
         assert reply.status in (200, 403), reply
-        assert after == before + 1, "a decision was not recorded exactly once"
+        anonymous = answer.get("reason_code") in ANONYMOUS
+        assert after == before + (0 if anonymous else 1), "a decision was not recorded once"
         service.authorize.saw(answer.get("reason_code", "ALLOWED"))
         if reply.status == 200:
             assert answer["allowed"] is True and answer["mandate_id"], answer

@@ -42,7 +42,8 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from caracal.core.errors import CaracalError, ConfigError, ExitCode
+from caracal.cli.exit_codes import ExitCode
+from caracal.core.errors import CaracalError, ConfigError
 from caracal.services.facade import Caracal
 from caracal.shell.rules import MAX_LINE, Blank, Builtin, Invoke, Refusal, interpret, shell_groups
 from caracal.shell.session import ShellSession

@@ -52,3 +52,20 @@ def test_shell_session_in_a_real_terminal(home: Path) -> None:
     lines = history.read_text().splitlines()
     assert "workspace create demo" in lines
     assert "principal list" in lines
+
+
+def test_ctrl_d_at_a_confirmation_is_a_refusal_not_an_internal_error(home: Path) -> None:
+    """End of input at a [y/N] question: exit 9 ("refused") and nothing changed; it used to
+    be exit 1 with "internal error"."""
+    from tests.support.cli import run_cli
+
+    assert run_cli("workspace", "create", "demo").code == 0
+    assert run_cli("principal", "register", "--kind", "human", "--name", "alice").code == 0
+    env = {"CARACAL_HOME": str(home), "CARACAL_KEYRING": "off", "TERM": "xterm-256color"}
+    suspend = shlex.join([sys.executable, "-m", "caracal", "principal", "suspend", "alice"])
+    with terminal(["bash", "-c", f'{suspend}; echo "[ended $?]"'], env, height=20) as term:
+        term.wait_for("[y/N]")
+        term.send("C-d")
+        shown = term.wait_for("[ended ")
+    assert "[ended 9]" in shown and "internal error" not in shown, shown
+    assert run_cli("principal", "show", "alice", "--json").json()["status"] == "active"

@@ -297,6 +297,46 @@ def test_no_secret_in_docker_inspect(hardened: Hardened, service: str) -> None:
         assert "CARACAL_MASTER_KEY" not in env and "CARACAL_REDIS_PASSWORD" not in env
 
 
+def test_host_files_are_private_and_each_container_reads_its_own_secrets(
+    hardened: Hardened,
+) -> None:
+    """CARACAL_HOME was 0755, host-io 0777 (anyone on the host could plant files for a
+    restore or an import) and the secret files 0644. Now folders are 0700 and files 0600; each
+    container reads its secrets from a copy owned by its own user, and the Caracal containers
+    own the host I/O folder."""
+    import os
+    import stat as stat_module
+
+    home = hardened.stack.home
+    state = StackState(home / "stack" / hardened.stack.project)
+
+    def mode(path: Any) -> int:
+        return stat_module.S_IMODE(os.lstat(path).st_mode)
+
+    folders = [home, home / "stack", state.root, state.host_io]
+    folders += [p for p in state.root.rglob("*") if p.is_dir()]
+    files = [p for p in state.root.rglob("*") if p.is_file()]
+    assert len(files) >= 3 + 3 + 3 + 1 + 1, files  # secrets, runtime's, flow's, cli's, pg, redis
+    assert {str(p): mode(p) for p in folders if mode(p) != 0o700} == {}
+    assert {str(p): mode(p) for p in files if mode(p) != 0o600} == {}
+    if os.geteuid() == 0:
+        assert os.stat(state.host_io).st_uid == 10001
+    print(f"\nPRIVATE: {len(folders)} folders 0700, {len(files)} files 0600 under {home}")
+    expected = {"runtime": "10001", "cli": "10001", "postgres": None, "redis": None}
+    for service, owner in expected.items():
+        for name in hardened.compose.services[service].secrets:
+            code, out = hardened.exec(service, "stat", "-c", "%a %u", f"/run/secrets/{name}")
+            assert code == 0, out
+            file_mode, uid = out.split()
+            assert file_mode == "600", (service, name, out)
+            code, who = hardened.exec(service, "id", "-u")
+            assert uid == who.strip() and (owner is None or uid == owner), (service, name, out)
+    # The runtime container still writes into the host I/O folder (as its own user).
+    code, out = hardened.exec("runtime", "sh", "-c", "touch /caracal-host-io/.probe && echo ok")
+    assert code == 0 and "ok" in out, out
+    (state.host_io / ".probe").unlink()
+
+
 def test_shell_escape_attempts_run_nothing_in_the_runtime_container(hardened: Hardened) -> None:
     stack = hardened.stack
     code, out = hardened.exec("runtime", "sh", "-c", f"test -e {CANARY} && echo present || true")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.widgets import Input, Select
+from textual.widgets import Checkbox, Input, Select
 
 from caracal.flow.modals.form import FormModal
 from caracal.flow.text import display_path
@@ -25,6 +25,7 @@ class ExportLedgerModal(FormModal[Any]):
         yield self.field("File")
         default = display_path(self.flow.context.caracal.paths.root / "ledger-export.json")
         yield Input(default, id="path")
+        yield Checkbox("Replace the file if it exists", id="overwrite")
 
     def prepare(self) -> Callable[[], Any]:
         fmt = self.query_one("#format", Select).value
@@ -32,5 +33,6 @@ class ExportLedgerModal(FormModal[Any]):
         if not path_text:
             raise ValueError("Give a file to write.")
         path = Path(path_text).expanduser()
+        overwrite = self.query_one("#overwrite", Checkbox).value
         caracal = self.flow.context.caracal
-        return lambda: (caracal.ledger.export(path, str(fmt)), path)
+        return lambda: (caracal.ledger.export(path, str(fmt), overwrite=overwrite), path)

@@ -9,6 +9,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Input, Select, Static
 
+from caracal.core.scopes import scope_kind
 from caracal.flow.modals.form import FormModal
 
 
@@ -26,13 +27,13 @@ class ValidateMandateModal(FormModal[Any]):
         actions = sorted(
             {
                 *self.mandate["actions"],
-                *(s for s in self.scopes if ":action:" in s and "*" not in s),
+                *(s for s in self.scopes if scope_kind(s) == "action" and "*" not in s),
             }
         )
         resources = sorted(
             {
                 *self.mandate["resources"],
-                *(s for s in self.scopes if ":resource:" in s and "*" not in s),
+                *(s for s in self.scopes if scope_kind(s) == "resource" and "*" not in s),
             }
         )
         yield self.field("Action")

@@ -2,42 +2,32 @@
 
 Each provider also offers a wildcard line ("all actions of github" ->
 `provider:github:action:*`); picking it makes the provider's single lines redundant, so
-they are dropped from what is saved.
+they are dropped from what is saved. The scope grammar and what a wildcard covers are the
+core's (`caracal.core.scopes`); a wildcard covers only the pairs the catalog declares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, Select, SelectionList, Static
 
+from caracal.core.scopes import ScopeKind, by_provider, drop_covered, provider_wildcard
 from caracal.flow.modals.form import FormModal
 
-ScopeKind = Literal["resource", "action"]
 PLURAL = {"resource": "resources", "action": "actions"}
 
 
 def scope_choices(scopes: list[str], kind: ScopeKind) -> list[tuple[str, str]]:
     """(label, pattern) pairs: per provider, its wildcard first, then each catalog scope."""
-    by_provider: dict[str, list[str]] = {}
-    for scope in scopes:
-        parts = scope.split(":")
-        if len(parts) == 4 and parts[2] == kind:
-            by_provider.setdefault(parts[1], []).append(scope)
     choices: list[tuple[str, str]] = []
-    for provider, listed in by_provider.items():
-        wildcard = f"provider:{provider}:{kind}:*"
+    for provider, listed in by_provider(scopes, kind).items():
+        wildcard = provider_wildcard(provider, kind)
         choices.append((f"all {PLURAL[kind]} of {provider}  ({wildcard})", wildcard))
         choices += [(scope, scope) for scope in listed if scope != wildcard]
     return choices
-
-
-def without_covered(patterns: list[str]) -> list[str]:
-    """Drop single scopes a picked provider wildcard already covers."""
-    wildcards = {p.rsplit(":", 1)[0] for p in patterns if p.endswith(":*")}
-    return [p for p in patterns if p.endswith(":*") or p.rsplit(":", 1)[0] not in wildcards]
 
 
 class CreatePolicyModal(FormModal[Any]):
@@ -96,8 +86,8 @@ class CreatePolicyModal(FormModal[Any]):
         principal = self.query_one("#principal", Select).value
         if not isinstance(principal, str):
             raise ValueError("Choose the principal the policy is for.")
-        resources = without_covered(list(self.query_one("#resources", SelectionList).selected))
-        actions = without_covered(list(self.query_one("#actions", SelectionList).selected))
+        resources = drop_covered(list(self.query_one("#resources", SelectionList).selected))
+        actions = drop_covered(list(self.query_one("#actions", SelectionList).selected))
         if not resources or not actions:
             raise ValueError("Pick at least one resource and one action.")
         max_validity = self.value("max-validity")

@@ -63,7 +63,7 @@ class DashboardScreen(AreaScreen):
         self.query_one("#stat-principals", Stat).set(overview.principals)
         self.query_one("#stat-active", Stat).set(overview.active_mandates)
         self.query_one("#stat-denials", Stat).set(overview.denials_last_hour)
-        from caracal.cli.format import when
+        from caracal.core.durations import when
 
         lines = [
             f"{when(e['ts'] / 1e6)}  {e['type']:<24} {e['reason_code'] or '':<24} {e['mandate_id'] or e['principal_id'] or ''}"

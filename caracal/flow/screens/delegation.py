@@ -11,7 +11,13 @@ from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
 
 COMMANDS = [("Show a mandate's tree", "focus_filter")]
-COLOURS = {"active": "green", "revoked": "red", "expired": "yellow", "pending": "cyan"}
+COLOURS = {
+    "active": "green",
+    "revoked": "red",
+    "expired": "yellow",
+    "pending": "cyan",
+    "blocked": "magenta",
+}
 
 
 class DelegationScreen(AreaScreen):

@@ -92,7 +92,7 @@ class LedgerScreen(AreaScreen):
 
     @staticmethod
     def _columns() -> list[Column]:
-        from caracal.cli.format import when
+        from caracal.core.durations import when
 
         return [
             Column("seq", "SEQ", 9),
@@ -128,7 +128,7 @@ class LedgerScreen(AreaScreen):
         caracal = self.context.caracal
 
         def shown(status: Any) -> None:
-            from caracal.cli.format import when
+            from caracal.core.durations import when
 
             head = status.head
             copies = " · ".join(

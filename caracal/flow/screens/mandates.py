@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Select, Static
 
+from caracal.core.scopes import short_scope
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
@@ -22,10 +23,18 @@ COMMANDS = [
     ("Show the selected mandate's token", "token"),
     ("Show the delegation tree", "graph"),
 ]
-STATUS_STYLE = {"active": "green", "revoked": "red", "expired": "yellow", "pending": "cyan"}
+STATUS_STYLE = {
+    "active": "green",
+    "revoked": "red",
+    "expired": "yellow",
+    "pending": "cyan",
+    "blocked": "magenta",
+}
 STATUSES = [
     ("any status", ""),
     ("active", "active"),
+    ("pending", "pending"),
+    ("blocked", "blocked"),
     ("expired", "expired"),
     ("revoked", "revoked"),
 ]
@@ -87,7 +96,7 @@ class MandatesScreen(AreaScreen):
         yield Static("Select a mandate to see it here.", id="detail", markup=False)
 
     def _columns(self) -> list[Column]:
-        from caracal.cli.format import relative
+        from caracal.core.durations import relative
 
         def name(key: str) -> Any:
             return lambda r: self.names.get(r[key], r[key])
@@ -106,7 +115,7 @@ class MandatesScreen(AreaScreen):
                 "actions",
                 "ACTIONS",
                 0,
-                render=lambda r: ",".join(a.split(":")[-1] for a in r["actions"]),
+                render=lambda r: ",".join(short_scope(a).split(":", 1)[-1] for a in r["actions"]),
             ),
         ]
 
@@ -171,7 +180,7 @@ class MandatesScreen(AreaScreen):
         if row is None:
             detail.update("")
             return
-        from caracal.cli.format import when
+        from caracal.core.durations import when
 
         detail.update(
             f"{row['id']}  [{row['status']}]  {self.names.get(row['issuer_id'], row['issuer_id'])} → "

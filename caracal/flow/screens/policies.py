@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Select, Static
 
+from caracal.core.scopes import short_scope
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
@@ -21,12 +22,6 @@ COMMANDS = [
 ]
 STATUS_STYLE = {"active": "green", "inactive": "dim"}
 STATUSES = [("any status", ""), ("active", "active"), ("inactive", "inactive")]
-
-
-def short_pattern(pattern: str) -> str:
-    """`provider:github:action:read` -> `github:read`, for the narrow table columns."""
-    parts = pattern.split(":")
-    return f"{parts[1]}:{parts[3]}" if len(parts) == 4 else pattern
 
 
 def principal_name(names: dict[str, str], principal_id: str) -> str:
@@ -93,7 +88,7 @@ class PoliciesScreen(AreaScreen):
         from caracal.core.durations import format_duration
 
         def patterns(key: str) -> Any:
-            return lambda r: ", ".join(short_pattern(p) for p in r[key])
+            return lambda r: ", ".join(short_scope(p) for p in r[key])
 
         return [
             Column("id", "ID", 21),
@@ -161,8 +156,7 @@ class PoliciesScreen(AreaScreen):
         if row is None:
             detail.update("")
             return
-        from caracal.cli.format import when
-        from caracal.core.durations import format_duration
+        from caracal.core.durations import format_duration, when
 
         ended = f"   deactivated {when(row['deactivated_at'])}" if row["deactivated_at"] else ""
         detail.update(
@@ -213,33 +207,50 @@ class PoliciesScreen(AreaScreen):
         if row["status"] != "active":
             self.app.notify(f"Policy {row['id']} is already inactive.", severity="warning")
             return
-        from caracal.flow.modals.confirm import ConfirmModal
-
-        who = principal_name(self.names, row["principal_id"])
         caracal, policy_id = self.context.caracal, row["id"]
+        run_in_background(
+            self,
+            lambda: caracal.policies.deactivation_impact(policy_id),
+            done=self._ask_deactivation,
+            description="policy deactivation impact",
+        )
 
-        def deactivated(_: Any) -> None:
-            self.remember(f"deactivated policy {policy_id} of {who}")
-            self.app.notify(f"Deactivated policy {policy_id}.")
+    def _ask_deactivation(self, impact: Any) -> None:
+        from caracal.flow.modals.confirm import ConfirmModal
+        from caracal.flow.modals.policy_deactivate import REVOKE, DeactivatePolicyModal
+
+        who = impact.principal.name
+        caracal, policy_id = self.context.caracal, impact.policy.id
+
+        def deactivated(result: Any) -> None:
+            revoked = f", revoked {len(result.revoked)} mandate(s)" if result.revoked else ""
+            self.remember(f"deactivated policy {policy_id} of {who}{revoked}")
+            self.app.notify(f"Deactivated policy {policy_id}{revoked}.")
             self.load()
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                run_in_background(
-                    self,
-                    lambda: caracal.policies.deactivate(policy_id),
-                    done=deactivated,
-                    description="deactivate policy",
-                )
+        def run(revoke: bool) -> None:
+            run_in_background(
+                self,
+                lambda: caracal.policies.deactivate(policy_id, revoke_mandates=revoke),
+                done=deactivated,
+                description="deactivate policy",
+            )
 
+        if impact.needs_warning:
+            # Always asked, whatever the confirmation preference: it is a choice.
+            self.app.push_screen(
+                DeactivatePolicyModal(impact),
+                lambda choice: run(choice == REVOKE) if choice else None,
+            )
+            return
         self.app.push_screen(
             ConfirmModal(
                 f"Deactivate policy {policy_id} of {who}?",
-                f"Until {who} has a new policy, no mandate can be issued to it. Mandates it "
-                "already holds stay valid until they expire or are revoked.",
+                f"Until {who} has a new policy, nothing can be issued or delegated to it. It "
+                "holds no mandate that is still valid.",
                 confirm_label="Deactivate",
             ),
-            answered,
+            lambda yes: run(False) if yes else None,
         )
 
 

@@ -27,7 +27,7 @@ COLUMNS = ("NAME", "KIND", "STATUS", "EMAIL", "ID")
 
 def describe_principal(detail: dict[str, Any]) -> Text:
     """The detail pane: who, mandates held, then every signing key."""
-    from caracal.cli.format import when
+    from caracal.core.durations import when
 
     status = detail["status"]
     held = detail["mandates"]

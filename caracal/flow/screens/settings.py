@@ -23,13 +23,7 @@ COMMANDS = [
     ("Choose the theme", "theme"),
     ("Ask or not before destructive actions", "toggle_confirm"),
 ]
-# Keys Flow shows but does not change: they are fixed when the workspace is made, or move it.
-READ_ONLY = {
-    "version": "the config format version is managed by Caracal",
-    "workspace": "a workspace's name is fixed when it is created",
-    "created_at": "the creation time is a record, not a setting",
-    "store.pg_schema": "it points the workspace at another store; use `caracal config set`",
-}
+STORE_NOTE = "it points the workspace at another store; use `caracal config set`"
 
 
 class SettingsScreen(AreaScreen):
@@ -112,8 +106,10 @@ class SettingsScreen(AreaScreen):
         table = self.query_one("#config", DataTable)
         selected = self.selected_key()
         table.clear()
+        settings = self.context.caracal.settings
         for key, value in values.items():
-            note = "secret" if key in secrets else ("read-only" if key in READ_ONLY else "")
+            fixed = settings.read_only(key) or settings.locates_store(key)
+            note = "secret" if key in secrets else ("read-only" if fixed else "")
             table.add_row(Text(key), _cell(value), Text(note, style="dim"), key=key)
         if selected in values:
             table.move_cursor(row=table.get_row_index(selected))
@@ -149,8 +145,10 @@ class SettingsScreen(AreaScreen):
                 severity="warning",
             )
             return
-        if key in READ_ONLY:
-            self.app.notify(f"{key} is read-only here: {READ_ONLY[key]}.", severity="warning")
+        settings = self.context.caracal.settings
+        reason = settings.read_only(key) or (STORE_NOTE if settings.locates_store(key) else None)
+        if reason is not None:
+            self.app.notify(f"{key} is read-only here: {reason}.", severity="warning")
             return
         from caracal.flow.modals.settings_value import EditSettingModal
 

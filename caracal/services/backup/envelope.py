@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from caracal.core.canonical import strict_loads
 from caracal.core.errors import IntegrityError, ValidationError
 
 MAGIC = b"CARACAL-LOCKED-BACKUP\x00v1\n"
@@ -40,12 +41,39 @@ def is_locked(path_or_head: bytes) -> bool:
     return path_or_head.startswith(MAGIC)
 
 
-def _derive(lock_key: str, salt: bytes, params: dict[str, Any]) -> bytes:
-    if params.get("name") != "scrypt" or not all(isinstance(params.get(k), int) for k in "nrp"):
+# What a locked archive's header may ask of the reader, checked before anything is derived: at
+# most twice the memory and work of what Caracal writes (n = 2^17, r = 8, p = 1: 128 MiB), so a
+# hostile header cannot make a restore allocate gigabytes or spin for minutes.
+KDF_LIMITS = {"n_min": 2**14, "n_max": 2**18, "r": 8, "p_max": 2, "memory_max": 256 * 2**20}
+
+
+def check_kdf(params: Any) -> tuple[int, int, int]:
+    """(n, r, p) from a locked archive's header, or IntegrityError."""
+    if (
+        not isinstance(params, dict)
+        or set(params) != {"name", "n", "r", "p"}
+        or params.get("name") != "scrypt"
+        or not all(type(params.get(k)) is int for k in "nrp")
+    ):
         raise IntegrityError("The locked archive names an unknown key derivation.")
     n, r, p = params["n"], params["r"], params["p"]
-    if not (2**14 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 4):
-        raise IntegrityError("The locked archive's key derivation parameters are out of range.")
+    memory = 128 * n * r
+    if (
+        n & (n - 1)
+        or not KDF_LIMITS["n_min"] <= n <= KDF_LIMITS["n_max"]
+        or r != KDF_LIMITS["r"]
+        or not 1 <= p <= KDF_LIMITS["p_max"]
+        or memory * p > KDF_LIMITS["memory_max"]
+    ):
+        raise IntegrityError(
+            f"The locked archive asks for key derivation parameters (scrypt n={n}, r={r}, "
+            f"p={p}) beyond what Caracal writes; refusing to derive the key."
+        )
+    return n, r, p
+
+
+def _derive(lock_key: str, salt: bytes, params: Any) -> bytes:
+    n, r, p = check_kdf(params)
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(lock_key.encode("utf-8"))
 
 
@@ -123,7 +151,7 @@ class DecryptingReader(io.RawIOBase):
             raise IntegrityError("The locked archive's header is damaged.")
         header_bytes = source.read(_LEN.unpack(raw_len)[0])
         try:
-            header = json.loads(header_bytes)
+            header = strict_loads(header_bytes)
             salt = base64.b64decode(header["salt"], validate=True)
             self._prefix = base64.b64decode(header["nonce_prefix"], validate=True)
             key = _derive(lock_key, salt, header["kdf"])

@@ -36,6 +36,7 @@ from caracal.services.ledger_verify import verify_ledger
 from caracal.services.staging import Staging, staged_workspace
 from caracal.services.workspaces import WorkspaceManager
 from caracal.store import ledger_rows, meta
+from caracal.store.engine import driver_errors
 from caracal.store.migrations import LATEST, upgrade
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,7 @@ def _load_tables(
             if missing:
                 raise IntegrityError(f"The archive has no dump of table {missing[0]}.")
             meta.put(conn, "workspace_name", name)
-    except (DBAPIError, *_driver_errors()) as exc:  # type: ignore[misc]
+    except (DBAPIError, *driver_errors()) as exc:  # type: ignore[misc]
         orig: BaseException = (exc.orig or exc) if isinstance(exc, DBAPIError) else exc
         text = str(orig).strip()
         first = text.splitlines()[0] if text else type(orig).__name__
@@ -345,15 +346,6 @@ def _load_tables(
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise IntegrityError(f"The archive's data does not load cleanly: {first}.") from None
     return loaded
-
-
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """Rows are inserted on the driver's cursor, so its own exceptions arrive unwrapped."""
-    import sqlite3
-
-    import psycopg
-
-    return (sqlite3.Error, psycopg.Error)
 
 
 def _is_disk_full(error: BaseException) -> bool:

@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from caracal import __version__
-from caracal.core.errors import ConflictError, IntegrityError, NotFoundError, UnavailableError
+from caracal.core.errors import (
+    IntegrityError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from caracal.core.ledger import NewEvent
 from caracal.home import config as cfg
-from caracal.home.atomic import fsync_dir
+from caracal.home.atomic import fsync_dir, publish, refuse_existing
 from caracal.services.backup import tables
 from caracal.services.backup.archive import (
     FORMAT,
@@ -32,6 +37,7 @@ from caracal.services.backup.archive import (
 )
 from caracal.services.backup.envelope import check_lock_key
 from caracal.services.backup.trust import signature_document
+from caracal.services.config_service import without_literal_secrets
 from caracal.store import ledger_rows, meta, provider_rows
 from caracal.store.migrations import current_version
 from caracal.store.schema import secrets as secrets_table
@@ -100,15 +106,23 @@ class BackupService:
         self.app = app
 
     # ---- create ---------------------------------------------------------------------------
-    def create(self, output: Path | None = None, lock_key: str | None = None) -> BackupResult:
+    def create(
+        self,
+        output: Path | None = None,
+        lock_key: str | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> BackupResult:
         """Write one archive of the whole workspace; secrets only inside a locked archive."""
         started = time.perf_counter()
         if lock_key is not None:
             check_lock_key(lock_key)
         app = self.app
         target = output or app.paths.backups / default_name(app.name, lock=lock_key is not None)
-        if target.exists():
-            raise ConflictError(f"{target} already exists; choose another --output.")
+        if target.is_dir():
+            raise ValidationError(f"{target} is a folder; give the name of a file to write.")
+        if not overwrite:
+            refuse_existing(target)
         if not target.parent.is_dir():
             raise NotFoundError(f"The folder {target.parent} does not exist.")
         app.ledger.checkpoint()  # the head goes to the history and to every witness now
@@ -124,7 +138,7 @@ class BackupService:
                 self._write(sink, lock_key, manifest_bytes, signature, plan)
                 sink.flush()
                 os.fsync(sink.fileno())
-            os.replace(partial, target)
+            publish(partial, target, overwrite=overwrite)
             fsync_dir(target.parent)
         except OSError as exc:
             raise UnavailableError(
@@ -191,6 +205,13 @@ class BackupService:
         app = self.app
         plan = _Plan()
         raw_config = app.paths.config.read_bytes()
+        if not include_secrets:
+            # Sealed values stay sealed (the master key is not in the archive); a literal
+            # secret someone wrote into config.yaml by hand is left out.
+            raw = cfg.read_raw(app.paths.config)
+            clean = without_literal_secrets(raw)
+            if clean != raw:
+                raw_config = cfg.dump_raw(clean).encode("utf-8")
         plan.add_bytes("config.yaml", raw_config)
         if include_secrets:
             plan.add_bytes("config-secrets.json", json.dumps(self._config_secrets()).encode())

@@ -25,6 +25,14 @@ def shell(
 
     Line editing, history and Tab completion at a terminal; lines from stdin otherwise. Shell
     syntax (pipes, redirections, `;`, `&`, substitutions) is refused, never run."""
+    from caracal.cli.restricted import confined
+    from caracal.home.host_io import host_io_folder
     from caracal.shell.repl import start
 
-    raise typer.Exit(start(command, workspace_override(ctx)))
+    # Every command the shell runs reads and writes files only inside the host I/O folder
+    # (relative paths start there), and takes no store location.
+    folder = host_io_folder()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with confined(folder):
+        code = start(command, workspace_override(ctx))
+    raise typer.Exit(code)
