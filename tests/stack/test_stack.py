@@ -91,12 +91,20 @@ def _compose(stack: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
     reason="docker-compose is not installed (apt-get install docker-compose)",
 )
 def test_docker_compose_sees_the_stack_the_launcher_made(stack: StackEnv) -> None:
-    listed = _compose(stack, "ps")
+    # `ps -q` rather than the table: the table wraps names to the terminal's width.
+    listed = _compose(stack, "ps", "-q")
     assert listed.returncode == 0, listed.stderr
-    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:] if line.strip()}
+    ids = listed.stdout.split()
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Name}} {{.State.Health.Status}}", *ids],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = dict(line.lstrip("/").split() for line in inspected.stdout.splitlines())
     assert sorted(rows) == sorted(stack.labelled("container")), listed.stdout
-    for name, row in rows.items():
-        assert "Up (healthy)" in row, (name, row)
+    for name, health in rows.items():
+        assert health == "healthy", (name, health)
     services = _compose(stack, "ps", "--services", "--filter", "status=running")
     assert set(services.stdout.split()) == {"postgres", "redis", "runtime"}, services
 
