@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from caracal.cli import restricted
-from caracal.cli.common import echo, emit_json, note, open_workspace, table
+from caracal.cli.common import echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
 from caracal.core.errors import RefusedError, ValidationError
 
@@ -180,6 +180,8 @@ def verify(
     else:
         note(f"Archive BROKEN: {report.problem}")
     if not report.ok:
+        if as_json:
+            json_error(ExitCode.INTEGRITY, "integrity", f"Archive BROKEN: {report.problem}")
         raise typer.Exit(int(ExitCode.INTEGRITY))
 
 

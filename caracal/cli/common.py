@@ -22,6 +22,22 @@ def workspace_override(ctx: typer.Context) -> str | None:
     return (root.obj or {}).get("workspace") if isinstance(root.obj, dict) else None
 
 
+def no_workspace_option(ctx: typer.Context, why: str) -> None:
+    """Refuse `-w NAME` on a command it cannot apply to, rather than ignore it."""
+    if workspace_override(ctx) is not None:
+        raise typer.BadParameter(f"does not apply here: {why}", param_hint="'-w' / '--workspace'")
+
+
+def with_workspace_option(ctx: typer.Context, args: list[str]) -> list[str]:
+    """A command line for another `caracal` (in the container, or here) that keeps `-w`."""
+    name = workspace_override(ctx)
+    if name is None:
+        return args
+    if args and args[0] == "caracal":
+        args = args[1:]
+    return ["-w", name, *(args or ["shell"])]
+
+
 @contextmanager
 def open_workspace(ctx: typer.Context, *, check_ledger: bool = True) -> Iterator[Caracal]:
     """The workspace of this command. Opening it checks the ledger head against the copies
@@ -38,6 +54,16 @@ def open_workspace(ctx: typer.Context, *, check_ledger: bool = True) -> Iterator
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def json_error(exit_code: int, kind: str, message: str, *, code: str | None = None) -> None:
+    """With `--json`, an error or a negative verdict is also one object on stderr: `error`
+    (the denial's reason code, else the exit code's name), `kind`, `exit_code`, `message`."""
+    from caracal.cli.exit_codes import ExitCode
+
+    name = code or ExitCode(exit_code).name
+    body = {"error": name, "kind": kind, "exit_code": int(exit_code), "message": message}
+    sys.stderr.write(json.dumps(body) + "\n")
 
 
 def echo(text: str = "") -> None:

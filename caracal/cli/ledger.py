@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from caracal.cli import restricted
-from caracal.cli.common import echo, emit_json, note, open_workspace, table
+from caracal.cli.common import echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
 from caracal.core.durations import when
 from caracal.core.errors import NotFoundError, ValidationError
@@ -127,6 +127,8 @@ def verify(
     else:
         echo(f"Ledger TAMPERED: {report.problem}")
     if not report.ok:
+        if as_json:
+            json_error(ExitCode.INTEGRITY, "integrity", f"Ledger TAMPERED: {report.problem}")
         raise typer.Exit(int(ExitCode.INTEGRITY))
 
 

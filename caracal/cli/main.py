@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Annotated
@@ -16,7 +17,7 @@ from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
 from caracal.cli.flow import flow
 from caracal.cli.serve import serve
 from caracal.cli.shell import shell
-from caracal.core.errors import CaracalError
+from caracal.core.errors import CaracalError, ErrorKind, RefusedError
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -27,7 +28,7 @@ app = typer.Typer(
         "caracal principal register ...  →  caracal policy create ...  →  caracal mandate issue ..."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -41,7 +42,8 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(backup.app, name="backup")
 app.add_typer(tool.app, name="tool")
 app.command("flow")(flow)
-for _name in ("up", "down", "reset", "purge", "logs", "status", "doctor"):
+STACK_COMMANDS = ("up", "down", "reset", "purge", "logs", "status", "doctor")
+for _name in STACK_COMMANDS:
     app.command(_name)(getattr(stack_cmd, _name))
 app.command(
     "cli",
@@ -78,40 +80,121 @@ def root(
     ] = False,
 ) -> None:
     ctx.obj = {"workspace": workspace_name}
+    if workspace_name is not None and ctx.invoked_subcommand in STACK_COMMANDS:
+        raise typer.BadParameter(
+            f"does not apply to `caracal {ctx.invoked_subcommand}`: the stack serves every "
+            "workspace; pass it to the command that acts on one (e.g. `caracal -w NAME cli ...`).",
+            param_hint="'-w' / '--workspace'",
+        )
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run one command; usage errors are typer's (exit 2), domain errors map to the enum."""
-    for position, arg in enumerate(sys.argv[1:] if argv is None else argv, start=1):
+    """Run one command; usage errors are typer's (exit 2), domain errors map to the enum.
+    With `--json` every error is one JSON object on stderr (see `_report`)."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = _wants_json(args)
+    for position, arg in enumerate(args, start=1):
         if not _is_text(arg):
             # Bytes that are not UTF-8 arrive as lone surrogates: no name, id or scope holds
             # them and the store cannot look them up (the shell refuses such lines too).
-            typer.echo(f"error: argument {position} is not valid UTF-8 text; retype it.", err=True)
-            return int(ExitCode.USAGE)
+            return _report(
+                "usage",
+                ExitCode.USAGE,
+                f"argument {position} is not valid UTF-8 text; retype it.",
+                as_json=as_json,
+            )
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="caracal", standalone_mode=True)
+        result = command.main(args=args, prog_name="caracal", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CaracalError as exc:
-        typer.echo(f"error: {cli_message(exc)}", err=True)
-        return int(exit_code_of(exc))
+        return _report_error(exc, as_json)
     except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        return 130
+        return _report("interrupted", 130, "Interrupted; nothing more was done.", as_json)
     except Exception as exc:
+        parser = _parser_outcome(exc, as_json)
+        if parser is not None:
+            return parser
         mapped = _map_adapter_error(exc)
         if mapped is not None:
-            typer.echo(f"error: {cli_message(mapped)}", err=True)
-            return int(exit_code_of(mapped))
+            return _report_error(mapped, as_json)
         logging.getLogger("caracal").exception("internal error")
-        typer.echo(
-            f"internal error: {type(exc).__name__}: {exc}. This is a bug; the workspace log "
-            "has the details.",
-            err=True,
+        return _report(
+            ErrorKind.INTERNAL.value,
+            ExitCode.INTERNAL,
+            f"{type(exc).__name__}: {exc}. This is a bug; the workspace log has the details.",
+            as_json,
+            prefix="internal error",
         )
-        return int(ExitCode.INTERNAL)
-    return 0
+    return result if isinstance(result, int) else 0
+
+
+def _parser_outcome(exc: Exception, as_json: bool) -> int | None:
+    """Click's own exceptions (typer vendors click, so they are known by name): usage errors
+    are exit 2, help on a bare group is shown as before, ctrl+c is 130 and ctrl+d a refusal."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "NoArgsIsHelpError" in names:
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    if "ClickException" in names:
+        if not as_json:
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        message = exc.format_message()  # type: ignore[attr-defined]
+        return _report("usage", int(exc.exit_code), message, as_json=True)  # type: ignore[attr-defined]
+    if "Abort" in names:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _report("interrupted", 130, "Interrupted; nothing more was done.", as_json)
+        return _report_error(RefusedError("No answer was given; nothing was changed."), as_json)
+    return None
+
+
+def _wants_json(args: list[str]) -> bool:
+    """`--json` anywhere before a `--` (the option is every command's own)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _report_error(error: CaracalError, as_json: bool) -> int:
+    return _report(
+        error.kind.value,
+        exit_code_of(error),
+        cli_message(error),
+        as_json,
+        code=getattr(error, "reason_code", None),
+    )
+
+
+def _report(
+    kind: str,
+    exit_code: int,
+    message: str,
+    as_json: bool,
+    *,
+    code: str | None = None,
+    prefix: str = "error",
+) -> int:
+    """One line on stderr, or with `--json` one object: `error` is a stable code (the
+    reason code of a denial, otherwise the exit code's name), `kind` the error's kind."""
+    if as_json:
+        name = code or _exit_name(exit_code)
+        body = {"error": name, "kind": kind, "exit_code": int(exit_code), "message": message}
+        sys.stderr.write(json.dumps(body) + "\n")
+    else:
+        typer.echo(f"{prefix}: {message}", err=True)
+    return int(exit_code)
+
+
+def _exit_name(exit_code: int) -> str:
+    try:
+        return ExitCode(exit_code).name
+    except ValueError:
+        return "INTERRUPTED" if exit_code == 130 else "ERROR"
 
 
 def _is_text(arg: str) -> bool:

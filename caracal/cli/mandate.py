@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from caracal.cli.common import confirm, echo, emit_json, note, open_workspace, table
+from caracal.cli.common import confirm, echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
 from caracal.core.durations import relative, when
 from caracal.core.errors import ValidationError
@@ -295,4 +295,7 @@ def validate(
     else:
         echo(f"denied: {decision.reason_code} - {decision.reason}")
     if not decision.allowed:
+        if as_json:
+            reason = f"denied: {decision.reason_code} - {decision.reason}"
+            json_error(ExitCode.DENIED, "denied", reason, code=decision.reason_code)
         raise typer.Exit(int(ExitCode.DENIED))

@@ -12,6 +12,7 @@ from caracal.cli.common import (
     confirm,
     echo,
     emit_json,
+    json_error,
     note,
     open_workspace,
     read_secret,
@@ -232,6 +233,8 @@ def test(
         state = "healthy" if result.healthy else "unhealthy"
         echo(f"{name}: {state} - {result.detail} ({result.latency_ms:.0f} ms)")
     if not result.healthy:
+        if as_json:
+            json_error(ExitCode.UNAVAILABLE, "unavailable", f"{name}: unhealthy - {result.detail}")
         raise typer.Exit(int(ExitCode.UNAVAILABLE))
 
 

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from caracal.cli.common import confirm, echo, emit_json, interactive, note, table
+from caracal.cli.common import (
+    confirm,
+    echo,
+    emit_json,
+    interactive,
+    json_error,
+    note,
+    table,
+    with_workspace_option,
+)
 from caracal.core.errors import RefusedError
 
 if TYPE_CHECKING:
@@ -160,10 +169,11 @@ def status(
     _show(statuses, as_json)
     problems = [s.problem for s in statuses if s.problem]
     if problems:
-        print(
-            f"caracal: {'; '.join(problems)}; see `caracal logs`, then `caracal up`.",
-            file=sys.stderr,
-        )
+        message = f"{'; '.join(problems)}; see `caracal logs`, then `caracal up`."
+        if as_json:
+            json_error(ExitCode.UNAVAILABLE, "unavailable", message)
+        else:
+            print(f"caracal: {message}", file=sys.stderr)
         raise typer.Exit(int(ExitCode.UNAVAILABLE))
 
 
@@ -196,6 +206,9 @@ def doctor(
             [[f.check, "yes" if f.ok else "NO", f.detail, f.next_step] for f in findings],
         )
     if not all(f.ok for f in findings):
+        if as_json:
+            failed = "; ".join(f"{f.check}: {f.detail}" for f in findings if not f.ok)
+            json_error(ExitCode.UNAVAILABLE, "unavailable", failed)
         raise typer.Exit(int(ExitCode.UNAVAILABLE))
 
 
@@ -207,7 +220,7 @@ def cli(
     """The restricted Caracal shell in the runtime container; with arguments, run that one
     command there and return its exit code. Files under $CARACAL_HOME/host-io are seen
     inside as /caracal-host-io."""
-    args = list(ctx.args)
+    args = with_workspace_option(ctx, list(ctx.args))
     if local:
         from caracal.cli.main import run
 

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from caracal.cli import restricted
-from caracal.cli.common import confirm, echo, emit_json, note, table, workspace_override
+from caracal.cli.common import (
+    confirm,
+    echo,
+    emit_json,
+    no_workspace_option,
+    note,
+    table,
+    workspace_override,
+)
 
 if TYPE_CHECKING:
     from caracal.services.workspaces import WorkspaceManager
@@ -27,6 +35,7 @@ def _manager() -> WorkspaceManager:
 
 @app.command()
 def create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Lowercase letters, digits, '-' or '_'.")],
     store_url: Annotated[
         str | None,
@@ -40,6 +49,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (the first one becomes active)."""
+    no_workspace_option(ctx, "name the workspace to create as the argument.")
     restricted.no_store_location("--store-url", store_url)
     info = _manager().create(name, store_url=store_url, activate=True if use else None)
     for notice in info.notices:
@@ -53,22 +63,28 @@ def create(
 
 
 @app.command("list")
-def list_(as_json: JsonOption = False) -> None:
-    """List workspaces; the active one is marked."""
-    infos = _manager().list()
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List workspaces; `*` marks the one commands act on (the active one, or `-w NAME`)."""
+    manager = _manager()
+    infos = manager.list()
+    override = workspace_override(ctx)
+    selected = manager.resolve(override) if override is not None else None
     if as_json:
-        emit_json([i.to_dict() for i in infos])
+        chosen = selected or next((i.name for i in infos if i.active), None)
+        emit_json([{**i.to_dict(), "selected": i.name == chosen} for i in infos])
         return
+    marked = {i.name for i in infos if (i.name == selected if selected else i.active)}
     table(
         ["", "name", "store", "path"],
-        [["*" if i.active else "", i.name, i.store, str(i.path)] for i in infos],
+        [["*" if i.name in marked else "", i.name, i.store, str(i.path)] for i in infos],
         empty="No workspaces yet; create one with `caracal workspace create NAME`.",
     )
 
 
 @app.command()
-def use(name: str) -> None:
+def use(ctx: typer.Context, name: str) -> None:
     """Make NAME the active workspace."""
+    no_workspace_option(ctx, "name the workspace to make active as the argument.")
     _manager().use(name)
     echo(f"Active workspace: {name}")
 
@@ -87,6 +103,7 @@ def current(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 @app.command()
 def delete(
+    ctx: typer.Context,
     name: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     no_backup: Annotated[
@@ -94,6 +111,7 @@ def delete(
     ] = False,
 ) -> None:
     """Delete a workspace and its store (not the active one); backs it up first."""
+    no_workspace_option(ctx, "name the workspace to delete as the argument.")
     manager = _manager()
     manager.check_deletable(name)  # before asking, so nobody confirms in vain
     extra = "" if no_backup else " (a backup is written first)"
