@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from caracal.cli import restricted
-from caracal.cli.common import echo, emit_json, open_workspace, table
+from caracal.cli.common import echo, emit_json, note, open_workspace, table
 from caracal.core.errors import ValidationError
 
 app = typer.Typer(
@@ -26,13 +26,15 @@ def list_(
     reveal: RevealOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Every setting with its value (secrets masked)."""
+    """Every setting with the value in effect (after ${VAR} expansion; secrets masked) and,
+    where config.yaml writes it as a ${VAR} reference or sealed, the template."""
     with open_workspace(ctx) as caracal:
-        items = caracal.settings.items(reveal=reveal)
+        items = caracal.settings.in_effect(reveal=reveal)
     if as_json:
         emit_json(items)
         return
-    table(["key", "value"], [[k, "null" if v is None else v] for k, v in items.items()])
+    rows = [[k, _text(v["value"]), v["template"] or ""] for k, v in items.items()]
+    table(["key", "value", "template"], rows)
 
 
 @app.command()
@@ -42,15 +44,32 @@ def get(
     reveal: RevealOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Print one setting (secrets masked unless --reveal)."""
+    """Print the value in effect of one setting or section (secrets masked unless --reveal);
+    a template it comes from goes to stderr."""
     with open_workspace(ctx) as caracal:
-        value = caracal.settings.get(key, reveal=reveal)
+        caracal.settings.get(key)  # an unknown key fails here, as before
+        items = caracal.settings.in_effect(reveal=reveal)
+    if key in items:
+        value, template = items[key]["value"], items[key]["template"]
+        if as_json:
+            emit_json(value)
+            return
+        echo(_text(value))
+        if template:
+            note(f"(from {template})")
+        return
+    section = {k: v for k, v in items.items() if k.startswith(key + ".")}
     if as_json:
-        emit_json(value)
-    elif isinstance(value, dict):
-        table(["key", "value"], [[k, "null" if v is None else v] for k, v in value.items()])
-    else:
-        echo("null" if value is None else str(value))
+        emit_json({k: v["value"] for k, v in section.items()})
+        return
+    table(
+        ["key", "value", "template"],
+        [[k, _text(v["value"]), v["template"] or ""] for k, v in section.items()],
+    )
+
+
+def _text(value: object) -> str:
+    return "null" if value is None else str(value)
 
 
 @app.command("set")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from caracal.core.errors import ConfigError, ValidationError
+from caracal.core.errors import ConfigError, UnavailableError, ValidationError
 from caracal.core.redact import url_has_secret
 from caracal.home import config as cfg
 
@@ -119,6 +119,33 @@ class ConfigService:
             out[key] = self._display(key, written.get(key, defaults.get(key)), reveal, secrets)
         return out
 
+    def in_effect(self, *, reveal: bool = False) -> dict[str, dict[str, Any]]:
+        """Every key with the value Caracal uses (after `${VAR}` expansion and decryption;
+        secrets masked unless `reveal`) and, where the file writes it differently, the
+        template as written (`${VAR}` references kept, sealed values shown as sealed)."""
+        values = cfg.flatten(self.app.config.model_dump(mode="json"))
+        written = cfg.flatten(self._raw())
+        secrets = cfg.secret_keys()
+        out: dict[str, dict[str, Any]] = {}
+        for key in cfg.known_keys():
+            value = values.get(key)
+            shown = value if reveal else cfg.mask_value(key, value, secrets)
+            out[key] = {"value": shown, "template": self._template(key, written.get(key))}
+        return out
+
+    @staticmethod
+    def _template(key: str, raw: Any) -> str | None:
+        if not isinstance(raw, str):
+            return None
+        if cfg.is_encrypted_value(raw):
+            return "ENC[…] (sealed in config.yaml)"
+        if "${" in raw:
+            # References are shown as written; a literal password beside them is masked.
+            literal = _REFERENCE.sub("", raw)
+            has_secret = "://" in raw and url_has_secret(literal)
+            return str(cfg.mask_value(key, raw, set())) if has_secret else raw
+        return None
+
     def get(self, key: str, *, reveal: bool = False) -> Any:
         value = cfg.get_path(self._raw(), key)
         if isinstance(value, dict):
@@ -137,11 +164,68 @@ class ConfigService:
         raw = cfg.set_path(self._raw(), key, value)
         decrypt = self.app.cipher.decrypt_value if cfg.has_encrypted(raw) else None
         try:
-            cfg.validate_raw(raw, str(self.app.paths.config), self.app.env, decrypt=decrypt)
+            config = cfg.validate_raw(
+                raw, str(self.app.paths.config), self.app.env, decrypt=decrypt
+            )
         except ConfigError as exc:
             raise ValidationError(f"Not saved: {exc.message}") from None
+        if self.locates_store(key):
+            self._check_store_move(config.store.url, config.store.pg_schema)
         cfg.write_raw(self.app.paths.config, raw)
         return self._display(key, value, False, cfg.secret_keys())
+
+    def _check_store_move(self, url: str, pg_schema: str | None) -> None:
+        """A new store location must hold this workspace's own store: reachable, initialised,
+        and carrying the workspace id the head file outside the store records. Anything else
+        would leave the workspace pointing at nothing (or at another workspace's data)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from caracal.core.errors import CaracalError
+        from caracal.core.redact import mask_url
+        from caracal.services.head_witnesses import HEAD_FILE, parse_head
+        from caracal.store import meta
+        from caracal.store.engine import driver_errors, open_store, resolve_location
+
+        try:
+            location = resolve_location(url, pg_schema, self.app.paths.root)
+        except ConfigError as exc:
+            raise ValidationError(f"Not saved: {exc.message}") from None
+        if location == self.app.location:
+            return
+        move = (
+            "to move the workspace to another store, back it up and restore it with `--store-url`"
+        )
+        shown = mask_url(location.url) + (f" (schema {pg_schema})" if pg_schema else "")
+        unreachable: tuple[type[Exception], ...] = (*driver_errors(), SQLAlchemyError)
+        try:
+            store = open_store(location, migrate=False)
+        except CaracalError as exc:
+            raise exc.__class__(f"Not saved: {shown}: {exc.message}") from None
+        except unreachable as exc:
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()[:1]
+            raise UnavailableError(
+                f"Not saved: {shown} cannot be reached ({first[0] if first else exc}); check "
+                "the URL and that the database is running."
+            ) from None
+        try:
+            with store.read() as conn:
+                held = meta.get(conn, "workspace_id")
+        except Exception:  # no meta table: not a Caracal store
+            held = None
+        finally:
+            store.dispose()
+        head_file = self.app.paths.keys / HEAD_FILE
+        expected = (
+            parse_head(head_file.read_bytes(), HEAD_FILE).workspace_id
+            if head_file.exists()
+            else None
+        )
+        if held is None:
+            raise ValidationError(f"Not saved: {shown} holds no Caracal store; {move}.")
+        if expected and held != expected:
+            raise ValidationError(
+                f"Not saved: {shown} holds another workspace's store ({held}); {move}."
+            )
 
     def encrypt(self, plaintext: str) -> str:
         return self.app.cipher.encrypt_value(plaintext)

@@ -84,7 +84,12 @@ def assert_clear_error(result: Result, code: ExitCode, *needles: str) -> str:
     """Exit code from the enum, and exactly one `error: ...` line naming the problem."""
     assert result.code == int(code), result
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result
+    assert len(lines) == 1, result
+    if lines[0].startswith("{"):  # with --json: one JSON object
+        body = json.loads(lines[0])
+        assert body["exit_code"] == int(code), result
+        lines = [f"error: {body['message']}"]
+    assert lines[0].startswith("error: "), result
     for needle in needles:
         assert needle.lower() in lines[0].lower(), result
     return lines[0]

@@ -172,9 +172,14 @@ def test_round_trip_restores_an_equal_workspace(
     assert (
         ok(cli("config", "get", "ledger.checkpoint_every", workspace=name)).stdout.strip() == "10"
     )
+    moved = [n for n in result["notices"] if "embedded SQLite" in n]
+    if src == "postgresql" and dst == "sqlite":
+        assert len(moved) == 1 and "PostgreSQL (caracal_src)" in moved[0], result["notices"]
+    else:
+        assert moved == [], result["notices"]
     if locked:
         assert provider["credential"] == "set" and redis == REDIS_URL
-        assert result["notices"] == []
+        assert [n for n in result["notices"] if n not in moved] == []
     else:
         assert provider["credential"] == "missing" and redis is None
         notices = " ".join(result["notices"])

@@ -19,9 +19,9 @@ def workspace(home: Path) -> Path:
 
 def test_generated_defaults_are_listed(workspace: Path) -> None:
     items = run_cli("config", "list", "--json").json()
-    assert items["workspace"] == "demo"
-    assert items["store.url"] == "sqlite:///store.db"
-    assert items["validation.clock_leeway_seconds"] == 30
+    assert items["workspace"] == {"value": "demo", "template": None}
+    assert items["store.url"]["value"] == "sqlite:///store.db"
+    assert items["validation.clock_leeway_seconds"]["value"] == 30
 
 
 def test_set_validates_types_and_writes_atomically(workspace: Path) -> None:
@@ -76,9 +76,38 @@ def test_environment_expansion_with_defaults(
     monkeypatch.setenv("CARACAL_TEST_PORT", "7070")
     with Caracal.open() as caracal:
         assert caracal.config.runtime.port == 7070
-    # `config get` shows what is written, so references survive a `config set` elsewhere.
+    # `config set` elsewhere keeps the references written in the file.
     assert run_cli("config", "set", "logging.level", "DEBUG").code == 0
     assert "${CARACAL_TEST_PORT:9090}" in path.read_text()
+    # `config get/list` show the value in effect, and the template it comes from.
+    got = run_cli("config", "get", "runtime.port")
+    assert got.stdout.strip() == "7070" and "${CARACAL_TEST_PORT:9090}" in got.stderr
+    assert run_cli("config", "get", "runtime.port", "--json").json() == 7070
+    listed = run_cli("config", "list", "--json").json()
+    assert listed["runtime.port"] == {"value": 7070, "template": "${CARACAL_TEST_PORT:9090}"}
+    assert listed["runtime.host"] == {"value": "0.0.0.0", "template": "${CARACAL_TEST_HOST}"}
+    table = run_cli("config", "list").stdout
+    row = next(line for line in table.splitlines() if line.startswith("runtime.port "))
+    assert row.split() == ["runtime.port", "7070", "${CARACAL_TEST_PORT:9090}"]
+    monkeypatch.delenv("CARACAL_TEST_PORT")
+    assert run_cli("config", "get", "runtime.port").stdout.strip() == "9090"
+
+
+def test_a_secret_from_the_environment_is_masked_in_effect(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["runtime"]["redis_url"] = "redis://:${CARACAL_TEST_REDIS_PASSWORD}@127.0.0.1:6379/0"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("CARACAL_TEST_REDIS_PASSWORD", "env-s3cret")
+    listed = run_cli("config", "list", "--json")
+    assert "env-s3cret" not in listed.stdout, listed
+    entry = listed.json()["runtime.redis_url"]
+    assert entry["value"] == "redis://:********@127.0.0.1:6379/0"
+    assert entry["template"] == "redis://:${CARACAL_TEST_REDIS_PASSWORD}@127.0.0.1:6379/0"
+    revealed = run_cli("config", "get", "runtime.redis_url", "--reveal").stdout.strip()
+    assert revealed == "redis://:env-s3cret@127.0.0.1:6379/0"
 
 
 def test_secrets_are_encrypted_masked_and_revealed_on_request(workspace: Path) -> None:
@@ -113,17 +142,46 @@ def test_encrypt_prints_a_value_that_decrypts_in_config(workspace: Path) -> None
 
 
 def test_url_secrets_mask_only_the_password(workspace: Path) -> None:
-    assert (
-        run_cli(
-            "config", "set", "store.url", "--stdin", input="postgresql+psycopg://u:pw@h/db"
-        ).code
-        == 0
-    )
-    # (the store now points at an unreachable database; config commands still work)
-    assert "pw" not in (workspace / "config.yaml").read_text()
+    # Written by hand (sealed with `config encrypt`): the store now points at an unreachable
+    # database; config commands still work.
+    sealed = run_cli("config", "encrypt", input="postgresql+psycopg://u:pw@h/db\n").stdout
+    path = workspace / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["store"].update(url=sealed.strip(), pg_schema="ws_demo")
+    path.write_text(yaml.safe_dump(data))
+    assert "pw" not in path.read_text()
     shown = run_cli("config", "get", "store.url").stdout.strip()
     assert shown == "postgresql+psycopg://u:********@h/db"
     assert run_cli("config", "get", "store.url", "--reveal").stdout.strip().endswith("u:pw@h/db")
+
+
+def test_store_url_is_refused_unless_it_holds_this_workspace(workspace: Path, home: Path) -> None:
+    """`config set store.url` used to accept any URL, leaving the workspace pointing at an
+    empty, unreachable or foreign store."""
+    config = workspace / "config.yaml"
+    before = config.read_text()
+    assert run_cli("principal", "register", "--kind", "human", "--name", "ada").code == 0
+    assert run_cli("workspace", "create", "other").code == 0
+    other = home / "workspaces" / "other" / "store.db"
+    missing = run_cli("config", "set", "store.url", "sqlite:///elsewhere.db")
+    assert missing.code == ExitCode.NOT_FOUND and "Not saved" in missing.stderr, missing
+    foreign = run_cli("config", "set", "store.url", f"sqlite:///{other}")
+    assert foreign.code == ExitCode.INVALID, foreign
+    assert "another workspace" in foreign.stderr and "restore" in foreign.stderr
+    assert run_cli("config", "set", "store.pg_schema", "ws_nowhere").code == 0
+    before = config.read_text()
+    unreachable = run_cli(
+        "config", "set", "store.url", "--stdin", input="postgresql+psycopg://u:pw@127.0.0.1:1/db"
+    )
+    assert unreachable.code == ExitCode.UNAVAILABLE, unreachable
+    assert "Not saved" in unreachable.stderr and "reach" in unreachable.stderr
+    assert ":pw@" not in unreachable.stderr
+    assert config.read_text() == before
+    # A copy of this workspace's own store is a valid new location.
+    moved = workspace.parent.parent / "moved.db"
+    moved.write_bytes((workspace / "store.db").read_bytes())
+    assert run_cli("config", "set", "store.url", f"sqlite:///{moved}").code == 0
+    assert [p["name"] for p in run_cli("principal", "list", "--json").json()] == ["ada"]
 
 
 # ---- issue 13 ------------------------------------------------------------------------------

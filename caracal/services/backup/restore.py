@@ -158,6 +158,12 @@ def restore(
             _verify_loaded(store, staging, tree_head)
             _record_restore(staging, store, manifest, archive, signer)
             described = staging.location.describe()
+    source = str(manifest.get("source_store", ""))
+    if source.startswith("PostgreSQL") and not described.startswith("PostgreSQL"):
+        notices.append(
+            f"The archive came from {source}; this workspace uses the embedded SQLite store "
+            "(restore with a PostgreSQL store URL, or CARACAL_STORE_URL, to keep PostgreSQL)."
+        )
     secrets_included = manifest.get("secrets") == "included"
     if not secrets_included:
         notices.append(
