@@ -79,12 +79,13 @@ def _environment() -> str:
 def main(argv: list[str] | None = None) -> int:
     from bench.authority import BENCHMARKS as AUTHORITY
     from bench.backup import BENCHMARKS as BACKUP
+    from bench.cli import BENCHMARKS as CLI
     from bench.flow import BENCHMARKS as FLOW
     from bench.mcp_gate import BENCHMARKS as MCP_GATE
     from bench.runtime import BENCHMARKS as RUNTIME
     from bench.stack import BENCHMARKS as STACK
 
-    BENCHMARKS = {**AUTHORITY, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
+    BENCHMARKS = {**AUTHORITY, **CLI, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
     names = list(BENCHMARKS)
     args = _parser(names).parse_args(argv)
     if args.list:

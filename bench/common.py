@@ -50,6 +50,8 @@ class Sizes:
     backup_mandates: int = 100_000  # mandates in the workspace that is backed up
     backup_events: int = 1_000_000  # ledger events in it (validation events fill it up)
     backup_runs: int = 3  # creates and restores of each kind (median reported)
+    cli_runs: int = 15  # runs of each command whose start-to-exit time is measured
+    bulk_issue: int = 10_000  # mandates issued by one `mandate issue --from FILE`
 
 
 FULL = Sizes()
@@ -68,6 +70,8 @@ QUICK = Sizes(
     backup_mandates=2_000,
     backup_events=50_000,
     backup_runs=1,
+    cli_runs=3,
+    bulk_issue=500,
 )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import confirm, echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
 from caracal.core.durations import relative, when
@@ -26,6 +28,14 @@ Resources = Annotated[
 ]
 Actions = Annotated[
     list[str],
+    typer.Option("--action", metavar="SCOPE", help="provider:<p>:action:<id> (repeatable)"),
+]
+MaybeResources = Annotated[
+    list[str] | None,
+    typer.Option("--resource", metavar="SCOPE", help="provider:<p>:resource:<id> (repeatable)"),
+]
+MaybeActions = Annotated[
+    list[str] | None,
     typer.Option("--action", metavar="SCOPE", help="provider:<p>:action:<id> (repeatable)"),
 ]
 Intent = Annotated[
@@ -54,13 +64,15 @@ def _print_issued(issued: Any, as_json: bool) -> None:
 @app.command()
 def issue(
     ctx: typer.Context,
-    issuer: Annotated[str, typer.Option("--issuer", metavar="P", help="Who grants (name or id).")],
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", metavar="P", help="Who grants (name or id).")
+    ] = None,
     subject: Annotated[
-        str, typer.Option("--subject", metavar="P", help="Who receives (name or id).")
-    ],
-    resource: Resources,
-    action: Actions,
-    ttl: Annotated[str, typer.Option("--ttl", help="Validity, e.g. 15m, 1h, 7d.")],
+        str | None, typer.Option("--subject", metavar="P", help="Who receives (name or id).")
+    ] = None,
+    resource: MaybeResources = None,
+    action: MaybeActions = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Validity, e.g. 15m, 1h, 7d.")] = None,
     delegation_depth: Annotated[
         int, typer.Option("--delegation-depth", help="How often it may be delegated on.")
     ] = 0,
@@ -68,9 +80,45 @@ def issue(
     starts_in: Annotated[
         str | None, typer.Option("--starts-in", help="Become valid after this delay.")
     ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            metavar="FILE",
+            help="Issue one mandate per JSON line of FILE ('-' for stdin): issuer, subject, "
+            "resources, actions, ttl[, delegation_depth, intent, starts_in]. Each line's "
+            "outcome is printed in order; errors name their line.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Issue a signed mandate within the subject's policy."""
+    """Issue a signed mandate within the subject's policy (--issuer, --subject, --resource,
+    --action and --ttl), or one per line of a file (--from)."""
+    given = {
+        "--issuer": issuer,
+        "--subject": subject,
+        "--resource": resource,
+        "--action": action,
+        "--ttl": ttl,
+        "--intent": intent,
+        "--starts-in": starts_in,
+    }
+    if from_file is not None:
+        extra = [name for name, value in given.items() if value]
+        if extra or delegation_depth:
+            raise typer.BadParameter(
+                f"{(extra or ['--delegation-depth'])[0]} cannot be combined with it; each line "
+                "of the file names its own.",
+                param_hint="'--from'",
+            )
+        _issue_from(ctx, from_file, as_json)
+        return
+    for name in ("--issuer", "--subject", "--resource", "--action", "--ttl"):
+        if not given[name]:
+            raise typer.BadParameter(
+                "is required (or give --from FILE to issue from a file).", param_hint=f"'{name}'"
+            )
+    assert issuer and subject and resource and action and ttl
     with open_workspace(ctx) as caracal:
         issued = caracal.mandates.issue(
             issuer,
@@ -83,6 +131,47 @@ def issue(
             starts_in=starts_in,
         )
     _print_issued(issued, as_json)
+
+
+def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
+    """Bulk issuance: outcomes stream out in input order; exit 0 only if every line issued."""
+    import contextlib
+    import json
+
+    from caracal.cli.exit_codes import exit_code_of
+
+    issued = failed = 0
+    first_error: Any = None
+    source: Any = (
+        contextlib.nullcontext(sys.stdin)
+        if str(path) == "-"
+        else open(restricted.input_file(path), encoding="utf-8")  # noqa: SIM115 - closed below
+    )
+    with open_workspace(ctx) as caracal, source as lines:
+        for outcome in caracal.mandates.issue_many(lines):
+            if outcome.issued is not None:
+                issued += 1
+                if not as_json:
+                    echo(outcome.issued.id)
+            else:
+                failed += 1
+                first_error = first_error or outcome.error
+                if not as_json:
+                    note(f"error: {outcome.error}")
+            if as_json:
+                sys.stdout.write(json.dumps(outcome.to_dict()) + "\n")
+    summary = f"issued {issued} mandate(s); {failed} line(s) failed"
+    if first_error is None:
+        if not as_json:
+            note(summary + ".")
+        return
+    code = exit_code_of(first_error)
+    message = f"{summary} (first: {first_error.message})."
+    if as_json:
+        json_error(code, first_error.kind.value, message)
+    else:
+        note(message)
+    raise typer.Exit(int(code))
 
 
 @app.command()

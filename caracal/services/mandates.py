@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from caracal.services.principals import resolve
 from caracal.store import ledger_rows, mandate_rows, policy_rows
 
 if TYPE_CHECKING:
+    from caracal.services.bulk_issue import LineOutcome
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,45 @@ class Revocation:
         }
 
 
+@dataclass(frozen=True)
+class IssueRequest:
+    """One root issuance, its durations parsed and its depth checked."""
+
+    issuer: str
+    subject: str
+    resources: tuple[str, ...]
+    actions: tuple[str, ...]
+    ttl_s: int
+    delay_s: int = 0
+    depth: int = 0
+    intent: Any = None
+
+    @classmethod
+    def of(
+        cls,
+        issuer: str,
+        subject: str,
+        resources: Sequence[str],
+        actions: Sequence[str],
+        ttl: str | int,
+        depth: int = 0,
+        intent: Any = None,
+        starts_in: str | int | None = None,
+    ) -> IssueRequest:
+        delay = parse_duration(starts_in) if starts_in not in (None, 0, "0") else 0
+        _check_depth(depth)
+        return cls(
+            issuer,
+            subject,
+            tuple(resources),
+            tuple(actions),
+            parse_duration(ttl),
+            delay,
+            depth,
+            intent,
+        )
+
+
 class MandateService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
@@ -91,54 +131,70 @@ class MandateService:
         starts_in: str | int | None = None,
     ) -> IssuedMandate:
         """Sign a root mandate within the subject's policy; a refusal is recorded, then raised."""
-        ttl_s = parse_duration(ttl)
-        delay = parse_duration(starts_in) if starts_in not in (None, 0, "0") else 0
-        _check_depth(delegation_depth)
+        request = IssueRequest.of(
+            issuer_ref, subject_ref, resources, actions, ttl, delegation_depth, intent, starts_in
+        )
 
         def work(conn: Connection) -> IssuedMandate | DeniedError:
-            catalog = self.app.providers.catalog(conn)
-            res = catalog.require_scopes(resources, "resource")
-            act = catalog.require_scopes(actions, "action")
-            issuer = resolve(conn, issuer_ref)
-            subject = resolve(conn, subject_ref)
-            now = int(self.app.clock())
-            try:
-                plan = decide_issuance(
-                    issuer=issuer,
-                    subject=subject,
-                    policy=policy_rows.active_for(conn, subject.id),
-                    catalog=catalog,
-                    resources=res,
-                    actions=act,
-                    ttl=ttl_s,
-                    delay=delay,
-                    depth=delegation_depth,
-                    intent_hash=intent_hash(intent) if intent is not None else None,
-                    now=now,
-                )
-            except DeniedError as refusal:
-                self.app.ledger.record(
-                    conn,
-                    NewEvent(
-                        "mandate.issue_refused",
-                        {
-                            "issuer_id": issuer.id,
-                            "resources": res,
-                            "actions": act,
-                            "ttl": ttl_s,
-                            "delegation_depth": delegation_depth,
-                            "reason": refusal.message,
-                        },
-                        principal_id=subject.id,
-                        reason_code=refusal.reason_code,
-                    ),
-                )
-                return refusal
-            issued = self._sign_and_store(conn, plan, issuer.name, now)
-            self.app.ledger.record(conn, _issued_event("mandate.issued", issued))
-            return issued
+            events: list[NewEvent] = []
+            outcome = self.issue_in(conn, request, events)
+            self.app.ledger.record(conn, *events)
+            return outcome
 
         return self._commit(work)
+
+    def issue_many(self, lines: Iterable[str]) -> Iterator[LineOutcome]:
+        """One root mandate per JSON line, each line's outcome in order (see bulk_issue)."""
+        from caracal.services.bulk_issue import issue_many, read_requests
+
+        return issue_many(self.app, read_requests(lines))
+
+    def issue_in(
+        self, conn: Connection, request: IssueRequest, events: list[NewEvent]
+    ) -> IssuedMandate | DeniedError:
+        """One issuance inside the caller's transaction: the mandate signed and stored, or the
+        refusal; its ledger event is appended to `events` for the caller to record. Invalid
+        input raises before anything is written."""
+        catalog = self.app.providers.catalog(conn)
+        res = catalog.require_scopes(request.resources, "resource")
+        act = catalog.require_scopes(request.actions, "action")
+        issuer = resolve(conn, request.issuer)
+        subject = resolve(conn, request.subject)
+        now = int(self.app.clock())
+        try:
+            plan = decide_issuance(
+                issuer=issuer,
+                subject=subject,
+                policy=policy_rows.active_for(conn, subject.id),
+                catalog=catalog,
+                resources=res,
+                actions=act,
+                ttl=request.ttl_s,
+                delay=request.delay_s,
+                depth=request.depth,
+                intent_hash=intent_hash(request.intent) if request.intent is not None else None,
+                now=now,
+            )
+        except DeniedError as refusal:
+            events.append(
+                NewEvent(
+                    "mandate.issue_refused",
+                    {
+                        "issuer_id": issuer.id,
+                        "resources": res,
+                        "actions": act,
+                        "ttl": request.ttl_s,
+                        "delegation_depth": request.depth,
+                        "reason": refusal.message,
+                    },
+                    principal_id=subject.id,
+                    reason_code=refusal.reason_code,
+                )
+            )
+            return refusal
+        issued = self._sign_and_store(conn, plan, issuer.name, now)
+        events.append(_issued_event("mandate.issued", issued))
+        return issued
 
     def delegate(
         self,
