@@ -10,51 +10,91 @@ from typing import Annotated
 import typer
 
 from caracal import __version__
-from caracal.cli import backup, ledger, mandate, policy, principal, provider, tool, workspace
-from caracal.cli import config as config_cmd
-from caracal.cli import stack as stack_cmd
 from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
-from caracal.cli.flow import flow
-from caracal.cli.serve import serve
-from caracal.cli.shell import shell
 from caracal.core.errors import CaracalError, ErrorKind, RefusedError
 
-app = typer.Typer(
-    rich_markup_mode=None,
-    name="caracal",
-    help=(
-        "Caracal gives AI agents authority instead of credentials.\n\n"
-        "Start here:  caracal workspace create demo  →  caracal provider add ...  →  "
-        "caracal principal register ...  →  caracal policy create ...  →  caracal mandate issue ..."
-    ),
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+HELP = (
+    "Caracal gives AI agents authority instead of credentials.\n\n"
+    "Start here:  caracal workspace create demo  →  caracal provider add ...  →  "
+    "caracal principal register ...  →  caracal policy create ...  →  caracal mandate issue ..."
 )
-app.add_typer(workspace.app, name="workspace")
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(provider.app, name="provider")
-app.add_typer(principal.app, name="principal")
-app.add_typer(policy.app, name="policy")
-app.add_typer(mandate.app, name="mandate")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(backup.app, name="backup")
-app.add_typer(tool.app, name="tool")
-app.command("flow")(flow)
 STACK_COMMANDS = ("up", "down", "reset", "purge", "logs", "status", "doctor")
-for _name in STACK_COMMANDS:
-    app.command(_name)(getattr(stack_cmd, _name))
-app.command(
-    "cli",
-    context_settings={
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-    },
-)(stack_cmd.cli)
-app.command("serve")(serve)
-app.command("shell")(shell)
+# name -> (module, attribute): groups are typer apps, the others single commands; in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "flow": ("caracal.cli.flow", "flow"),
+    **{name: ("caracal.cli.stack", name) for name in STACK_COMMANDS},
+    "cli": ("caracal.cli.stack", "cli"),
+    "serve": ("caracal.cli.serve", "serve"),
+    "shell": ("caracal.cli.shell", "shell"),
+    "workspace": ("caracal.cli.workspace", "app"),
+    "config": ("caracal.cli.config", "app"),
+    "provider": ("caracal.cli.provider", "app"),
+    "principal": ("caracal.cli.principal", "app"),
+    "policy": ("caracal.cli.policy", "app"),
+    "mandate": ("caracal.cli.mandate", "app"),
+    "ledger": ("caracal.cli.ledger", "app"),
+    "backup": ("caracal.cli.backup", "app"),
+    "tool": ("caracal.cli.tool", "app"),
+}
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "allow_interspersed_args": False,
+}
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The command tree, or (for speed) the root with just the command a line names: a
+    command's modules are imported only when it runs, or when the whole tree is shown."""
+    import importlib
+
+    app = typer.Typer(
+        rich_markup_mode=None,
+        name="caracal",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for name, (module, attribute) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(module), attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        elif name == "cli":
+            app.command(name, context_settings=_PASS_THROUGH)(target)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole tree, for what walks it (the shell, tests)
+        return build()
+    raise AttributeError(name)
+
+
+def _named_command(args: list[str]) -> str | None:
+    """The command a line names, when the root options before it are known; otherwise None
+    (help, completion, typos: the whole tree answers)."""
+    import os
+
+    if any(key.startswith("_CARACAL_COMPLETE") for key in os.environ):
+        return None
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-w", "--workspace"):
+            next(rest, None)
+        elif arg.startswith("--workspace="):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def _version(value: bool) -> None:
@@ -63,7 +103,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     workspace_name: Annotated[
@@ -103,7 +142,7 @@ def run(argv: list[str] | None = None) -> int:
                 f"argument {position} is not valid UTF-8 text; retype it.",
                 as_json=as_json,
             )
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(build(_named_command(args)))
     try:
         result = command.main(args=args, prog_name="caracal", standalone_mode=False)
     except SystemExit as exc:
