@@ -74,6 +74,12 @@ import importlib, pkgutil, caracal
 for module in pkgutil.walk_packages(caracal.__path__, "caracal."):
     importlib.import_module(module.name)
 '
+# The Docker SDK at its floor talks to a real engine (.ci/run starts one and sets
+# CARACAL_REQUIRE_DOCKER=1; elsewhere this is checked when an engine answers).
+if [ "${CARACAL_REQUIRE_DOCKER:-}" = 1 ] || docker info >/dev/null 2>&1; then
+  "$py" -c 'from caracal.launcher.engine import connect
+print("docker engine", connect(timeout=30).version()["Version"], "answers the Docker SDK floor")'
+fi
 "$py" -m pytest -q -p no:cacheprovider --timeout 120 \
   "tests/authority/test_validation.py::test_allowed_decision_shape_and_exit_code" \
   "tests/authority/test_validation.py::test_unknown_key_and_bad_signature" \
