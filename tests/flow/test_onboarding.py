@@ -12,7 +12,14 @@ async def click_workspace_name(pilot, app) -> None:  # type: ignore[no-untyped-d
     """Onboarding's first field, once it is there: the screen is current before its form is
     mounted (a click in between found nothing on a loaded CI machine)."""
     await until(pilot, lambda: screen_name(app) == "OnboardingScreen", what="onboarding")
-    await until(pilot, lambda: app.screen.query_one("#workspace-name") is not None, what="form")
+    await until(
+        pilot,
+        lambda: (
+            bool(app.screen.query("#workspace-name"))
+            and app.screen.query_one("#workspace-name").region.area > 0
+        ),
+        what="form",
+    )
     await pilot.click("#workspace-name")
 
 
