@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     FULL,
@@ -47,6 +48,12 @@ def _parser(names: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the results here")
     parser.add_argument(
+        "--compare",
+        metavar="BASELINE",
+        type=Path,
+        help="a --json file of an earlier run: print each figure's ratio against it",
+    )
+    parser.add_argument(
         "--profile",
         choices=("cprofile", "pyinstrument"),
         help="profile the measured loops and print the profiles (figures are then inflated)",
@@ -76,7 +83,27 @@ def _environment() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _write_json(path: Path, quick: bool, results: list[Result]) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "sizes": "quick" if quick else "full",
+                "environment": _environment(),
+                "load_after": _load(),
+                "results": [r.to_dict() for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _baseline(path: Path) -> dict[tuple[str, str], dict[str, object]]:
+    data = json.loads(path.read_text())
+    return {(r["bench"], r["metric"]): r for r in data["results"]}
+
+
+def _benchmarks() -> dict[str, Any]:
     from bench.authority import BENCHMARKS as AUTHORITY
     from bench.backup import BENCHMARKS as BACKUP
     from bench.cli import BENCHMARKS as CLI
@@ -85,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.runtime import BENCHMARKS as RUNTIME
     from bench.stack import BENCHMARKS as STACK
 
-    BENCHMARKS = {**AUTHORITY, **CLI, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
+    return {**AUTHORITY, **CLI, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
+
+
+def main(argv: list[str] | None = None) -> int:
+    BENCHMARKS = _benchmarks()
     names = list(BENCHMARKS)
     args = _parser(names).parse_args(argv)
     if args.list:
@@ -102,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         selected = [n for n in names if n in args.only]
+    try:
+        baseline = _baseline(args.compare) if args.compare else None
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"--compare {args.compare}: not a `--json` file of a run ({exc})", file=sys.stderr)
+        return 2
     if args.profile:
         enable_profiling(args.profile)
     sizes = QUICK if args.quick else FULL
@@ -130,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(found)
 
     print()
-    print_table(results)
+    print_table(results, baseline=baseline)
     missed = [r for r in results if r.status == "MISS"]
     print()
     print(
@@ -143,18 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n==== profile: {label} ====\n{text}")
 
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "sizes": "quick" if args.quick else "full",
-                    "environment": _environment(),
-                    "load_after": _load(),
-                    "results": [r.to_dict() for r in results],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        _write_json(args.json, args.quick, results)
     return 1 if (args.strict and missed) else 0
 
 

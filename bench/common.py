@@ -133,12 +133,30 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
-def print_table(results: list[Result], out: Callable[[str], None] = print) -> None:
-    header = ("benchmark", "metric", "median", "p90", "target", "result")
+def compare_text(result: Result, baseline: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """This figure against the same figure of a baseline run (`--compare FILE`), as a ratio
+    oriented so that above 1.00x is better: new/old for rates, old/new for durations."""
+    old = baseline.get((result.bench, result.metric))
+    if old is None or not old.get("value") or not result.value:
+        return "(new)"
+    ratio = result.value / old["value"]
+    better = ratio if result.unit == "/s" or result.higher_is_better else 1 / ratio
+    return f"{better:.2f}x {'better' if better >= 1 else 'worse'}"
+
+
+def print_table(
+    results: list[Result],
+    out: Callable[[str], None] = print,
+    baseline: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> None:
+    header: tuple[str, ...] = ("benchmark", "metric", "median", "p90", "target", "result")
     rows = [
         (r.bench, r.metric, fmt(r.value, r.unit), fmt(r.p90, r.unit), r.target_text, r.status)
         for r in results
     ]
+    if baseline is not None:
+        header = (*header, "vs baseline")
+        rows = [(*row, compare_text(r, baseline)) for row, r in zip(rows, results, strict=True)]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
