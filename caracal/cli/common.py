@@ -63,7 +63,7 @@ def json_error(exit_code: int, kind: str, message: str, *, code: str | None = No
 
     name = code or ExitCode(exit_code).name
     body = {"error": name, "kind": kind, "exit_code": int(exit_code), "message": message}
-    sys.stderr.write(json.dumps(body) + "\n")
+    sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
 def echo(text: str = "") -> None:

@@ -223,7 +223,7 @@ def _report(
     if as_json:
         name = code or _exit_name(exit_code)
         body = {"error": name, "kind": kind, "exit_code": int(exit_code), "message": message}
-        sys.stderr.write(json.dumps(body) + "\n")
+        sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
     else:
         typer.echo(f"{prefix}: {message}", err=True)
     return int(exit_code)

@@ -16,10 +16,10 @@ import logging
 from sqlalchemy import Connection
 
 from caracal.core.keys import pem_sha256
-from caracal.core.state_replay import ExpectedState, ReplayError, replay
+from caracal.core.state_replay import ExpectedState, ReplayError
 from caracal.core.validation import KeyInfo, MandateState
 from caracal.services.signing import SigningKeys
-from caracal.store import ledger_rows, mandate_rows, principal_rows
+from caracal.store import mandate_rows, principal_rows
 
 log = logging.getLogger(__name__)
 # From least to most restrictive: a row may never be less restrictive than its events.
@@ -59,9 +59,7 @@ class StoreAuthorityState:
     def _principal_events(self, principal_id: str) -> ExpectedState | None:
         if principal_id not in self._lives:
             try:
-                self._lives[principal_id] = replay(
-                    ledger_rows.principal_life(self.conn, principal_id)
-                )
+                self._lives[principal_id] = self._keys.lives.principal(self.conn, principal_id)
             except ReplayError as exc:
                 _tampered("principal", principal_id, str(exc))
                 self._lives[principal_id] = None
@@ -102,9 +100,7 @@ class StoreAuthorityState:
             return None
         token, revoked = row
         try:
-            expected = replay(ledger_rows.mandate_life(self.conn, mandate_id)).mandates.get(
-                mandate_id
-            )
+            expected = self._keys.lives.mandate(self.conn, mandate_id).mandates.get(mandate_id)
         except ReplayError as exc:
             _tampered("mandates", mandate_id, str(exc))
             return None

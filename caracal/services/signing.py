@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from caracal.core.errors import ConflictError
 from caracal.core.keys import KeyPair, generate_key_pair, load_private, load_public
+from caracal.services.life_cache import LifeCache
 from caracal.store import principal_rows, secret_rows
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ class SigningKeys:
         self.app = app
         self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._public: dict[str, ec.EllipticCurvePublicKey] = {}
+        # The replayed event lives that every decision checks the key, principal and mandate
+        # rows against (see life_cache): per process, like the keys.
+        self.lives = LifeCache()
 
     def create(self, conn: Connection, principal_id: str) -> KeyPair:
         pair = generate_key_pair()

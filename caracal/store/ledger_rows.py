@@ -64,6 +64,9 @@ _LIFE = (
 )
 _MANDATE_LIFE = Sql(_LIFE.format(column="mandate_id"))
 _PRINCIPAL_LIFE = Sql(_LIFE.format(column="principal_id"))
+_TIP = "SELECT max(seq) FROM ledger_state_events WHERE {column} = :id"
+_MANDATE_TIP = Sql(_TIP.format(column="mandate_id"))
+_PRINCIPAL_TIP = Sql(_TIP.format(column="principal_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,18 @@ def mandate_life(conn: Connection, mandate_id: str) -> list[Row]:
 def principal_life(conn: Connection, principal_id: str) -> list[Row]:
     """The events that registered one principal, rotated its keys and changed its status."""
     return _life(conn, _PRINCIPAL_LIFE, principal_id)
+
+
+def mandate_tip(conn: Connection, mandate_id: str) -> int | None:
+    """The sequence number of the newest event of one mandate's life (None: it has none)."""
+    row = raw.one(conn, _MANDATE_TIP, {"id": mandate_id})
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def principal_tip(conn: Connection, principal_id: str) -> int | None:
+    """The sequence number of the newest event of one principal's life (None: it has none)."""
+    row = raw.one(conn, _PRINCIPAL_TIP, {"id": principal_id})
+    return None if row is None or row[0] is None else int(row[0])
 
 
 # ---- the tree, for proofs --------------------------------------------------------------------

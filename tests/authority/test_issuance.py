@@ -15,7 +15,7 @@ from tests.support.cli import Result, run_cli
 
 def refused(result: Result, code: str) -> None:
     assert result.code == ExitCode.DENIED, result
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    result.one_error()
     events = ok(run_cli("ledger", "list", "--type", "mandate.", "--limit", "1", "--json")).json()
     assert events[-1]["type"] in ("mandate.issue_refused", "mandate.delegation_refused"), events
     assert events[-1]["reason_code"] == code, events[-1]

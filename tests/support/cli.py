@@ -21,6 +21,18 @@ class Result:
     def json(self) -> Any:
         return json.loads(self.stdout)
 
+    def one_error(self) -> str:
+        """The one error this run printed on stderr, as `error: MESSAGE`: a plain line, or
+        (with --json) the JSON object's message; the object must carry the exit code."""
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, self
+        if lines[0].startswith("{"):
+            body = json.loads(lines[0])
+            assert body["exit_code"] == self.code, self
+            return f"error: {body['message']}"
+        assert lines[0].startswith("error: "), self
+        return lines[0]
+
     def __repr__(self) -> str:  # shown by pytest when an assertion fails
         return f"Result(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
