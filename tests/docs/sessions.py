@@ -1,4 +1,4 @@
-"""The `console` sessions in docs/: read them from the Markdown and run them in bash.
+"""The `console` sessions in docs/ and the README: read them from the Markdown, run them in bash.
 
 A fenced block whose language is `console` is a session: lines starting with `$ ` are
 commands (a trailing backslash continues one on the next line), the lines under a command are
@@ -56,7 +56,9 @@ def commands(page: Path) -> list[Command]:
 
 
 def pages() -> list[Path]:
-    return sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
+    """The pages with sessions: the site's, and the README's tour."""
+    found = sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
+    return [*found, DOCS.parent / "README.md"]
 
 
 def _spaced(line: str) -> str:
