@@ -89,6 +89,9 @@ def run(session: list[Command], home: Path) -> list[tuple[int, str]]:
     script = ["exec 2>&1"]
     for command in session:
         script += [command.text, f'printf "\\n{SEPARATOR}%s@@\\n" "$?"']
+    # CARACAL_DOCS_BIN runs the sessions against another installed `caracal` (a wheel installed
+    # with pipx or uv, say) instead of this virtualenv's.
+    bin_dir = os.environ.get("CARACAL_DOCS_BIN") or str(Path(sys.executable).parent)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -97,7 +100,7 @@ def run(session: list[Command], home: Path) -> list[tuple[int, str]]:
     env.update(
         CARACAL_HOME=str(home),
         CARACAL_KEYRING="off",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         COLUMNS="200",
         NO_COLOR="1",
         TERM="dumb",

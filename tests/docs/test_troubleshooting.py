@@ -155,6 +155,13 @@ def test_a_master_key_mismatch(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert_shown(error_line(run_cli("principal", "list"), 10))
 
 
+def test_every_master_key_source_is_named() -> None:
+    from caracal.vault.master_key import MasterKeySource
+
+    for source in MasterKeySource:
+        assert_on_page(f"`{source.value}`")
+
+
 def test_a_missing_master_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_cli("workspace", "create", "demo").code == 0
     monkeypatch.setenv("CARACAL_MASTER_KEY_FILE", str(home / "nowhere.key"))
