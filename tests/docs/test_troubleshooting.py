@@ -100,6 +100,27 @@ def test_a_port_taken_by_another_program() -> None:
     assert_on_page(finding.next_step)
 
 
+def test_up_says_which_port_is_taken() -> None:
+    from docker.errors import APIError
+
+    from caracal.launcher.stack import start_failure
+
+    service = SimpleNamespace(
+        name="runtime", ports=[SimpleNamespace(host_ip="127.0.0.1", host_port=8080)]
+    )
+    for reason in (
+        "driver failed programming external connectivity on endpoint caracal-runtime-1: "
+        "Bind for 127.0.0.1:8080 failed: port is already allocated",
+        "failed to bind port 127.0.0.1:8080/tcp: listen tcp4 127.0.0.1:8080: bind: address "
+        "already in use",
+    ):
+        error = start_failure(service, APIError("500 Server Error", explanation=reason))  # type: ignore[arg-type]
+        assert "CARACAL_RUNTIME_PORT" in error.message
+        assert_shown("error: " + error.message)
+    other = start_failure(service, APIError("500", explanation="no space left on device"))  # type: ignore[arg-type]
+    assert_shown("error: " + other.message)
+
+
 class _NoRegistry:
     """A Docker client whose registry cannot be reached and which has no image."""
 
