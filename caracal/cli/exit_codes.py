@@ -1,5 +1,5 @@
-"""Process exit codes (documented in the README; values are stable) and how the CLI words
-the next step of an error whose `hint` names an input."""
+"""Process exit codes (values are stable; docs/reference/commands.md is generated from them)
+and how the CLI words the next step of an error whose `hint` names an input."""
 
 from __future__ import annotations
 

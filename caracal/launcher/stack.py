@@ -212,7 +212,12 @@ class Launcher:
             )
         if current.status != "running":
             self.say(f"  {service.name}: starting")
-            current.start()
+            from docker.errors import APIError
+
+            try:
+                current.start()
+            except APIError as exc:
+                raise start_failure(service, exc) from None
 
     def _create_args(
         self, service: Service, config_hash: str, secret_files: dict[str, Any]
@@ -392,4 +397,22 @@ def _mounts(service: Service, folder: Path) -> bool:
     return any(
         m.kind != "volume" and Path(m.source).expanduser().resolve() == folder.resolve()
         for m in service.mounts
+    )
+
+
+PORT_TAKEN = (
+    "Service {service} cannot publish port {ports}: another program holds it; stop it, or "
+    "choose another port with CARACAL_RUNTIME_PORT (`caracal doctor` checks the ports)."
+)
+
+
+def start_failure(service: Service, exc: Exception) -> UnavailableError:
+    """Docker's refusal to start a container, as one sentence with the next step. A port held
+    by another program is the common case, and Docker words it in several ways."""
+    text = str(getattr(exc, "explanation", None) or exc)
+    if any(s in text for s in ("port is already allocated", "address already in use")):
+        ports = ", ".join(f"{p.host_ip}:{p.host_port}" for p in service.ports) or "?"
+        return UnavailableError(PORT_TAKEN.format(service=service.name, ports=ports))
+    return UnavailableError(
+        f"Docker could not start service {service.name}: {text}; see `caracal doctor`."
     )
