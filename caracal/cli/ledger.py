@@ -13,6 +13,7 @@ import typer
 from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
+from caracal.cli.progress import progress, wanted
 from caracal.core.durations import when
 from caracal.core.errors import NotFoundError, ValidationError
 
@@ -110,8 +111,11 @@ def verify(
     if since is not None:
         _verify_since(ctx, since, as_json)
         return
-    with open_workspace(ctx, check_ledger=False) as caracal:
-        report = caracal.ledger.verify()
+    with (
+        open_workspace(ctx, check_ledger=False) as caracal,
+        progress("Verifying the ledger", "events", enabled=wanted(ctx, as_json)) as shown,
+    ):
+        report = caracal.ledger.verify(shown)
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:

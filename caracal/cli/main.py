@@ -88,7 +88,7 @@ def _named_command(args: list[str]) -> str | None:
     for arg in rest:
         if arg in ("-w", "--workspace"):
             next(rest, None)
-        elif arg.startswith("--workspace="):
+        elif arg.startswith("--workspace=") or arg in ("-q", "--quiet"):
             continue
         elif arg.startswith("-"):
             return None
@@ -117,8 +117,11 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress displays on stderr.")
+    ] = False,
 ) -> None:
-    ctx.obj = {"workspace": workspace_name}
+    ctx.obj = {"workspace": workspace_name, "quiet": quiet}
     if workspace_name is not None and ctx.invoked_subcommand in STACK_COMMANDS:
         raise typer.BadParameter(
             f"does not apply to `caracal {ctx.invoked_subcommand}`: the stack serves every "

@@ -133,22 +133,37 @@ def issue(
     _print_issued(issued, as_json)
 
 
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as data:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(1 << 20), b""))
+
+
 def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     """Bulk issuance: outcomes stream out in input order; exit 0 only if every line issued."""
     import contextlib
     import json
 
     from caracal.cli.exit_codes import exit_code_of
+    from caracal.cli.progress import progress, wanted
 
     issued = failed = 0
     first_error: Any = None
+    stdin = str(path) == "-"
+    if not stdin:
+        path = restricted.input_file(path)
     source: Any = (
-        contextlib.nullcontext(sys.stdin)
-        if str(path) == "-"
-        else open(restricted.input_file(path), encoding="utf-8")  # noqa: SIM115 - closed below
+        contextlib.nullcontext(sys.stdin) if stdin else open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     )
-    with open_workspace(ctx) as caracal, source as lines:
+    # With the ids printed on the same terminal, they are the progress.
+    show = wanted(ctx, as_json) and not sys.stdout.isatty()
+    total = None if stdin or not show else _count_lines(path)
+    with (
+        open_workspace(ctx) as caracal,
+        source as lines,
+        progress("Issuing mandates", "lines", enabled=show) as shown,
+    ):
         for outcome in caracal.mandates.issue_many(lines):
+            shown(outcome.line, total)
             if outcome.issued is not None:
                 issued += 1
                 if not as_json:
