@@ -37,7 +37,7 @@ def flow(
         run(workspace, reset_state=reset_state)
         return
     from caracal.cli.stack import launcher
-    from caracal.launcher.attach import exec_tty
+    from caracal.launcher.attach import attach_flow
 
     stack = launcher(compose_file)
     stack.up(["flow"])
@@ -46,4 +46,4 @@ def flow(
         command += ["--workspace", workspace]
     if reset_state:
         command.append("--reset-state")
-    raise typer.Exit(exec_tty(stack, "flow", command))
+    raise typer.Exit(attach_flow(stack, command))

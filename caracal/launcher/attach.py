@@ -69,6 +69,52 @@ def exec_tty(
     return subprocess.call(argv)
 
 
+# Flow's process in the container writes its pid here (the container's /tmp is a tmpfs), so
+# the launcher can tell a detach (Flow still running) from Flow quitting.
+_FLOW_PID = "/tmp/caracal-flow-{session}.pid"  # noqa: S108 - the container's private tmpfs
+# What a detached full-screen app leaves set: leave the alternate screen, stop mouse
+# reporting and bracketed paste, show the cursor, reset colours.
+_RESTORE_TERMINAL = (
+    "\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?1049l\x1b[?25h\x1b[0m"
+)
+
+
+def attach_flow(launcher: Launcher, command: list[str]) -> int:
+    """Flow in the `flow` container on this terminal. Quitting Flow returns its exit code.
+    Detaching (ctrl-] ctrl-]) ends that Flow cleanly instead of leaving it running unseen:
+    the terminal is restored and the command exits 0; the next `caracal flow` starts afresh
+    (its area, filters and selection come back from Flow's saved state)."""
+    import secrets
+
+    session = secrets.token_hex(6)
+    pidfile = _FLOW_PID.format(session=session)
+    wrapped = ["sh", "-c", f'echo $$ > {pidfile} && exec "$@"', "caracal-flow", *command]
+    code = exec_tty(launcher, "flow", wrapped)
+    if not _end_flow(launcher, pidfile):
+        return code
+    sys.stdout.write(_RESTORE_TERMINAL)
+    sys.stdout.flush()
+    if sys.stdin.isatty():
+        subprocess.call(["stty", "sane"], stdin=sys.stdin)
+    print("Detached: Flow in the stack was closed; `caracal flow` opens it again.", flush=True)
+    return 0
+
+
+def _end_flow(launcher: Launcher, pidfile: str) -> bool:
+    """Stop the Flow process recorded in `pidfile` if it still runs (a detach); True then."""
+    script = (
+        f"pid=$(cat {pidfile} 2>/dev/null) || exit 1; rm -f {pidfile}; "
+        'grep -q caracal "/proc/$pid/cmdline" 2>/dev/null || exit 1; '
+        'kill -TERM "$pid"; '
+        'for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.2; done; '
+        'kill -KILL "$pid"; exit 0'
+    )
+    api = launcher.client.api
+    exec_id = api.exec_create(_running(launcher, "flow"), ["sh", "-c", script])["Id"]
+    api.exec_start(exec_id)  # waits for the script
+    return bool(api.exec_inspect(exec_id).get("ExitCode") == 0)
+
+
 def exec_piped(
     launcher: Launcher,
     service: str,

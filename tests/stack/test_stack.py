@@ -291,6 +291,48 @@ def test_flow_attaches_in_a_real_terminal_and_quits_cleanly(stack: StackEnv) -> 
     assert flow["state"] == "running"  # the flow container stays for the next attach
 
 
+def _flow_processes(stack: StackEnv) -> list[str]:
+    """The `caracal flow` processes running in the flow container."""
+    script = (
+        "import os\n"
+        "for p in os.listdir('/proc'):\n"
+        "    if p.isdigit():\n"
+        "        try: c = open(f'/proc/{p}/cmdline', 'rb').read().split(b'\\0')\n"
+        "        except OSError: continue\n"
+        "        if b'caracal' in c[1:2] + c[0:1] and b'flow' in c: print(p)\n"
+    )
+    found = subprocess.run(
+        ["docker", "exec", f"{stack.project}-flow-1", "python3", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return found.stdout.split()
+
+
+@pytest.mark.skipif(not tmux_available(), reason="tmux is not installed")
+def test_detaching_from_flow_restores_the_terminal_and_ends_that_flow(stack: StackEnv) -> None:
+    env = {
+        k: v for k, v in stack.env.items() if k.startswith(("CARACAL_", "PATH", "HOME", "DOCKER"))
+    }
+    command = [*_caracal(stack), "flow"]
+    script = f'{shlex.join(command)}; echo "[flow exited $?]"; stty -a | head -1'
+    with terminal(["sh", "-c", script], env) as term:
+        term.wait_for("Recent activity", timeout=120)
+        assert len(_flow_processes(stack)) == 1
+        term.send("C-]", "C-]")
+        after = term.wait_for("[flow exited 0]", timeout=30)
+        assert "Detached" in after and "Traceback" not in after
+    assert _flow_processes(stack) == []  # nothing left running unseen
+    # The next `caracal flow` starts one Flow, not a second beside a leftover.
+    with terminal(["sh", "-c", f'{shlex.join(command)}; echo "[flow exited $?]"'], env) as term:
+        term.wait_for("Recent activity", timeout=120)
+        assert len(_flow_processes(stack)) == 1
+        term.send("q")
+        term.wait_for("[flow exited 0]", timeout=30)
+    assert _flow_processes(stack) == []
+
+
 def test_logs_show_the_runtime_log(stack: StackEnv) -> None:
     result = stack.run("logs", "runtime", check=True)
     assert "Caracal runtime serving workspace default" in result.stdout
