@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 from pydantic import ValidationError as ModelError
 
 from caracal.core.durations import parse_duration
 from caracal.core.errors import CaracalError, NotFoundError, ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.providers import spec_from_dict, validate_spec
-from caracal.services.declarative.model import WorkspaceState
+from caracal.services.declarative.model import (
+    PolicyEntry,
+    PrincipalEntry,
+    ProviderEntry,
+    ToolEntry,
+    WorkspaceState,
+)
 from caracal.services.principals import PrincipalService
 
 Path_ = tuple[str | int, ...]
@@ -125,17 +132,63 @@ def parse_text(text: str, name: str) -> DeclaredFile:
             )
         elif isinstance(value, str) and (_SECRET_VALUE.search(value) or _URL_PASSWORD.match(value)):
             at(path, f"{key!r} holds what looks like a secret; keep secrets out of the file")
-    try:
-        state = WorkspaceState.model_validate(raw)
-    except ModelError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            at(loc, _model_message(loc, error))
-        raise FileProblems(name, problems) from None
-    _check_rules(state, at)
+    entries = _entries(raw, at)
+    _check_rules(entries, _raw_names(raw), at)
     if problems:
         raise FileProblems(name, problems)
+    try:
+        state = WorkspaceState.model_validate(raw)
+    except ModelError as exc:  # every entry passed on its own: only the whole can fail here
+        raise FileProblems(name, [Problem(1, 1, str(exc).splitlines()[0])]) from None
     return DeclaredFile(name, text, sha, state)
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "providers": ProviderEntry,
+    "principals": PrincipalEntry,
+    "policies": PolicyEntry,
+    "tools": ToolEntry,
+}
+Entries = dict[str, list[tuple[int, Any]]]
+
+
+def _entries(raw: dict[str, Any], at: Any) -> Entries:
+    """Each entry checked on its own, so one bad entry hides no problem in another; returns
+    the valid ones with their index in the file."""
+    for key in raw:
+        if key not in _SECTIONS and key != "version":
+            at((key,), f"unknown key {key!r}; see `caracal export --schema` for the keys")
+    if raw.get("version") != 1:
+        at(("version",), "version must be 1 (the format this Caracal reads)")
+    out: Entries = {}
+    for section, model in _SECTIONS.items():
+        items = raw.get(section, [])
+        out[section] = []
+        if not isinstance(items, list):
+            at((section,), f"{section} must be a list")
+            continue
+        for i, item in enumerate(items):
+            try:
+                out[section].append((i, model.model_validate(item)))
+            except ModelError as exc:
+                for error in exc.errors():
+                    loc = (section, i, *error["loc"])
+                    at(loc, _model_message(loc, error))
+    return out
+
+
+def _raw_names(raw: dict[str, Any]) -> dict[str, set[str]]:
+    """Names the file declares, valid entries or not (a reference to a broken entry is not a
+    second problem)."""
+    out: dict[str, set[str]] = {}
+    for section in ("providers", "principals"):
+        items = raw.get(section)
+        out[section] = {
+            item["name"]
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, dict) and isinstance(item.get("name"), str)
+        }
+    return out
 
 
 def _model_message(loc: Path_, error: Any) -> str:
@@ -179,44 +232,31 @@ def _walk(value: Any, path: Path_) -> Iterator[tuple[Path_, str, Any]]:
             yield from _walk(item, (*path, i))
 
 
-def _check_rules(state: WorkspaceState, at: Any) -> None:
+def _check_rules(entries: Entries, names: dict[str, set[str]], at: Any) -> None:
     """The rules one entry or the file as a whole must keep (the store's own rules run again
     when the plan is applied)."""
-    providers = {p.name: p for p in state.providers}
-    principals = {p.name: p for p in state.principals}
-    _unique(state.providers, "providers", "provider", at)
-    _unique(state.principals, "principals", "principal", at)
-    _unique(state.tools, "tools", "tool", at)
-    seen_policy: set[str] = set()
-    for i, provider in enumerate(state.providers):
-        data = provider.model_dump(exclude={"credential_env"})
-        _check(
-            at,
-            ("providers", i),
-            lambda d=data: validate_spec(spec_from_dict(d), has_credential=d["auth"] != "none"),
-        )
-        env = provider.credential_env
-        if provider.auth == "none" and env is not None:
-            at(("providers", i, "credential_env"), "auth 'none' takes no credential_env")
-        if env is not None and not _ENV_NAME.fullmatch(env):
-            at(
-                ("providers", i, "credential_env"),
-                "credential_env must name an environment variable (letters, digits, _)",
-            )
-    for i, principal in enumerate(state.principals):
+    providers = {p.name: p for _, p in entries["providers"]}
+    principals = {p.name: p for _, p in entries["principals"]}
+    _unique(entries["providers"], "providers", "provider", at)
+    _unique(entries["principals"], "principals", "principal", at)
+    _unique(entries["tools"], "tools", "tool", at)
+    for i, provider in entries["providers"]:
+        _check_provider(i, provider, at)
+    for i, principal in entries["principals"]:
         _check(
             at,
             ("principals", i),
             lambda p=principal: PrincipalService.check_registration(p.kind, p.name, p.email),
         )
-    for i, policy in enumerate(state.policies):
+    seen_policy: set[str] = set()
+    for i, policy in entries["policies"]:
         target = principals.get(policy.principal)
-        if target is None:
+        if policy.principal not in names["principals"]:
             at(
                 ("policies", i, "principal"),
                 f"principal {policy.principal!r} is not in the file's principals",
             )
-        elif target.status == "revoked":
+        elif target is not None and target.status == "revoked":
             at(
                 ("policies", i, "principal"),
                 f"{policy.principal} is revoked; it cannot hold a policy",
@@ -225,21 +265,38 @@ def _check_rules(state: WorkspaceState, at: Any) -> None:
             at(("policies", i, "principal"), f"{policy.principal} has a second policy; keep one")
         seen_policy.add(policy.principal)
         _check(at, ("policies", i, "max_validity"), lambda v=policy.max_validity: parse_duration(v))
-    for i, tool in enumerate(state.tools):
+    for i, tool in entries["tools"]:
         _check(at, ("tools", i, "name"), lambda n=tool.name: check_identifier(n, "tool name"))
         server = providers.get(tool.server)
-        if server is None:
+        if tool.server not in names["providers"]:
             at(("tools", i, "server"), f"provider {tool.server!r} is not in the file's providers")
-        elif server.service_type != "mcp":
+        elif server is not None and server.service_type != "mcp":
             at(
                 ("tools", i, "server"),
                 f"provider {tool.server!r} is not an MCP server (service_type: mcp)",
             )
 
 
-def _unique(entries: list[Any], section: str, what: str, at: Any) -> None:
+def _check_provider(i: int, provider: ProviderEntry, at: Any) -> None:
+    data = provider.model_dump(exclude={"credential_env"})
+    _check(
+        at,
+        ("providers", i),
+        lambda: validate_spec(spec_from_dict(data), has_credential=data["auth"] != "none"),
+    )
+    env = provider.credential_env
+    if provider.auth == "none" and env is not None:
+        at(("providers", i, "credential_env"), "auth 'none' takes no credential_env")
+    if env is not None and not _ENV_NAME.fullmatch(env):
+        at(
+            ("providers", i, "credential_env"),
+            "credential_env must name an environment variable (letters, digits, _)",
+        )
+
+
+def _unique(entries: list[tuple[int, Any]], section: str, what: str, at: Any) -> None:
     seen: set[str] = set()
-    for i, entry in enumerate(entries):
+    for i, entry in entries:
         if entry.name in seen:
             at((section, i, "name"), f"{what} {entry.name!r} is listed twice")
         seen.add(entry.name)
