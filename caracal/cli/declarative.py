@@ -136,16 +136,11 @@ def apply(
         else:
             report = caracal.declarative.plan(source, allow_suspend=allow_suspend)
             expected = report.state_sha256
-            if report.plan.empty:
-                if as_json:
-                    emit_json({"file_sha256": source.sha256, "changes": [], "notes": []})
-                else:
-                    echo("No changes: the workspace matches the file.")
-                return
-            if not as_json:
+            if not as_json and not report.plan.empty:
                 _print_plan(report.plan)
             refuse_blocked(report.plan)  # before asking: the answer would not matter
-            confirm(f"Apply these changes to workspace {caracal.name}?", yes=yes)
+            if not report.plan.empty:
+                confirm(f"Apply these changes to workspace {caracal.name}?", yes=yes)
         result = caracal.declarative.apply(
             source, allow_suspend=allow_suspend, expected_state=expected
         )
@@ -159,7 +154,10 @@ def apply(
             }
         )
         return
-    echo(f"Applied: {result.plan.summary_line()}.")
+    if result.plan.empty:
+        echo("No changes: the workspace matches the file (recorded as the last applied file).")
+    else:
+        echo(f"Applied: {result.plan.summary_line()}.")
     for line in result.notes:
         note(line)
 
