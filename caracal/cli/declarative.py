@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from caracal.cli import restricted
 from caracal.cli.common import confirm, echo, emit_json, note, open_workspace
 from caracal.cli.exit_codes import CHANGES_PENDING
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 FileOption = Annotated[
     Path, typer.Option("--file", "-f", metavar="FILE", help="The workspace state file (YAML).")
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the output file if it exists (atomically).")
 ]
 
 
@@ -28,9 +32,12 @@ def export(
     schema: Annotated[
         bool, typer.Option("--schema", help="Print the file's JSON Schema instead.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Export the workspace's providers, principals, policies and tools as YAML (no secrets,
     no keys, no mandates)."""
+    if output is not None:
+        output = restricted.output_file(output)
     if schema:
         from caracal.services.declarative.model import json_schema
 
@@ -43,7 +50,7 @@ def export(
         return
     from caracal.home.atomic import atomic_write_text
 
-    atomic_write_text(output, text, mode=0o644, overwrite=True)
+    atomic_write_text(output, text, mode=0o644, overwrite=force)
     note(f"Wrote {output}.")
 
 
@@ -75,6 +82,7 @@ def plan(
             "pending (errors keep their usual codes).",
         ),
     ] = False,
+    force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Show what `caracal apply` would create (+), change (~), or deactivate, suspend or
@@ -85,12 +93,16 @@ def plan(
 
     if (file is None) == (not drift):
         raise ValidationError("Give -f FILE, or --drift to plan against the last applied file.")
+    if file is not None:
+        file = restricted.input_file(file)
+    if out is not None:
+        out = restricted.output_file(out)
     with open_workspace(ctx) as caracal:
         source = caracal.declarative.last_applied() if drift else read_file(file)  # type: ignore[arg-type]
         report = caracal.declarative.plan(source, allow_suspend=allow_suspend)
         workspace = caracal.name
     if out is not None:
-        save_plan(report, workspace, out)
+        save_plan(report, workspace, out, overwrite=force)
     if as_json:
         emit_json(plan_document(report, workspace))
     else:
@@ -129,7 +141,9 @@ def apply(
     from caracal.services.declarative.service import refuse_blocked
     from caracal.services.declarative.source import read_file
 
-    source = read_file(file)
+    source = read_file(restricted.input_file(file))
+    if plan_file is not None:
+        plan_file = restricted.input_file(plan_file)
     with open_workspace(ctx) as caracal:
         if plan_file is not None:
             expected = expected_state(plan_file, caracal.name, source.sha256)

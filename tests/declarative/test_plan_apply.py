@@ -188,14 +188,14 @@ def test_a_stale_plan_is_refused(source: str, tmp_path: Path) -> None:
     assert "carol" not in names
 
     # The file changed since the plan: refused too.
-    ok(cli(source, "plan", "-f", str(path), "--out", str(saved)))
+    ok(cli(source, "plan", "-f", str(path), "--out", str(saved), "--force"))
     write(path, path.read_text() + "# edited after review\n")
     edited = cli(source, "apply", "-f", str(path), "--plan-file", str(saved), "--yes")
     assert edited.code == ExitCode.CONFLICT
     assert "The file changed since" in edited.stderr
 
     # A fresh plan applies (w9 is not in the file, so it needs --allow-suspend).
-    ok(cli(source, "plan", "-f", str(path), "--out", str(saved), "--allow-suspend"))
+    ok(cli(source, "plan", "-f", str(path), "--out", str(saved), "--allow-suspend", "--force"))
     ok(cli(source, "apply", "-f", str(path), "--plan-file", str(saved), "--allow-suspend"))
     names = [p["name"] for p in ok(cli(source, "principal", "list", "--json")).json()]
     assert "carol" in names

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from caracal.cli.exit_codes import ExitCode
 from tests.declarative.conftest import GH_ENV, GH_TOKEN, build_source, cli, ok, other_backend
 from tests.support.cli import run_cli
 
@@ -18,6 +19,10 @@ def test_round_trip_across_backends(
     first = tmp_path / "state.yaml"
     ok(cli("src", "export", "--output", str(first)))
     text = first.read_text()
+    # An existing file is replaced only with --force.
+    assert cli("src", "export", "--output", str(first)).code == ExitCode.CONFLICT
+    ok(cli("src", "export", "--output", str(first), "--force"))
+    assert first.read_text() == text
     assert GH_TOKEN not in text
     assert "credential_env: CARACAL_GITHUB_CREDENTIAL" in text
     assert "# Left out on purpose:" in text

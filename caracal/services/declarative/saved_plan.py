@@ -27,9 +27,9 @@ def plan_document(report: PlanReport, workspace: str) -> dict[str, Any]:
     }
 
 
-def save_plan(report: PlanReport, workspace: str, path: Path) -> None:
+def save_plan(report: PlanReport, workspace: str, path: Path, *, overwrite: bool) -> None:
     text = json.dumps(plan_document(report, workspace), indent=2) + "\n"
-    atomic_write_text(path, text, mode=0o644, overwrite=True)
+    atomic_write_text(path, text, mode=0o644, overwrite=overwrite)
 
 
 def expected_state(path: Path, workspace: str, file_sha256: str) -> str:
