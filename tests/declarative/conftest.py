@@ -28,6 +28,8 @@ def cli(workspace: str, *args: str) -> Result:
 def build_source(name: str = "src") -> None:
     """Providers of each shape, principals of every kind and status, policies, a tool."""
     ok(run_cli("workspace", "create", name))
+    ok(cli(name, "config", "set", "validation.clock_leeway_seconds", "45"))
+    ok(cli(name, "config", "set", "runtime.redis_url", "redis://:hunter2@cache.internal:6379/0"))
     ok(
         cli(
             name,

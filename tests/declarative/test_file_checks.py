@@ -149,3 +149,16 @@ def test_the_schema_accepts_what_the_model_accepts_and_refuses_unknown_keys(
         assert list(validator.iter_errors(bad)), json.dumps(bad)
     # What export writes is valid against the schema too.
     validator.validate(yaml.safe_load(ok(cli("w", "export")).stdout))
+
+
+def test_settings_are_limited_to_those_a_file_may_carry() -> None:
+    text = GOOD + (
+        "settings:\n"
+        "  validation.clock_leeway_seconds: 60\n"
+        "  store.url: postgresql://db/caracal\n"
+        "  colour: blue\n"
+    )
+    found = problems_of(text)
+    assert [(line, column) for line, column, _ in found] == [(18, 3), (19, 3)]
+    assert "belongs to the host" in found[0][2]
+    assert "unknown setting 'colour'" in found[1][2]

@@ -63,6 +63,7 @@ def every_change(state: dict[str, Any]) -> dict[str, Any]:
             "action": "provider:files:action:read",
         }
     )  # + tool
+    state["settings"]["validation.clock_leeway_seconds"] = 60  # ~ setting (widens)
     return state
 
 
@@ -91,6 +92,7 @@ def test_every_change_kind_is_planned_marked_and_applied(source: str, tmp_path: 
         ("-", "policy", "w2"),
         ("~", "tool", "read_file"),
         ("+", "tool", "list_dir"),
+        ("~", "setting", "validation.clock_leeway_seconds"),
     }
     widening = {key for key, change in seen.items() if change["widens_authority"]}
     assert widening == {
@@ -98,11 +100,12 @@ def test_every_change_kind_is_planned_marked_and_applied(source: str, tmp_path: 
         ("~", "provider", "github"),
         ("~", "principal", "w2"),
         ("+", "policy", "bob"),
+        ("~", "setting", "validation.clock_leeway_seconds"),
     }
     assert "adds action issues:close" in seen[("~", "provider", "github")]["widening"]
     assert seen[("-", "principal", "alice")]["action"] == "suspend"
     assert seen[("-", "policy", "w2")]["action"] == "deactivate"
-    assert planned["summary"] == {"create": 4, "change": 5, "remove": 3, "widening": 4}
+    assert planned["summary"] == {"create": 4, "change": 6, "remove": 3, "widening": 5}
 
     text = ok(cli(source, "plan", "-f", str(path))).stdout
     assert "~ change principal w2  [widens authority: reactivates a principal]" in text
@@ -129,6 +132,7 @@ def test_every_change_kind_is_planned_marked_and_applied(source: str, tmp_path: 
     }  # alice suspended, never deleted
     assert [p["principal"] for p in after["policies"]] == ["bob", "orch", "w1"]
     assert entry(after, "tools", "read_file")["description"] == "Read a file"
+    assert after["settings"]["validation.clock_leeway_seconds"] == 60
 
     # Each change is its own ledger event, and one event names the file and the plan.
     events = ok(cli(source, "ledger", "list", "--json", "--limit", "200")).json()
@@ -170,6 +174,7 @@ def test_suspensions_need_the_flag_and_nothing_is_half_applied(source: str, tmp_
     assert failed.stderr.startswith("error: Cannot create policy bob: ")
     assert "Nothing was applied." in failed.stderr
     assert ok(cli(source, "export")).stdout == before
+    assert "clock_leeway_seconds: 45" in before  # config.yaml was put back too
 
 
 def test_a_stale_plan_is_refused(source: str, tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ def test_round_trip_across_backends(
     assert GH_TOKEN not in text
     assert "credential_env: CARACAL_GITHUB_CREDENTIAL" in text
     assert "# Left out on purpose:" in text
+    assert "validation.clock_leeway_seconds: 45" in text
+    assert "hunter2" not in text and "redis_url" not in text  # the host's, and a secret
     # The source itself has nothing to apply.
     assert ok(cli("src", "plan", "-f", str(first), "--detailed-exitcode")).stdout.startswith(
         "No changes"
@@ -44,6 +46,7 @@ def test_round_trip_across_backends(
         shown = ok(cli("dst", "provider", "show", "github", "--json")).json()
         assert shown["credential"] == "set"
         ok(cli("dst", "ledger", "verify"))
+        assert ok(cli("dst", "config", "get", "validation.clock_leeway_seconds")).stdout == "45\n"
         ok(
             cli(
                 "dst",

@@ -26,9 +26,13 @@ LAST_APPLIED = "declarative.last_applied"
 LAST_APPLIED_SHA = "declarative.last_applied_sha256"
 
 
-def read_state(conn: Connection, references: dict[str, str] | None = None) -> WorkspaceState:
+def read_state(
+    conn: Connection,
+    references: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> WorkspaceState:
     """`references`: the credential_env each provider was last applied with (the store keeps
-    the sealed credential, not where it came from)."""
+    the sealed credential, not where it came from); `settings`: those in effect."""
     references = references or {}
     providers = []
     for spec, _ref in sorted(provider_rows.load_all(conn), key=lambda row: row[0].name):
@@ -111,7 +115,11 @@ def read_state(conn: Connection, references: dict[str, str] | None = None) -> Wo
         key=lambda t: t.name,
     )
     return WorkspaceState(
-        providers=providers, principals=principals, policies=policies, tools=tools
+        providers=providers,
+        principals=principals,
+        policies=policies,
+        tools=tools,
+        settings=dict(sorted((settings or {}).items())),
     )
 
 

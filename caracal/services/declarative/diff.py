@@ -3,7 +3,7 @@ and which of those changes widen authority. Pure: two states in, a plan out."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,9 +15,10 @@ from caracal.services.declarative.model import (
     ToolEntry,
     WorkspaceState,
 )
+from caracal.services.declarative.settings import WIDENING
 
 Op = Literal["+", "~", "-"]
-Kind = Literal["provider", "principal", "policy", "tool"]
+Kind = Literal["provider", "principal", "policy", "tool", "setting"]
 SUSPEND_FLAG = "--allow-suspend"
 
 
@@ -120,13 +121,20 @@ def plan(current: WorkspaceState, desired: WorkspaceState, *, allow_suspend: boo
     changes += _principals(current.principals, desired.principals, allow_suspend, problems)
     changes += _policies(current.policies, desired.policies)
     changes += _tools(current.tools, desired.tools)
+    changes += _settings(current.settings, desired.settings)
     order = {"+": 0, "~": 0, "-": 1}
     changes.sort(key=lambda c: (order[c.op], _KIND_ORDER[c.kind][order[c.op]]))
     return Plan(tuple(changes), tuple(problems))
 
 
 # Creations and changes: providers first (the rest refer to them); removals: tools first.
-_KIND_ORDER = {"provider": (0, 3), "principal": (1, 2), "policy": (2, 1), "tool": (3, 0)}
+_KIND_ORDER = {
+    "provider": (0, 3),
+    "principal": (1, 2),
+    "policy": (2, 1),
+    "tool": (3, 0),
+    "setting": (4, 4),
+}
 
 
 def _pairs(provider: ProviderEntry) -> set[str]:
@@ -329,3 +337,21 @@ def _tools(current: Sequence[ToolEntry], desired: Sequence[ToolEntry]) -> list[C
     for name in sorted(have.keys() - want.keys()):
         out.append(Change("-", "tool", name, (), current=have[name]))
     return out
+
+
+def _settings(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[Change]:
+    """Only the settings the file names: one left out is left alone."""
+    out: list[Change] = []
+    for key, value in sorted(desired.items()):
+        old = current.get(key)
+        if old == value:
+            continue
+        why = WIDENING.get(key)
+        widens = (why,) if why and _larger(value, old) else ()
+        out.append(Change("~", "setting", key, (f"{old!r} -> {value!r}",), widens, desired=value))
+    return out
+
+
+def _larger(new: Any, old: Any) -> bool:
+    numbers = (int, float)
+    return isinstance(new, numbers) and isinstance(old, numbers) and new > old

@@ -74,6 +74,11 @@ class WorkspaceState(_Strict):
     principals: list[PrincipalEntry] = []
     policies: list[PolicyEntry] = []
     tools: list[ToolEntry] = []
+    settings: dict[str, int | float | str] = Field(
+        default={},
+        description="config.yaml settings shared by every copy of the workspace, by dotted key "
+        "(e.g. validation.clock_leeway_seconds); settings left out are left alone.",
+    )
 
     def canonical(self) -> str:
         """One text per state, whatever the file's order: for digests and comparisons."""

@@ -16,7 +16,8 @@ HEADER = """\
 #   - principals' keys: each workspace makes its own, and a private key never leaves the vault;
 #   - mandates: they are issued, not declared, and never created from this file;
 #   - inactive policies and the policies of revoked principals: they grant nothing any more;
-#   - settings (config.yaml): they hold store locations and secrets; see `caracal config list`.
+#   - settings that belong to the host (store, listening address, Redis, ledger witnesses):
+#     they locate things or hold secrets; see `caracal config list`.
 """
 
 
@@ -37,7 +38,7 @@ def render(state: WorkspaceState, workspace: str) -> str:
         _drop_none(tool, "description")
     parts = [HEADER, f"# Exported from workspace {workspace}.\n"]
     parts.append(_dump({"version": data["version"]}))
-    for section in ("providers", "principals", "policies", "tools"):
+    for section in ("providers", "principals", "policies", "tools", "settings"):
         parts.append("\n")
         parts.append(_dump({section: data[section]}))
     return "".join(parts)

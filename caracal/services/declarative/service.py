@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -17,6 +17,7 @@ from caracal.core.errors import CaracalError, ConflictError, NotFoundError, Refu
 from caracal.core.ledger import NewEvent
 from caracal.core.mandates import Principal
 from caracal.core.providers import spec_from_dict
+from caracal.home import config as cfg
 from caracal.services import change_feed
 from caracal.services.declarative.current import (
     LAST_APPLIED,
@@ -28,6 +29,7 @@ from caracal.services.declarative.current import (
 from caracal.services.declarative.diff import Change, Plan, plan
 from caracal.services.declarative.model import ProviderEntry, WorkspaceState
 from caracal.services.declarative.render import render
+from caracal.services.declarative.settings import in_effect, with_settings
 from caracal.services.declarative.source import DeclaredFile, parse_text
 from caracal.services.ids import new_id
 from caracal.services.principals import resolve
@@ -101,6 +103,8 @@ class DeclarativeService:
         was computed against; if the workspace moved since, nothing is applied."""
         environ = os.environ if env is None else env
         published: list[tuple[str, str]] = []
+        settings = self._settings_to_write(source.state)
+        written: list[bool] = []
 
         def work(conn: Connection) -> ApplyResult:
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
@@ -136,9 +140,18 @@ class DeclarativeService:
             )
             meta.put(conn, LAST_APPLIED, source.text)
             meta.put(conn, LAST_APPLIED_SHA, source.sha256)
+            if settings is not None and any(c.kind == "setting" for c in result.changes):
+                # Last, just before the commit; put back below if the commit fails.
+                cfg.write_raw(self.app.paths.config, settings[1])
+                written.append(True)
             return ApplyResult(result, source.sha256, tuple(notes))
 
-        outcome = self.app.store.write(work)
+        try:
+            outcome = self.app.store.write(work)
+        except BaseException:
+            if settings is not None and written:
+                cfg.write_raw(self.app.paths.config, settings[0])
+            raise
         if outcome.plan.changes:
             self.app.validator.forget()
             for kind, ident in published:
@@ -151,6 +164,19 @@ class DeclarativeService:
         )
         return outcome
 
+    def _settings_to_write(
+        self, state: WorkspaceState
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """config.yaml before and after the file's settings (checked now, before the store
+        changes), or None when they are as the file says."""
+        now = in_effect(self._config())
+        changes = {k: v for k, v in state.settings.items() if now.get(k) != v}
+        if not changes:
+            return None
+        return with_settings(
+            self.app.paths.config, self.app.env, changes, self.app.cipher.decrypt_value
+        )
+
     def _make(
         self,
         conn: Connection,
@@ -159,6 +185,8 @@ class DeclarativeService:
         notes: list[str],
         published: list[tuple[str, str]],
     ) -> None:
+        if change.kind == "setting":
+            return  # config.yaml is written once, after the store's changes
         if change.kind == "provider":
             self._provider(conn, change, env, notes, published)
         elif change.kind == "principal":
@@ -254,7 +282,13 @@ class DeclarativeService:
                 references = {
                     p.name: p.credential_env for p in applied.state.providers if p.credential_env
                 }
-        return read_state(conn, references)
+        return read_state(conn, references, in_effect(self._config()))
+
+    def _config(self) -> cfg.WorkspaceConfig:
+        """config.yaml as it is now (this process may have written it since it opened)."""
+        raw = cfg.read_raw(self.app.paths.config)
+        decrypt = self.app.cipher.decrypt_value if cfg.has_encrypted(raw) else None
+        return cfg.validate_raw(raw, str(self.app.paths.config), self.app.env, decrypt=decrypt)
 
 
 def refuse_blocked(result: Plan) -> None:

@@ -26,6 +26,7 @@ from caracal.services.declarative.model import (
     ToolEntry,
     WorkspaceState,
 )
+from caracal.services.declarative.settings import unknown
 from caracal.services.principals import PrincipalService
 
 Path_ = tuple[str | int, ...]
@@ -156,10 +157,11 @@ def _entries(raw: dict[str, Any], at: Any) -> Entries:
     """Each entry checked on its own, so one bad entry hides no problem in another; returns
     the valid ones with their index in the file."""
     for key in raw:
-        if key not in _SECTIONS and key != "version":
+        if key not in _SECTIONS and key not in ("version", "settings"):
             at((key,), f"unknown key {key!r}; see `caracal export --schema` for the keys")
     if raw.get("version") != 1:
         at(("version",), "version must be 1 (the format this Caracal reads)")
+    _check_settings(raw.get("settings", {}), at)
     out: Entries = {}
     for section, model in _SECTIONS.items():
         items = raw.get(section, [])
@@ -175,6 +177,18 @@ def _entries(raw: dict[str, Any], at: Any) -> Entries:
                     loc = (section, i, *error["loc"])
                     at(loc, _model_message(loc, error))
     return out
+
+
+def _check_settings(settings: Any, at: Any) -> None:
+    if not isinstance(settings, dict):
+        at(("settings",), "settings must be a mapping of dotted keys to values")
+        return
+    for key, value in settings.items():
+        why = unknown(key)
+        if why is not None:
+            at(("settings", key), why)
+        elif not isinstance(value, int | float | str) or isinstance(value, bool):
+            at(("settings", key), f"setting {key!r} takes a number or a word")
 
 
 def _raw_names(raw: dict[str, Any]) -> dict[str, set[str]]:
