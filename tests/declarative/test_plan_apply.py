@@ -217,3 +217,19 @@ def test_drift_shows_hand_changes_since_the_last_apply(source: str, tmp_path: Pa
     assert "~ change principal w2" in drift.stdout
     assert "+ create tool read_file" in drift.stdout
     assert GH_TOKEN not in ok(cli(source, "ledger", "list", "--json", "--limit", "500")).stdout
+
+
+def test_what_cannot_change_is_named_and_nothing_applies(source: str, tmp_path: Path) -> None:
+    state = exported(source)
+    entry(state, "principals", "orch")["kind"] = "human"  # a kind is fixed at registration
+    entry(state, "principals", "svc")["status"] = "active"  # a revoked principal stays revoked
+    state["principals"].append({"name": "zoe", "kind": "human"})
+    path = write(tmp_path / "state.yaml", yaml.safe_dump(state, sort_keys=False))
+    planned = ok(cli(source, "plan", "-f", str(path)))
+    assert "! principal orch is of kind orchestrator; a kind cannot change" in planned.stdout
+    assert "! principal svc is revoked; it cannot become active" in planned.stdout
+    refused = cli(source, "apply", "-f", str(path), "--yes")
+    assert refused.code == ExitCode.CONFLICT
+    assert "(and 1 more)" in refused.stderr
+    names = [p["name"] for p in ok(cli(source, "principal", "list", "--json")).json()]
+    assert "zoe" not in names

@@ -210,7 +210,7 @@ def _principals(
             out.append(Change("+", "principal", name, tuple(details), desired=new))
             continue
         if old.kind != new.kind:
-            problems.append(f"principal {name} is a {old.kind}; a kind cannot change")
+            problems.append(f"principal {name} is of kind {old.kind}; a kind cannot change")
         if old.email != new.email:
             problems.append(
                 f"principal {name} has email {old.email!r}; an email cannot change from a file"
