@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from caracal.cli.exit_codes import CHANGES_PENDING, ExitCode
+from caracal.services.facade import Caracal
 from tests.declarative.conftest import GH_ENV, GH_TOKEN, build_source, cli, ok, write
 
 
@@ -217,6 +218,14 @@ def test_drift_shows_hand_changes_since_the_last_apply(source: str, tmp_path: Pa
     assert "~ change principal w2" in drift.stdout
     assert "+ create tool read_file" in drift.stdout
     assert GH_TOKEN not in ok(cli(source, "ledger", "list", "--json", "--limit", "500")).stdout
+    # The same list, from the facade a dashboard reads.
+    with Caracal.open(source) as app:
+        drift = app.declarative.drift()
+    assert drift is not None
+    assert [(c.op, c.kind, c.name) for c in drift.changes] == [
+        ("~", "principal", "w2"),
+        ("+", "tool", "read_file"),
+    ]
 
 
 def test_what_cannot_change_is_named_and_nothing_applies(source: str, tmp_path: Path) -> None:

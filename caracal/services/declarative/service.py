@@ -79,6 +79,15 @@ class DeclarativeService:
             state_digest(current),
         )
 
+    def drift(self) -> Plan | None:
+        """What changed by hand since the last apply (as the changes applying that file again
+        would make), or None when nothing was ever applied: for a dashboard's count and list."""
+        with self.app.store.read() as conn:
+            found = last_applied(conn)
+        if found is None:
+            return None
+        return self.plan(parse_text(found[0], "the last applied file")).plan
+
     def last_applied(self) -> DeclaredFile:
         """The file last applied here, as it was (for drift: what changed by hand since)."""
         with self.app.store.read() as conn:
