@@ -116,6 +116,11 @@ class DeclarativeService:
         written: list[bool] = []
 
         def work(conn: Connection) -> ApplyResult:
+            # The store retries this whole on a lock conflict: start each attempt afresh.
+            published.clear()
+            if settings is not None and written:
+                cfg.write_raw(self.app.paths.config, settings[0])
+                written.clear()
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
             current = self._current(conn)
             before = state_digest(current)

@@ -59,9 +59,9 @@ class FileProblems(ValidationError):
         problems = sorted(problems, key=lambda p: (p.line, p.column, p.message))
         self.problems = problems
         lines = [f"{name}:{p.line}:{p.column}: {p.message}" for p in problems]
-        noun = "problem" if len(problems) == 1 else "problems"
+        noun, them = ("problem", "it") if len(problems) == 1 else ("problems", "them")
         super().__init__(
-            f"{name} has {len(problems)} {noun}; fix them and run `caracal plan` again:\n"
+            f"{name} has {len(problems)} {noun}; fix {them} and run `caracal plan` again:\n"
             + "\n".join(lines)
         )
 
@@ -112,9 +112,12 @@ def parse_text(text: str, name: str) -> DeclaredFile:
         ) from None
     except (yaml.YAMLError, RecursionError) as exc:
         raise FileProblems(name, [Problem(1, 1, f"not valid YAML: {exc}")]) from None
-    positions: dict[Path_, tuple[int, int]] = {}
-    problems: list[Problem] = []
-    raw = _plain(node, (), positions, problems) if node is not None else {}
+    walk = _Plain()
+    positions, problems = walk.positions, walk.problems
+    try:
+        raw = walk(node) if node is not None else {}
+    except RecursionError:
+        raise FileProblems(name, [Problem(1, 1, "the file is nested too deeply")]) from None
     if not isinstance(raw, dict):
         raise FileProblems(name, [Problem(1, 1, "the file must hold a mapping (version: 1, ...)")])
 
@@ -214,10 +217,25 @@ def _model_message(loc: Path_, error: Any) -> str:
     return f"{where}: {error['msg']}"
 
 
+class _Plain:
+    """A composed YAML tree as plain data, remembering where each key and item is."""
+
+    def __init__(self) -> None:
+        self.positions: dict[Path_, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+        self._scalars = _Loader("")
+
+    def __call__(self, node: yaml.Node, path: Path_ = ()) -> Any:
+        return _plain(node, path, self.positions, self.problems, self._scalars)
+
+
 def _plain(
-    node: yaml.Node, path: Path_, positions: dict[Path_, tuple[int, int]], problems: list[Problem]
+    node: yaml.Node,
+    path: Path_,
+    positions: dict[Path_, tuple[int, int]],
+    problems: list[Problem],
+    scalars: _Loader,
 ) -> Any:
-    """The node as plain data, remembering where each key and item is."""
     positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -229,11 +247,14 @@ def _plain(
                 problems.append(Problem(mark.line + 1, mark.column + 1, f"{what} ({key!r})"))
                 continue
             positions[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _plain(value_node, (*path, key), positions, problems)
+            out[key] = _plain(value_node, (*path, key), positions, problems, scalars)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), positions, problems) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader.construct_object(_Loader(""), node)  # a scalar: its YAML type
+        return [
+            _plain(item, (*path, i), positions, problems, scalars)
+            for i, item in enumerate(node.value)
+        ]
+    return scalars.construct_object(node)  # a scalar: its YAML type
 
 
 def _walk(value: Any, path: Path_) -> Iterator[tuple[Path_, str, Any]]:
