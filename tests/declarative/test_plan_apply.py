@@ -53,7 +53,9 @@ def every_change(state: dict[str, Any]) -> dict[str, Any]:
             "actions": ["provider:wiki:action:read"],
         }
     )  # + policy (widens)
-    entry(state, "policies", "orch")["max_validity"] = "30m"  # ~ policy (narrows)
+    orch = entry(state, "policies", "orch")  # ~ policy (narrows: a shorter validity, and
+    orch["max_validity"] = "30m"  # one resource where it had all of them)
+    orch["resources"] = ["provider:github:resource:repos"]
     drop(state, "policies", "w2")  # - policy
     entry(state, "tools", "read_file")["description"] = "Read a file"  # ~ tool
     state["tools"].append(

@@ -3,6 +3,7 @@ and which of those changes widen authority. Pure: two states in, a plan out."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -299,7 +300,8 @@ def _policies(current: Sequence[PolicyEntry], desired: Sequence[PolicyEntry]) ->
         ):
             for pattern in sorted(set(after) - set(before)):
                 details.append(f"+ {what} {pattern}")
-                widens.append(f"adds {what} {pattern}")
+                if not any(_covers(old_pattern, pattern) for old_pattern in before):
+                    widens.append(f"adds {what} {pattern}")
             details += [f"- {what} {p}" for p in sorted(set(before) - set(after))]
         out.append(Change("~", "policy", name, tuple(details), tuple(widens), None, new, old))
     for name in sorted(have.keys() - want.keys()):
@@ -355,3 +357,25 @@ def _settings(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[Ch
 def _larger(new: Any, old: Any) -> bool:
     numbers = (int, float)
     return isinstance(new, numbers) and isinstance(old, numbers) and new > old
+
+
+def _covers(broad: str, narrow: str) -> bool:
+    """Whether every scope `narrow` matches, `broad` matches too (`*` stands for any text
+    within one segment)."""
+    wide, slim = broad.split(":"), narrow.split(":")
+    if len(wide) != len(slim):
+        return False
+    for outer, inner in zip(wide, slim, strict=True):
+        if outer in (inner, "*"):
+            continue
+        if "*" in inner:
+            return False  # a wildcard only a whole-segment `*` is sure to cover
+        pattern = "".join(".*" if part == "*" else re.escape(part) for part in _split(outer))
+        if not re.fullmatch(pattern, inner):
+            return False
+    return True
+
+
+def _split(segment: str) -> list[str]:
+    """`ab*c` -> ['ab', '*', 'c']."""
+    return [part for part in re.split(r"(\*)", segment) if part]
