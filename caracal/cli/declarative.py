@@ -13,7 +13,7 @@ from caracal.cli.common import confirm, echo, emit_json, note, open_workspace
 from caracal.cli.exit_codes import CHANGES_PENDING
 
 if TYPE_CHECKING:
-    from caracal.services.declarative.diff import Plan
+    from caracal.core.state_diff import Plan
 
 FileOption = Annotated[
     Path, typer.Option("--file", "-f", metavar="FILE", help="The workspace state file (YAML).")
@@ -39,7 +39,7 @@ def export(
     if output is not None:
         output = restricted.output_file(output)
     if schema:
-        from caracal.services.declarative.model import json_schema
+        from caracal.core.workspace_state import json_schema
 
         text = json.dumps(json_schema(), indent=2) + "\n"
     else:

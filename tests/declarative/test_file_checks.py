@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from caracal.cli.exit_codes import ExitCode
-from caracal.services.declarative.model import WorkspaceState, json_schema
+from caracal.core.workspace_state import WorkspaceState, json_schema
 from caracal.services.declarative.source import FileProblems, parse_text
 from tests.declarative.conftest import cli, ok, write
 from tests.support.cli import run_cli

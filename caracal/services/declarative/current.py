@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from caracal.core.durations import format_duration, parse_duration
 from caracal.core.errors import ValidationError
-from caracal.services.declarative.model import (
+from caracal.core.workspace_state import (
     ActionEntry,
     PolicyEntry,
     PrincipalEntry,

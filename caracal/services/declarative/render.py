@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from caracal.services.declarative.model import WorkspaceState
+from caracal.core.workspace_state import WorkspaceState
 
 HEADER = """\
 # Caracal workspace state: review changes, then `caracal plan -f FILE` and `caracal apply -f FILE`.

@@ -17,6 +17,8 @@ from caracal.core.errors import CaracalError, ConflictError, NotFoundError, Refu
 from caracal.core.ledger import NewEvent
 from caracal.core.mandates import Principal
 from caracal.core.providers import spec_from_dict
+from caracal.core.state_diff import Change, Plan, plan
+from caracal.core.workspace_state import ProviderEntry, WorkspaceState
 from caracal.home import config as cfg
 from caracal.services import change_feed
 from caracal.services.declarative.current import (
@@ -26,8 +28,6 @@ from caracal.services.declarative.current import (
     read_state,
     state_digest,
 )
-from caracal.services.declarative.diff import Change, Plan, plan
-from caracal.services.declarative.model import ProviderEntry, WorkspaceState
 from caracal.services.declarative.render import render
 from caracal.services.declarative.settings import in_effect, with_settings
 from caracal.services.declarative.source import DeclaredFile, parse_text

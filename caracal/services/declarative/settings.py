@@ -21,10 +21,6 @@ SAFE_SETTINGS: tuple[str, ...] = (
     "validation.cache_size",
     "validation.clock_leeway_seconds",
 )
-# Settings whose larger value accepts more.
-WIDENING: dict[str, str] = {
-    "validation.clock_leeway_seconds": "accepts tokens further past their expiry",
-}
 
 
 def in_effect(config: cfg.WorkspaceConfig) -> dict[str, Any]:

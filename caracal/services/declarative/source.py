@@ -19,7 +19,7 @@ from caracal.core.durations import parse_duration
 from caracal.core.errors import CaracalError, NotFoundError, ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.providers import spec_from_dict, validate_spec
-from caracal.services.declarative.model import (
+from caracal.core.workspace_state import (
     PolicyEntry,
     PrincipalEntry,
     ProviderEntry,

@@ -9,18 +9,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from caracal.core.durations import parse_duration
-from caracal.services.declarative.model import (
+from caracal.core.workspace_state import (
     PolicyEntry,
     PrincipalEntry,
     ProviderEntry,
     ToolEntry,
     WorkspaceState,
 )
-from caracal.services.declarative.settings import WIDENING
 
 Op = Literal["+", "~", "-"]
 Kind = Literal["provider", "principal", "policy", "tool", "setting"]
 SUSPEND_FLAG = "--allow-suspend"
+# Settings whose larger value accepts more.
+WIDENING_SETTINGS: dict[str, str] = {
+    "validation.clock_leeway_seconds": "accepts tokens further past their expiry",
+}
 
 
 @dataclass(frozen=True)
@@ -348,7 +351,7 @@ def _settings(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[Ch
         old = current.get(key)
         if old == value:
             continue
-        why = WIDENING.get(key)
+        why = WIDENING_SETTINGS.get(key)
         widens = (why,) if why and _larger(value, old) else ()
         out.append(Change("~", "setting", key, (f"{old!r} -> {value!r}",), widens, desired=value))
     return out
