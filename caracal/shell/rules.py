@@ -168,8 +168,10 @@ def _command(words: list[str], tree: CommandNode) -> Action:
     if any(word in ("-h", "--help") for word in options):
         return Builtin("help")
     if not rest:
-        if any(word in tree.options and word not in tree.value_options for word in options):
-            return Invoke(tuple(options))  # `--version`
+        # `--version` is the one root flag that does something alone here; completion's
+        # --install-completion / --show-completion are for the host's shell, not this one.
+        if "--version" in options:
+            return Invoke(tuple(options))
         return Refusal("error: name a command after the options, for example 'principal list'.")
     node: CommandNode = tree
     path: list[str] = []
