@@ -57,3 +57,8 @@ def cli_message(error: CaracalError) -> str:
     """The error's message with the command-line form of its next step, if it names one."""
     extra = HINTS.get(error.hint or "")
     return f"{error.message} {extra}" if extra else error.message
+
+
+# `caracal plan --detailed-exitcode` only: the plan has changes to apply. Outside the enum's
+# range so a CI gate can tell "changes pending" from every error.
+CHANGES_PENDING = 20

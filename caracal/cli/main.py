@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("caracal.cli.ledger", "app"),
     "backup": ("caracal.cli.backup", "app"),
     "tool": ("caracal.cli.tool", "app"),
+    "export": ("caracal.cli.declarative", "export"),
+    "plan": ("caracal.cli.declarative", "plan"),
+    "apply": ("caracal.cli.declarative", "apply"),
 }
 _PASS_THROUGH = {
     "allow_extra_args": True,

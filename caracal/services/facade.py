@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from caracal.core.validation import Validator
     from caracal.services.backup.service import BackupService
     from caracal.services.config_service import ConfigService
+    from caracal.services.declarative.service import DeclarativeService
     from caracal.services.ledger import LedgerService
     from caracal.services.ledger_head import LedgerHeads
     from caracal.services.log_tail import LogLine
@@ -240,6 +241,12 @@ class Caracal:
         from caracal.services.tools import ToolService
 
         return ToolService(self)
+
+    @cached_property
+    def declarative(self) -> DeclarativeService:
+        from caracal.services.declarative.service import DeclarativeService
+
+        return DeclarativeService(self)
 
     @cached_property
     def settings(self) -> ConfigService:

@@ -62,56 +62,69 @@ class PolicyService:
         validity = parse_duration(max_validity)
         if not 0 <= delegation_depth <= MAX_DEPTH:
             raise ValidationError(f"Delegation depth must be between 0 and {MAX_DEPTH}.")
-
-        policy_id = new_id("pol")
-
-        def work(conn: Connection) -> Policy:
-            principal = resolve(conn, principal_ref)
-            if principal.status == "revoked":
-                raise ConflictError(f"{principal.name} is revoked; it cannot get a policy.")
-            catalog = self.app.providers.catalog(conn)
-            res = catalog.require_patterns(resources, "resource")
-            act = catalog.require_patterns(actions, "action")
-            catalog.require_pattern_pairs(res, act)
-            current = policy_rows.active_for(conn, principal.id)
-            if current is not None:
-                if not replace:
-                    raise ConflictError(
-                        f"{principal.name} already has active policy {current.id}; pass --replace "
-                        "to supersede it, or deactivate it first."
-                    )
-                policy_rows.deactivate(conn, current.id)
-                self.app.ledger.record(
-                    conn,
-                    NewEvent(
-                        "policy.deactivated",
-                        {"policy_id": current.id, "superseded_by": policy_id},
-                        principal_id=principal.id,
-                    ),
-                )
-            policy = Policy(
-                policy_id, principal.id, validity, tuple(res), tuple(act), delegation_depth, True
+        policy = self.app.store.write(
+            lambda conn: self.create_in(
+                conn, principal_ref, validity, resources, actions, delegation_depth, replace=replace
             )
-            policy_rows.insert(conn, policy)
+        )
+        log.info("policy %s created for %s", policy.id, policy.principal_id)
+        return policy
+
+    def create_in(
+        self,
+        conn: Connection,
+        principal_ref: str,
+        validity: int,
+        resources: Sequence[str],
+        actions: Sequence[str],
+        delegation_depth: int,
+        *,
+        replace: bool,
+    ) -> Policy:
+        """Create a policy in the caller's transaction (`validity` in seconds)."""
+        policy_id = new_id("pol")
+        principal = resolve(conn, principal_ref)
+        if principal.status == "revoked":
+            raise ConflictError(f"{principal.name} is revoked; it cannot get a policy.")
+        catalog = self.app.providers.catalog(conn)
+        res = catalog.require_patterns(resources, "resource")
+        act = catalog.require_patterns(actions, "action")
+        catalog.require_pattern_pairs(res, act)
+        current = policy_rows.active_for(conn, principal.id)
+        if current is not None:
+            if not replace:
+                raise ConflictError(
+                    f"{principal.name} already has active policy {current.id}; pass --replace "
+                    "to supersede it, or deactivate it first."
+                )
+            policy_rows.deactivate(conn, current.id)
             self.app.ledger.record(
                 conn,
                 NewEvent(
-                    "policy.created",
-                    {
-                        "policy_id": policy.id,
-                        "max_validity": validity,
-                        "resources": res,
-                        "actions": act,
-                        "delegation_depth": delegation_depth,
-                        "replaced": current.id if current else None,
-                    },
+                    "policy.deactivated",
+                    {"policy_id": current.id, "superseded_by": policy_id},
                     principal_id=principal.id,
                 ),
             )
-            return policy
-
-        policy = self.app.store.write(work)
-        log.info("policy %s created for %s", policy.id, policy.principal_id)
+        policy = Policy(
+            policy_id, principal.id, validity, tuple(res), tuple(act), delegation_depth, True
+        )
+        policy_rows.insert(conn, policy)
+        self.app.ledger.record(
+            conn,
+            NewEvent(
+                "policy.created",
+                {
+                    "policy_id": policy.id,
+                    "max_validity": validity,
+                    "resources": res,
+                    "actions": act,
+                    "delegation_depth": delegation_depth,
+                    "replaced": current.id if current else None,
+                },
+                principal_id=principal.id,
+            ),
+        )
         return policy
 
     def all(self, principal_ref: str | None = None) -> list[dict[str, Any]]:
@@ -146,33 +159,40 @@ class PolicyService:
 
         def work(conn: Connection) -> Deactivation:
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
-            policy = self._existing(conn, policy_id)
-            if not policy.active:
-                raise ConflictError(f"Policy {policy_id} is already inactive.")
-            now = int(self.app.clock())
-            live = mandate_rows.live_held_by(conn, policy.principal_id, now)
-            policy_rows.deactivate(conn, policy_id)
-            self.app.ledger.record(
-                conn,
-                NewEvent(
-                    "policy.deactivated",
-                    {
-                        "policy_id": policy_id,
-                        "live_mandates": len(live),
-                        "mandates_revoked": revoke_mandates,
-                    },
-                    principal_id=policy.principal_id,
-                ),
-            )
-            revoked: list[str] = []
-            if revoke_mandates:
-                reason = f"policy {policy_id} deactivated"
-                for mandate_id in live:
-                    revoked += self.app.mandates.revoke_in(conn, mandate_id, reason).revoked
-            return Deactivation(policy, revoked)
+            return self.deactivate_in(conn, policy_id, revoke_mandates=revoke_mandates)
 
         result = self.app.store.write(work)
         if result.revoked:
             self.app.mandates.announce_revoked(result.revoked)
         log.info("policy %s deactivated (%d mandates revoked)", policy_id, len(result.revoked))
         return result
+
+    def deactivate_in(
+        self, conn: Connection, policy_id: str, *, revoke_mandates: bool = False
+    ) -> Deactivation:
+        """Deactivate a policy in the caller's transaction (which has taken the ledger head
+        first: see lock_head)."""
+        policy = self._existing(conn, policy_id)
+        if not policy.active:
+            raise ConflictError(f"Policy {policy_id} is already inactive.")
+        now = int(self.app.clock())
+        live = mandate_rows.live_held_by(conn, policy.principal_id, now)
+        policy_rows.deactivate(conn, policy_id)
+        self.app.ledger.record(
+            conn,
+            NewEvent(
+                "policy.deactivated",
+                {
+                    "policy_id": policy_id,
+                    "live_mandates": len(live),
+                    "mandates_revoked": revoke_mandates,
+                },
+                principal_id=policy.principal_id,
+            ),
+        )
+        revoked: list[str] = []
+        if revoke_mandates:
+            reason = f"policy {policy_id} deactivated"
+            for mandate_id in live:
+                revoked += self.app.mandates.revoke_in(conn, mandate_id, reason).revoked
+        return Deactivation(policy, revoked)

@@ -46,6 +46,14 @@ class PrincipalService:
         self.app = app
 
     def register(self, kind: str, name: str, email: str | None = None) -> Principal:
+        self.check_registration(kind, name, email)
+        principal = Principal(new_id("pr"), name, kind, "active")
+        self.app.store.write(lambda conn: self.register_in(conn, principal, email))
+        log.info("principal %s (%s) registered as %s", name, kind, principal.id)
+        return principal
+
+    @staticmethod
+    def check_registration(kind: str, name: str, email: str | None) -> None:
         if kind not in KINDS:
             raise ValidationError(
                 f"Unknown principal kind {kind!r}: use one of {', '.join(KINDS)}."
@@ -53,30 +61,26 @@ class PrincipalService:
         check_principal_name(name)
         if email is not None and not _EMAIL.fullmatch(email):
             raise ValidationError(f"Invalid email address {email!r}.")
-        principal = Principal(new_id("pr"), name, kind, "active")
 
-        def work(conn: Connection) -> None:
-            if principal_rows.name_taken(conn, name):
-                raise ConflictError(f"A principal named {name!r} already exists.")
-            principal_rows.insert(conn, principal, email)
-            pair = self.app.signing.create(conn, principal.id)
-            self.app.ledger.record(
-                conn,
-                NewEvent(
-                    "principal.registered",
-                    {
-                        "name": name,
-                        "kind": kind,
-                        "kid": pair.kid,
-                        "public_key_sha256": pem_sha256(pair.public_pem),
-                    },
-                    principal_id=principal.id,
-                ),
-            )
-
-        self.app.store.write(work)
-        log.info("principal %s (%s) registered as %s", name, kind, principal.id)
-        return principal
+    def register_in(self, conn: Connection, principal: Principal, email: str | None) -> None:
+        """Register a checked principal (and its first key) in the caller's transaction."""
+        if principal_rows.name_taken(conn, principal.name):
+            raise ConflictError(f"A principal named {principal.name!r} already exists.")
+        principal_rows.insert(conn, principal, email)
+        pair = self.app.signing.create(conn, principal.id)
+        self.app.ledger.record(
+            conn,
+            NewEvent(
+                "principal.registered",
+                {
+                    "name": principal.name,
+                    "kind": principal.kind,
+                    "kid": pair.kid,
+                    "public_key_sha256": pem_sha256(pair.public_pem),
+                },
+                principal_id=principal.id,
+            ),
+        )
 
     def get(self, ref: str) -> Principal:
         with self.app.store.read() as conn:
@@ -169,22 +173,27 @@ class PrincipalService:
         _check_transition(principal, status)
         return principal
 
+    def set_status_in(self, conn: Connection, ref: str, status: str) -> Principal:
+        """Change a principal's status in the caller's transaction (which has taken the
+        ledger head first: see lock_head)."""
+        principal = resolve(conn, ref)
+        _check_transition(principal, status)
+        principal_rows.set_status(conn, principal.id, status)
+        affected = mandate_rows.held_or_issued_by(conn, principal.id)
+        self.app.ledger.record(
+            conn,
+            NewEvent(
+                f"principal.{status if status != 'active' else 'activated'}",
+                {"from": principal.status, "to": status, "mandates_affected": len(affected)},
+                principal_id=principal.id,
+            ),
+        )
+        return Principal(principal.id, principal.name, principal.kind, status)
+
     def _set_status(self, ref: str, status: str) -> Principal:
         def work(conn: Connection) -> Principal:
             ledger_rows.lock_head(conn)  # authority changes take it first: see lock_head
-            principal = resolve(conn, ref)
-            _check_transition(principal, status)
-            principal_rows.set_status(conn, principal.id, status)
-            affected = mandate_rows.held_or_issued_by(conn, principal.id)
-            self.app.ledger.record(
-                conn,
-                NewEvent(
-                    f"principal.{status if status != 'active' else 'activated'}",
-                    {"from": principal.status, "to": status, "mandates_affected": len(affected)},
-                    principal_id=principal.id,
-                ),
-            )
-            return Principal(principal.id, principal.name, principal.kind, status)
+            return self.set_status_in(conn, ref, status)
 
         updated = self.app.store.write(work)
         change_feed.publish(self.app, f"principal.{status}", [updated.id])

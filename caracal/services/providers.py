@@ -96,20 +96,31 @@ class ProviderService:
     # ---- changes ------------------------------------------------------------------------
     def add(self, spec: ProviderSpec, credential: str | None = None) -> ProviderView:
         validate_spec(spec, has_credential=bool(credential))
-
-        def work(conn: Connection) -> None:
-            if provider_rows.exists(conn, spec.name):
-                raise ConflictError(
-                    f"Provider {spec.name!r} already exists; use `caracal provider update`."
-                )
-            ref = self._store_credential(conn, spec.name, credential)
-            provider_rows.save(conn, spec, ref)
-            self._record(conn, "provider.added", spec)
-
-        self.app.store.write(work)
+        self.app.store.write(lambda conn: self.add_in(conn, spec, credential))
         change_feed.publish(self.app, "provider.added", [spec.name])
         log.info("provider %s added (%s, auth %s)", spec.name, spec.mode, spec.auth)
         return self.get(spec.name)
+
+    def add_in(self, conn: Connection, spec: ProviderSpec, credential: str | None) -> None:
+        """Add a validated spec in the caller's transaction."""
+        if provider_rows.exists(conn, spec.name):
+            raise ConflictError(
+                f"Provider {spec.name!r} already exists; use `caracal provider update`."
+            )
+        ref = self._store_credential(conn, spec.name, credential)
+        provider_rows.save(conn, spec, ref)
+        self._record(conn, "provider.added", spec)
+
+    def redefine_in(self, conn: Connection, spec: ProviderSpec) -> None:
+        """Replace a provider's definition in the caller's transaction, keeping its credential
+        (dropping it when the new auth scheme takes none)."""
+        ref = provider_rows.credential_ref(conn, spec.name)
+        validate_spec(spec, has_credential=spec.auth != "none")
+        if ref and spec.auth == "none":
+            self.app.vault.remove(conn, ref)
+            ref = None
+        provider_rows.save(conn, spec, ref)
+        self._record(conn, "provider.updated", spec)
 
     def update(
         self,
@@ -151,21 +162,20 @@ class ProviderService:
         return self.get(name)
 
     def remove(self, name: str) -> None:
-        def work(conn: Connection) -> None:
-            rows = provider_rows.load_all(conn, name)
-            if not rows:
-                raise NotFoundError(
-                    f"Provider {name!r} does not exist; see `caracal provider list`."
-                )
-            spec, ref = rows[0]
-            if ref:
-                self.app.vault.remove(conn, ref)
-            provider_rows.remove(conn, name)
-            self._record(conn, "provider.removed", spec)
-
-        self.app.store.write(work)
+        self.app.store.write(lambda conn: self.remove_in(conn, name))
         change_feed.publish(self.app, "provider.removed", [name])
         log.info("provider %s removed", name)
+
+    def remove_in(self, conn: Connection, name: str) -> None:
+        """Remove a provider (and its tools) in the caller's transaction."""
+        rows = provider_rows.load_all(conn, name)
+        if not rows:
+            raise NotFoundError(f"Provider {name!r} does not exist; see `caracal provider list`.")
+        spec, ref = rows[0]
+        if ref:
+            self.app.vault.remove(conn, ref)
+        provider_rows.remove(conn, name)
+        self._record(conn, "provider.removed", spec)
 
     def test(self, name: str, timeout: float = 5.0) -> ProbeResult:
         """Probe the provider's health path; raise UnavailableError unless healthy."""

@@ -113,35 +113,10 @@ class ToolService:
         action: str,
         description: str | None = None,
     ) -> Tool:
-        check_identifier(name, "tool name")
-        description = (description or "").strip() or None
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise ValidationError(
-                f"The description is {len(description)} characters; keep it under "
-                f"{MAX_DESCRIPTION}."
-            )
-
-        def work(conn: Connection) -> Tool:
-            spec = self._mcp_spec(conn, server)
-            catalog = Catalog({server: spec.catalog()})
-            _require_scope(catalog, server, resource, "resource")
-            _require_scope(catalog, server, action, "action")
-            if not catalog.declares(resource, action):
-                raise ValidationError(
-                    f"{server} declares action {action} on another resource than {resource}; a "
-                    "tool maps to a declared (resource, action) pair: see `caracal provider show "
-                    f"{server}`."
-                )
-            existing = tool_rows.get(conn, name)
-            if existing is not None:
-                raise _conflict(name, existing.server)
-            created = tool_rows.insert(conn, name, server, resource, action, description)
-            tool = Tool(name, server, resource, action, description, created)
-            self.app.ledger.record(conn, NewEvent("tool.registered", _summary(tool)))
-            return tool
-
         try:
-            tool = self.app.store.write(work)
+            tool = self.app.store.write(
+                lambda conn: self.register_in(conn, name, server, resource, action, description)
+            )
         except StoreIntegrityError:
             # Registered by someone else between our check and our insert.
             raise _conflict(name, server) from None
@@ -149,19 +124,55 @@ class ToolService:
         log.info("tool %s registered on %s", name, server)
         return tool
 
-    def remove(self, name: str) -> Tool:
-        def work(conn: Connection) -> Tool:
-            row = tool_rows.get(conn, name)
-            if row is None:
-                raise _not_found(name)
-            tool = _tool(row)
-            tool_rows.remove(conn, name)
-            self.app.ledger.record(conn, NewEvent("tool.removed", _summary(tool)))
-            return tool
+    def register_in(
+        self,
+        conn: Connection,
+        name: str,
+        server: str,
+        resource: str,
+        action: str,
+        description: str | None = None,
+    ) -> Tool:
+        """Register a tool in the caller's transaction."""
+        check_identifier(name, "tool name")
+        description = (description or "").strip() or None
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise ValidationError(
+                f"The description is {len(description)} characters; keep it under "
+                f"{MAX_DESCRIPTION}."
+            )
+        spec = self._mcp_spec(conn, server)
+        catalog = Catalog({server: spec.catalog()})
+        _require_scope(catalog, server, resource, "resource")
+        _require_scope(catalog, server, action, "action")
+        if not catalog.declares(resource, action):
+            raise ValidationError(
+                f"{server} declares action {action} on another resource than {resource}; a "
+                "tool maps to a declared (resource, action) pair: see `caracal provider show "
+                f"{server}`."
+            )
+        existing = tool_rows.get(conn, name)
+        if existing is not None:
+            raise _conflict(name, existing.server)
+        created = tool_rows.insert(conn, name, server, resource, action, description)
+        tool = Tool(name, server, resource, action, description, created)
+        self.app.ledger.record(conn, NewEvent("tool.registered", _summary(tool)))
+        return tool
 
-        tool = self.app.store.write(work)
+    def remove(self, name: str) -> Tool:
+        tool = self.app.store.write(lambda conn: self.remove_in(conn, name))
         change_feed.publish(self.app, "tool.removed", [name])
         log.info("tool %s removed from %s", name, tool.server)
+        return tool
+
+    def remove_in(self, conn: Connection, name: str) -> Tool:
+        """Remove a tool in the caller's transaction."""
+        row = tool_rows.get(conn, name)
+        if row is None:
+            raise _not_found(name)
+        tool = _tool(row)
+        tool_rows.remove(conn, name)
+        self.app.ledger.record(conn, NewEvent("tool.removed", _summary(tool)))
         return tool
 
     # ---- helpers ------------------------------------------------------------------------

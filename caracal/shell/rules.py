@@ -26,6 +26,9 @@ OUTSIDE_ONLY = {
     "cli": "error: you are already in the Caracal shell; nested shells are not available.",
     "flow": "error: Flow cannot run inside the shell; run `caracal flow` outside it.",
 }
+# Single top-level commands that act on the workspace through files in the host I/O folder,
+# and so run in the shell too (where the container stack's workspaces are reached).
+SHELL_COMMANDS = frozenset({"export", "plan", "apply"})
 HELP_WORDS = ("help", "?")
 EXIT_WORDS = ("exit", "quit")
 BUILTINS = (*HELP_WORDS, *EXIT_WORDS, "clear")
@@ -115,8 +118,9 @@ def character_problem(line: str) -> str | None:
 
 
 def shell_groups(tree: CommandNode) -> list[str]:
-    """The top-level commands the shell runs: the command groups, in the tree's order."""
-    return [name for name, node in tree.children.items() if node.children]
+    """The top-level commands the shell runs: the command groups and SHELL_COMMANDS, in the
+    tree's order."""
+    return [name for name, node in tree.children.items() if node.children or name in SHELL_COMMANDS]
 
 
 def suggestion(word: str, candidates: list[str]) -> str | None:
@@ -164,8 +168,10 @@ def _command(words: list[str], tree: CommandNode) -> Action:
     if any(word in ("-h", "--help") for word in options):
         return Builtin("help")
     if not rest:
-        if any(word in tree.options and word not in tree.value_options for word in options):
-            return Invoke(tuple(options))  # `--version`
+        # `--version` is the one root flag that does something alone here; completion's
+        # --install-completion / --show-completion are for the host's shell, not this one.
+        if "--version" in options:
+            return Invoke(tuple(options))
         return Refusal("error: name a command after the options, for example 'principal list'.")
     node: CommandNode = tree
     path: list[str] = []
@@ -212,7 +218,7 @@ def _root_options(words: list[str], tree: CommandNode) -> tuple[list[str], list[
 def _step(node: CommandNode, path: list[str], word: str) -> CommandNode | Refusal:
     """The subcommand `word` of `node` (reached through `path`), or why it is refused."""
     child = node.child(word)
-    if not path and child is not None and not child.children:
+    if not path and child is not None and not child.children and word not in SHELL_COMMANDS:
         return Refusal(
             OUTSIDE_ONLY.get(word)
             or f"error: '{word}' is not available inside the shell; run `caracal {word}` outside it."

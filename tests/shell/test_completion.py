@@ -9,11 +9,12 @@ from caracal.shell.tree import CommandNode
 def test_groups_and_builtins_at_the_start(tree: CommandNode) -> None:
     assert candidates(tree, "", "princ") == ["principal"]
     assert candidates(tree, "caracal ", "princ") == ["principal"]
-    assert candidates(tree, "", "p") == ["policy", "principal", "provider"]
+    assert candidates(tree, "", "p") == ["plan", "policy", "principal", "provider"]
     first = candidates(tree, "", "")
     assert {"workspace", "mandate", "help", "exit"} <= set(first)
     assert "shell" not in first
     assert "flow" not in first
+    assert {"export", "plan", "apply"} <= set(first)  # state files, in the host I/O folder
 
 
 def test_subcommands_of_a_group(tree: CommandNode) -> None:
