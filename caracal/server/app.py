@@ -22,6 +22,10 @@ from caracal.services import change_feed
 
 log = logging.getLogger("caracal.server")
 
+# Requests in flight at once on everything but /health and /v1/authorize (the MCP gate,
+# /metrics, the rest).
+OTHER_REQUESTS = 1024
+
 
 def create_app(workspace: str | None = None) -> Starlette:
     runtime = Runtime(workspace)
@@ -92,18 +96,34 @@ class FastPath:
         self.limit = limit
         self.gate = gate
         self.state = app.state
+        # In-flight requests other than /health and /v1/authorize: past the share they are
+        # given, they are answered 503 so that decisions and health checks always have room.
+        self.others = 0
+        self.others_limit = OTHER_REQUESTS
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path == "/v1/authorize" and scope["method"] == "POST":
-                await handle(self.runtime, self.limit, scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path == "/v1/authorize" and scope["method"] == "POST":
+            await handle(self.runtime, self.limit, scope, receive, send)
+            return
+        if path == "/health":
+            await self.app(scope, receive, send)
+            return
+        if self.others >= self.others_limit:
+            await _busy(send)
+            return
+        self.others += 1
+        try:
             server = path[5:] if path.startswith("/mcp/") else ""
             if server and "/" not in server:
                 await self._gate(scope, receive, send, server)
-                return
-        await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.others -= 1
 
     async def _gate(self, scope: Any, receive: Any, send: Any, server: str) -> None:
         started = False
@@ -122,6 +142,17 @@ class FastPath:
             if started:
                 raise
             await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+
+
+async def _busy(send: Any) -> None:
+    body = b'{"error":"busy","message":"too many requests in flight; retry shortly"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def app_from_env() -> Starlette:
