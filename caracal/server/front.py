@@ -85,12 +85,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        # Counted after parsing: a chunk that ends the head may carry a body with it.
+        super().data_received(data)
         if self._head_timer is not None:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_head()
-                return
-        super().data_received(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_lines += 1
