@@ -15,7 +15,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from caracal.server.authorize import handle
-from caracal.server.health import Check, check_redis, check_store, failure
+from caracal.server.health import (
+    Check,
+    check_ledger_writer,
+    check_redis,
+    check_store,
+    failure,
+)
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
 from caracal.services import change_feed
@@ -38,6 +44,7 @@ def create_app(workspace: str | None = None) -> Starlette:
             return [Check("store", False, failure("store", exc))]
         halted = runtime.authorizer.halted
         checks.append(Check("ledger", halted is None, halted or "head signed and not rolled back"))
+        checks.append(check_ledger_writer(*runtime.ledger_writer))
         redis = check_redis(redis_url)
         return checks + ([redis] if redis else [])
 
