@@ -91,12 +91,52 @@ class AnonymousDenialSettings(_Section):
     burst: int = Field(50, ge=1, le=1_000_000, description="A client's budget when full.")
 
 
+class McpUpstreamSettings(_Section):
+    """Limits on the MCP gate's calls to one upstream server: a slow or hostile server uses up
+    its own share and no other server's."""
+
+    connections: int = Field(16, ge=1, le=1024, description="Open connections to the server.")
+    concurrent_calls: int = Field(16, ge=1, le=1024, description="Calls in flight at once.")
+    queued_calls: int = Field(32, ge=0, le=10_000, description="Calls waiting for a free slot.")
+    call_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Whole call, queue and stream included."
+    )
+    initialize_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Opening a session (and waiting for another to open)."
+    )
+    max_reply_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="One answer, as received."
+    )
+    max_reply_containers: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="JSON objects and arrays in one answer (what parsing it costs).",
+    )
+    max_tools: int = Field(1000, ge=1, le=100_000, description="Tools one listing may hold.")
+    max_tools_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="All pages of one listing."
+    )
+    failures_to_open: int = Field(
+        5, ge=1, le=1000, description="Failures in a row after which calls are refused at once."
+    )
+    open_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How long calls are refused before one is tried."
+    )
+
+
 class RuntimeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = _secret(default=None)
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     anonymous_denials: AnonymousDenialSettings = Field(default_factory=AnonymousDenialSettings)
+    mcp: McpUpstreamSettings = Field(default_factory=McpUpstreamSettings)
+    # Per MCP server (by name): replaces `mcp` for that server; unset fields take the defaults.
+    mcp_servers: dict[str, McpUpstreamSettings] = Field(default_factory=dict)
+
+    def mcp_limits(self, server: str) -> McpUpstreamSettings:
+        return self.mcp_servers.get(server) or self.mcp
 
 
 class WorkspaceConfig(_Section):

@@ -148,7 +148,9 @@ class FastPath:
             log.exception("mcp %s: unhandled error", server)
             if started:
                 raise
-            await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+            body = {"code": -32603, "message": "Internal error; the runtime's log has details."}
+            error = JSONResponse({"jsonrpc": "2.0", "id": None, "error": body}, 500)
+            await error(scope, receive, send)
 
 
 async def _busy(send: Any) -> None:
