@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 from caracal.core.errors import ValidationError
@@ -114,3 +115,18 @@ def parse_intent(text: str | None) -> Any:
 
 def intent_hash(intent: Any) -> str:
     return hashlib.sha256(canonical_bytes(intent)).hexdigest()
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_containers(raw: bytes, limit: int) -> int:
+    """How many objects and arrays `raw` would parse into, when that may be over `limit`
+    (else a cheap upper bound at most `limit`). Parsing costs about 100 bytes per container
+    against 2 as text, so a reader checks this before parsing what it did not write. Braces
+    inside strings are not counted."""
+    rough = raw.count(b"{") + raw.count(b"[")
+    if rough <= limit:
+        return rough
+    bare = _STRING.sub(b"", raw)
+    return bare.count(b"{") + bare.count(b"[")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+
+from caracal.core.canonical import json_containers
 
 if TYPE_CHECKING:
     from caracal.home.config import McpUpstreamSettings
@@ -94,16 +95,9 @@ class ReplyBudget:
             raise UpstreamError(f"the upstream's {self.what} is over {self.limit} bytes")
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
 def check_containers(data: bytes | str, limit: int) -> None:
-    """Refuse, before parsing, an answer holding more than `limit` JSON objects and arrays
-    (about 100 bytes each once parsed, against 2 as received): 3 MB of `{}` would otherwise
-    take hundreds of megabytes. Braces inside strings are not counted."""
+    """Refuse, before parsing, an answer holding more than `limit` JSON objects and arrays:
+    3 MB of `{}` would otherwise take hundreds of megabytes."""
     raw = data.encode() if isinstance(data, str) else data
-    if raw.count(b"{") + raw.count(b"[") <= limit:
-        return
-    bare = _STRING.sub(b"", raw)
-    if bare.count(b"{") + bare.count(b"[") > limit:
+    if json_containers(raw, limit) > limit:
         raise UpstreamError(f"the upstream's answer holds over {limit} JSON objects and arrays")
