@@ -96,6 +96,9 @@ class MandateService:
         _check_depth(delegation_depth)
 
         def work(conn: Connection) -> IssuedMandate | DeniedError:
+            # Serialised with suspension and key revocation (which take it too): the issuer's
+            # status and key are read after any such change commits, never just before it.
+            ledger_rows.lock_head(conn)
             catalog = self.app.providers.catalog(conn)
             res = catalog.require_scopes(resources, "resource")
             act = catalog.require_scopes(actions, "action")
