@@ -103,10 +103,31 @@ def strict_loads(text: str | bytes) -> Any:
         raise StrictJSONError(str(exc)) from None
 
 
+# What a mandate may be bound to: its canonical JSON is hashed into the token and checked on
+# every decision, so it stays small.
+MAX_INTENT_BYTES = 64 * 1024
+
+
+def check_intent_size(intent: Any) -> None:
+    size = len(canonical_bytes(intent))
+    if size > MAX_INTENT_BYTES:
+        raise ValidationError(
+            f"The intent is {size:,} bytes as canonical JSON, over the {MAX_INTENT_BYTES:,}-byte "
+            "limit; bind the mandate to a smaller intent (a digest of a large document, say).",
+            hint="intent",
+        )
+
+
 def parse_intent(text: str | None) -> Any:
     """An intent given on the command line: strict JSON, or a clear error."""
     if text is None:
         return None
+    if len(text) > 4 * MAX_INTENT_BYTES:  # refused before parsing what cannot fit anyway
+        raise ValidationError(
+            f"The intent is over {MAX_INTENT_BYTES:,} bytes; bind the mandate to a smaller "
+            "intent (a digest of a large document, say).",
+            hint="intent",
+        )
     try:
         return strict_loads(text)
     except StrictJSONError as exc:
