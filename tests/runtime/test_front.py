@@ -89,6 +89,10 @@ def test_connections_that_never_finish_their_headers_leave_decisions_answered(
     finally:
         for sock in slow:
             sock.close()
+    print(
+        f"\nFRONT {len(slow)} slow heads: worst decision {worst:.0f} ms, "
+        f"peak RSS {peak_rss_mb(server):.0f} MB"
+    )
     assert peak_rss_mb(server) < 300
 
 
@@ -128,6 +132,8 @@ def test_a_300_mib_header_is_refused_early_and_memory_stays_bounded(
     assert sent < 32 * 1024 * 1024, f"the server read {sent} bytes of one header"
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer[:100]
     assert _authorize_ms(world) < 5000
+    print(f"\nFRONT 300 MiB header: cut after {sent / 2**20:.0f} MiB sent, "
+          f"peak RSS {peak_rss_mb(server):.0f} MB")  # fmt: skip
     assert peak_rss_mb(server) < 300
 
 
