@@ -19,15 +19,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("caracal.server")
 
-MAX_HEAD_BYTES = 16 * 1024  # request line and headers together
-MAX_HEADERS = 100
+# Request line and headers together (431 past it): room for a mandate token of 16 KiB (the
+# longest `/v1/authorize` takes) in an Authorization header, and everything else a client sends.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100  # header lines (431 past them)
 HEAD_SECONDS = 10.0  # from the connection (or the previous answer) to the end of the head
 KEEP_ALIVE_SECONDS = 5
 MAX_CONNECTIONS = 4096
 # Descriptors kept for what is not a client connection: the store, upstreams, logs, Redis.
 RESERVED_DESCRIPTORS = 128
 
-_REFUSAL = b"request head too large"
+_REFUSAL = b"request head too large or with too many lines"
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_REFUSAL), _REFUSAL)
@@ -66,6 +68,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             _Waiting.cap = int(os.environ.get("CARACAL_MAX_CONNECTIONS") or 0) or connection_cap()
         self._head_bytes = 0
         self._header_lines = 0
+        self._parsed_head = 0
+        self._too_large = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._counted = False
         super().connection_made(transport)
@@ -92,12 +96,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_head()
 
+    # A head that arrives whole in one read is parsed before `data_received` can count it:
+    # the parser's callbacks count it as it goes.
+    def on_message_begin(self) -> None:
+        self._parsed_head = 0
+        self._header_lines = 0
+        self._too_large = False
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_lines += 1
+        self._count_head(len(name) + len(value) + 4)
         if self._header_lines > MAX_HEADERS:
-            # Raised inside the parser: uvicorn answers 400 and closes.
-            raise ValueError("too many header lines")
+            self._too_large = True
+            raise ValueError("too many header lines")  # stops the parser; see send_400_response
         super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._parsed_head += size
+        if self._parsed_head > MAX_HEAD_BYTES:
+            self._too_large = True
+            raise ValueError("request head too large")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error: 431 when the error is a head over a limit."""
+        if self._too_large:
+            self._refuse_head()
+            return
+        super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._head_done()
@@ -129,6 +159,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self._head_done()
+        log.warning("refused a request head over %d bytes or %d lines", MAX_HEAD_BYTES, MAX_HEADERS)
         if not self.transport.is_closing():
             self.transport.write(_TOO_LARGE)
             self.transport.close()

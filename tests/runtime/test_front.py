@@ -144,12 +144,24 @@ def test_too_many_header_lines_are_refused(world: dict[str, Any]) -> None:
     with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
         sock.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode())
         answer = sock.recv(1024)
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert _authorize_ms(world) < 5000
+
+
+def test_a_head_over_the_limit_sent_in_one_piece_is_refused(world: dict[str, Any]) -> None:
+    server: Server = world["server"]
+    big = "v" * (MAX_HEAD_BYTES + 1024)
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n".encode())
+        answer = sock.recv(1024)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
     assert _authorize_ms(world) < 5000
 
 
 def test_a_reasonable_request_is_unchanged(world: dict[str, Any]) -> None:
+    """Forty headers and a bearer token as long as any `/v1/authorize` takes (16 KiB)."""
     lines = "".join(f"X-H{i}: {'v' * 50}\r\n" for i in range(40))
+    lines += f"Authorization: Bearer {'t' * 16384}\r\n"
     server: Server = world["server"]
     with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
         sock.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode())
