@@ -106,7 +106,7 @@ class FastPath:
         # In-flight requests other than /health and /v1/authorize: past the share they are
         # given, they are answered 503 so that decisions and health checks always have room.
         self.others = 0
-        self.others_limit = OTHER_REQUESTS
+        self.others_limit = int(os.environ.get("CARACAL_MAX_OTHER_REQUESTS") or OTHER_REQUESTS)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

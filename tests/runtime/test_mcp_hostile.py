@@ -247,6 +247,43 @@ def test_a_hanging_initialize_fails_every_caller_in_time(world: World) -> None:
         assert seconds < 12, seconds
 
 
+def test_past_their_share_other_requests_get_503_and_decisions_still_answer(
+    world: World,
+) -> None:
+    """A second server on the same workspace, with a share of 4 requests in flight for
+    everything but /health and /v1/authorize; 8 calls to `slow` hold them."""
+    with serve({"CARACAL_MAX_OTHER_REQUESTS": "4"}) as small:
+        shared = World(small, world.healthy, world.hostile, world.token)
+
+        async def run() -> list[Any]:
+            async with httpx.AsyncClient(timeout=4) as http:
+                calls = [
+                    asyncio.create_task(_post(http, shared, "slow", _call("slow_poke", i)))
+                    for i in range(4)
+                ]
+                await asyncio.to_thread(
+                    _eventually, lambda: world.hostile.open_streams >= 4, "4 calls in flight"
+                )
+                _, busy = await _post(http, shared, "docs", _call("read_doc"))
+                health = await http.get(f"{small.url}/health")
+                decision = await http.post(
+                    f"{small.url}/v1/authorize",
+                    json={"token": world.token, "action": "provider:docs:action:read",
+                          "resource": "provider:docs:resource:files"},
+                )  # fmt: skip
+                results = [busy, health, decision]
+                for call in calls:
+                    call.cancel()
+                await asyncio.gather(*calls, return_exceptions=True)
+                return results
+
+        busy, health, decision = asyncio.run(run())
+    assert busy.status_code == 503 and busy.json()["error"] == "busy", busy.text
+    assert health.status_code == 200, health.text
+    assert decision.status_code == 200 and decision.json()["allowed"] is True, decision.text
+    _eventually(lambda: world.hostile.open_streams == 0, "the slow calls were let go")
+
+
 def test_zz_healthy_latency_and_memory_held_through_the_attacks(world: World) -> None:
     assert world.latencies, "the healthy server was called during the attacks"
     assert statistics.median(world.latencies) < 0.5, statistics.median(world.latencies)
