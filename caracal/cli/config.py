@@ -10,7 +10,6 @@ import typer
 from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, open_workspace, table
 from caracal.core.errors import ValidationError
-from caracal.services.config_service import MAX_VALUE_BYTES
 
 app = typer.Typer(
     rich_markup_mode=None, help="Read and change the workspace configuration.", no_args_is_help=True
@@ -66,6 +65,8 @@ def set_(
     """Change one setting; secret settings are stored encrypted."""
     if (value is None) == (not stdin):
         raise ValidationError("Give the value as an argument or with --stdin, not both.")
+    from caracal.services.config_service import MAX_VALUE_BYTES
+
     # Read no further than the longest value allowed (the service says what is too long).
     text = sys.stdin.read(MAX_VALUE_BYTES + 1).rstrip("\r\n") if stdin else value
     with open_workspace(ctx) as caracal:
