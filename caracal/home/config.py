@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from caracal.core.errors import ConfigError, NotFoundError, ValidationError
+from caracal.core.names import IDENTIFIER
 from caracal.core.redact import MASK, is_encrypted_value, mask_url, mask_urls
 from caracal.home.atomic import atomic_write_text
 
@@ -134,6 +135,15 @@ class RuntimeSettings(_Section):
     mcp: McpUpstreamSettings = Field(default_factory=McpUpstreamSettings)
     # Per MCP server (by name): replaces `mcp` for that server; unset fields take the defaults.
     mcp_servers: dict[str, McpUpstreamSettings] = Field(default_factory=dict)
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _server_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+                    raise ValueError(f"{str(name)[:64]!r} is not an MCP server name")
+        return value
 
     def mcp_limits(self, server: str) -> McpUpstreamSettings:
         return self.mcp_servers.get(server) or self.mcp
