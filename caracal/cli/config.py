@@ -84,7 +84,10 @@ def set_(
     """Change one setting; secret settings are stored encrypted."""
     if (value is None) == (not stdin):
         raise ValidationError("Give the value as an argument or with --stdin, not both.")
-    text = sys.stdin.read().rstrip("\r\n") if stdin else value
+    from caracal.services.config_service import MAX_VALUE_BYTES
+
+    # Read no further than the longest value allowed (the service says what is too long).
+    text = sys.stdin.read(MAX_VALUE_BYTES + 1).rstrip("\r\n") if stdin else value
     with open_workspace(ctx) as caracal:
         if caracal.settings.locates_store(key):
             restricted.no_store_location(key, text)

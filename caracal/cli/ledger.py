@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -229,11 +231,24 @@ def accept_rollback(
 @app.command()
 def export(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File to write, or - for standard output.")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="json | csv")] = "json",
     force: ForceOption = False,
 ) -> None:
-    """Export every event (no tokens or secrets are in the ledger)."""
+    """Export every event (no tokens or secrets are in the ledger). A FIFO or device such as
+    /dev/null is written directly; a symbolic link is refused."""
+    if str(output) == "-":
+        binary = getattr(sys.stdout, "buffer", None)
+        sink = binary if binary is not None else io.BytesIO()  # stdout captured as text
+        with open_workspace(ctx) as caracal:
+            sys.stdout.flush()
+            count = caracal.ledger.write_export(sink, fmt)
+        if binary is None:
+            sys.stdout.write(sink.getvalue().decode("utf-8"))
+        note(f"Exported {count} events.")
+        return
     output = restricted.output_file(output)
     with open_workspace(ctx) as caracal:
         count = caracal.ledger.export(output, fmt, overwrite=force)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,16 +41,24 @@ def serve(
         port,
         workers,
     )
-    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
+    from caracal.server.front import uvicorn_options
+
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": access_log,
+        **uvicorn_options(),
+    }
     if workers == 1:
         from caracal.server.app import create_app
 
-        uvicorn.run(create_app(served), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(served), **options)
         return
     os.environ["CARACAL_SERVE_WORKSPACE"] = served
     uvicorn.run(
         "caracal.server.app:app_from_env",
         factory=True,
         workers=workers,
-        **options,  # type: ignore[arg-type]
+        **options,
     )

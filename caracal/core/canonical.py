@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any
 
 from caracal.core.errors import ValidationError
@@ -102,10 +103,31 @@ def strict_loads(text: str | bytes) -> Any:
         raise StrictJSONError(str(exc)) from None
 
 
+# What a mandate may be bound to: its canonical JSON is hashed into the token and checked on
+# every decision, so it stays small.
+MAX_INTENT_BYTES = 64 * 1024
+
+
+def check_intent_size(intent: Any) -> None:
+    size = len(canonical_bytes(intent))
+    if size > MAX_INTENT_BYTES:
+        raise ValidationError(
+            f"The intent is {size:,} bytes as canonical JSON, over the {MAX_INTENT_BYTES:,}-byte "
+            "limit; bind the mandate to a smaller intent (a digest of a large document, say).",
+            hint="intent",
+        )
+
+
 def parse_intent(text: str | None) -> Any:
     """An intent given on the command line: strict JSON, or a clear error."""
     if text is None:
         return None
+    if len(text) > 4 * MAX_INTENT_BYTES:  # refused before parsing what cannot fit anyway
+        raise ValidationError(
+            f"The intent is over {MAX_INTENT_BYTES:,} bytes; bind the mandate to a smaller "
+            "intent (a digest of a large document, say).",
+            hint="intent",
+        )
     try:
         return strict_loads(text)
     except StrictJSONError as exc:
@@ -114,3 +136,18 @@ def parse_intent(text: str | None) -> Any:
 
 def intent_hash(intent: Any) -> str:
     return hashlib.sha256(canonical_bytes(intent)).hexdigest()
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_containers(raw: bytes, limit: int) -> int:
+    """How many objects and arrays `raw` would parse into, when that may be over `limit`
+    (else a cheap upper bound at most `limit`). Parsing costs about 100 bytes per container
+    against 2 as text, so a reader checks this before parsing what it did not write. Braces
+    inside strings are not counted."""
+    rough = raw.count(b"{") + raw.count(b"[")
+    if rough <= limit:
+        return rough
+    bare = _STRING.sub(b"", raw)
+    return bare.count(b"{") + bare.count(b"[")

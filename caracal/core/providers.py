@@ -16,6 +16,12 @@ from caracal.core.scopes import ProviderCatalog
 AUTH_SCHEMES = ("none", "api-key", "bearer", "basic", "header")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
+# What one provider may declare: far above any real API's catalog, far below what would make
+# every later issuance slow (the catalog is read and signed pairs are built from it).
+MAX_RESOURCES = 1000
+MAX_ACTIONS = 5000
+MAX_DESCRIPTION_CHARS = 1000
+MAX_URL_CHARS = 2048
 _HEADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -211,6 +217,8 @@ def validate_spec(spec: ProviderSpec, *, has_credential: bool) -> ProviderSpec:
 
 
 def _check_url(url: str) -> None:
+    if len(url) > MAX_URL_CHARS:
+        raise ValidationError(f"The base URL is over {MAX_URL_CHARS:,} characters.")
     try:
         parts = urlsplit(url)
         _ = parts.port
@@ -226,6 +234,8 @@ def _check_url(url: str) -> None:
 
 
 def _check_path(path: str, what: str) -> None:
+    if len(path) > MAX_URL_CHARS:
+        raise ValidationError(f"The {what} is over {MAX_URL_CHARS:,} characters.")
     if not path.startswith("/") or any(c.isspace() for c in path) or "?" in path or "#" in path:
         raise ValidationError(
             f"Invalid {what} {path!r}: it must start with '/' and hold no spaces."
@@ -235,9 +245,25 @@ def _check_path(path: str, what: str) -> None:
 def _check_catalog(
     resources: Iterable[ProviderResource], actions: Iterable[ProviderAction]
 ) -> None:
+    resources, actions = tuple(resources), tuple(actions)
+    if len(resources) > MAX_RESOURCES:
+        raise ValidationError(
+            f"A provider declares at most {MAX_RESOURCES:,} resources ({len(resources):,} "
+            "given); split it into several providers."
+        )
+    if len(actions) > MAX_ACTIONS:
+        raise ValidationError(
+            f"A provider declares at most {MAX_ACTIONS:,} actions ({len(actions):,} given); "
+            "split it into several providers."
+        )
     seen_resources: set[str] = set()
     for resource in resources:
         check_identifier(resource.resource_id, "resource id")
+        if len(resource.description) > MAX_DESCRIPTION_CHARS:
+            raise ValidationError(
+                f"The description of resource {resource.resource_id!r} is over "
+                f"{MAX_DESCRIPTION_CHARS:,} characters; shorten it."
+            )
         if resource.resource_id in seen_resources:
             raise ValidationError(f"Resource {resource.resource_id!r} is listed twice.")
         seen_resources.add(resource.resource_id)

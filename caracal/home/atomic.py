@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -103,3 +104,35 @@ def atomic_writer(path: Path, mode: int = 0o600, *, overwrite: bool = True) -> I
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def output_writer(path: Path, mode: int = 0o600, *, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """Where a user names a file to write: a FIFO or a character device (`/dev/null`, a
+    terminal) is written directly, never replaced by a regular file; a symbolic link, a block
+    device or a socket is refused (a link is not followed into replacing what it names);
+    anything else is written atomically as `atomic_writer` does."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {path}: {exc.strerror}.") from None
+    if found is not None and stat.S_ISLNK(found.st_mode):
+        raise ValidationError(
+            f"{path} is a symbolic link; give the path of the file itself (it is not followed)."
+        )
+    if found is not None and (stat.S_ISFIFO(found.st_mode) or stat.S_ISCHR(found.st_mode)):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+        except OSError as exc:
+            raise ValidationError(f"Cannot write {path}: {exc.strerror}.") from None
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        return
+    if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
+        raise ValidationError(
+            f"{path} is a device or socket, not a file; give the name of a file to write."
+        )
+    with atomic_writer(path, mode, overwrite=overwrite) as handle:
+        yield handle

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from caracal.core.errors import ConfigError, NotFoundError, ValidationError
+from caracal.core.names import IDENTIFIER
 from caracal.core.redact import MASK, is_encrypted_value, mask_url, mask_urls
 from caracal.home.atomic import atomic_write_text
 
@@ -91,12 +92,61 @@ class AnonymousDenialSettings(_Section):
     burst: int = Field(50, ge=1, le=1_000_000, description="A client's budget when full.")
 
 
+class McpUpstreamSettings(_Section):
+    """Limits on the MCP gate's calls to one upstream server: a slow or hostile server uses up
+    its own share and no other server's."""
+
+    connections: int = Field(16, ge=1, le=1024, description="Open connections to the server.")
+    concurrent_calls: int = Field(16, ge=1, le=1024, description="Calls in flight at once.")
+    queued_calls: int = Field(32, ge=0, le=10_000, description="Calls waiting for a free slot.")
+    call_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Whole call, queue and stream included."
+    )
+    initialize_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Opening a session (and waiting for another to open)."
+    )
+    max_reply_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="One answer, as received."
+    )
+    max_reply_containers: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="JSON objects and arrays in one answer (what parsing it costs).",
+    )
+    max_tools: int = Field(1000, ge=1, le=100_000, description="Tools one listing may hold.")
+    max_tools_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="All pages of one listing."
+    )
+    failures_to_open: int = Field(
+        5, ge=1, le=1000, description="Failures in a row after which calls are refused at once."
+    )
+    open_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How long calls are refused before one is tried."
+    )
+
+
 class RuntimeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = _secret(default=None)
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     anonymous_denials: AnonymousDenialSettings = Field(default_factory=AnonymousDenialSettings)
+    mcp: McpUpstreamSettings = Field(default_factory=McpUpstreamSettings)
+    # Per MCP server (by name): replaces `mcp` for that server; unset fields take the defaults.
+    mcp_servers: dict[str, McpUpstreamSettings] = Field(default_factory=dict)
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _server_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+                    raise ValueError(f"{str(name)[:64]!r} is not an MCP server name")
+        return value
+
+    def mcp_limits(self, server: str) -> McpUpstreamSettings:
+        return self.mcp_servers.get(server) or self.mcp
 
 
 class WorkspaceConfig(_Section):

@@ -15,12 +15,22 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from caracal.server.authorize import handle
-from caracal.server.health import Check, check_redis, check_store, failure
+from caracal.server.health import (
+    Check,
+    check_ledger_writer,
+    check_redis,
+    check_store,
+    failure,
+)
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
 from caracal.services import change_feed
 
 log = logging.getLogger("caracal.server")
+
+# Requests in flight at once on everything but /health and /v1/authorize (the MCP gate,
+# /metrics, the rest).
+OTHER_REQUESTS = 1024
 
 
 def create_app(workspace: str | None = None) -> Starlette:
@@ -34,6 +44,7 @@ def create_app(workspace: str | None = None) -> Starlette:
             return [Check("store", False, failure("store", exc))]
         halted = runtime.authorizer.halted
         checks.append(Check("ledger", halted is None, halted or "head signed and not rolled back"))
+        checks.append(check_ledger_writer(*runtime.ledger_writer))
         redis = check_redis(redis_url)
         return checks + ([redis] if redis else [])
 
@@ -92,18 +103,34 @@ class FastPath:
         self.limit = limit
         self.gate = gate
         self.state = app.state
+        # In-flight requests other than /health and /v1/authorize: past the share they are
+        # given, they are answered 503 so that decisions and health checks always have room.
+        self.others = 0
+        self.others_limit = int(os.environ.get("CARACAL_MAX_OTHER_REQUESTS") or OTHER_REQUESTS)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path == "/v1/authorize" and scope["method"] == "POST":
-                await handle(self.runtime, self.limit, scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path == "/v1/authorize" and scope["method"] == "POST":
+            await handle(self.runtime, self.limit, scope, receive, send)
+            return
+        if path == "/health":
+            await self.app(scope, receive, send)
+            return
+        if self.others >= self.others_limit:
+            await _busy(send)
+            return
+        self.others += 1
+        try:
             server = path[5:] if path.startswith("/mcp/") else ""
             if server and "/" not in server:
                 await self._gate(scope, receive, send, server)
-                return
-        await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.others -= 1
 
     async def _gate(self, scope: Any, receive: Any, send: Any, server: str) -> None:
         started = False
@@ -121,7 +148,20 @@ class FastPath:
             log.exception("mcp %s: unhandled error", server)
             if started:
                 raise
-            await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+            body = {"code": -32603, "message": "Internal error; the runtime's log has details."}
+            error = JSONResponse({"jsonrpc": "2.0", "id": None, "error": body}, 500)
+            await error(scope, receive, send)
+
+
+async def _busy(send: Any) -> None:
+    body = b'{"error":"busy","message":"too many requests in flight; retry shortly"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def app_from_env() -> Starlette:

@@ -25,11 +25,18 @@ class Check:
 
 
 def check_store(app: Caracal) -> Check:
+    """What a decision needs from the store: its tables and the ledger head, readable."""
     try:
-        app.store.ping()
+        app.store.check_decision_tables()
     except Exception as exc:
         return Check("store", False, failure("store", exc))
     return Check("store", True, app.location.describe())
+
+
+def check_ledger_writer(alive: bool, pending: int) -> Check:
+    if not alive:
+        return Check("ledger_writer", False, "stopped: no decision can be recorded")
+    return Check("ledger_writer", True, f"running ({pending} decision(s) waiting)")
 
 
 def failure(name: str, exc: BaseException) -> str:

@@ -9,9 +9,11 @@ answer any request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,7 +92,7 @@ class McpGate:
 
     def __init__(self, runtime: Any, upstreams: UpstreamPool | None = None) -> None:
         self.runtime = runtime
-        self.upstreams = upstreams or UpstreamPool(self._auth_headers)
+        self.upstreams = upstreams or UpstreamPool(self._auth_headers, settings=self._limits)
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/{server}", self.handle, methods=["POST", "GET", "DELETE"])]
@@ -106,6 +108,10 @@ class McpGate:
         except Exception as exc:  # e.g. a credential missing after a restore without secrets
             raise UpstreamError(f"the provider's credential is unavailable ({exc})") from None
         return headers
+
+    def _limits(self, server: str) -> Any:
+        """The server's limits from the workspace's `runtime.mcp_servers`, else `runtime.mcp`."""
+        return self.runtime.caracal.config.runtime.mcp_limits(server)
 
     def _server(self, name: str) -> McpServer:
         """The server and its tools, cached behind the store's authority version (which every
@@ -160,7 +166,9 @@ class McpGate:
             return Response(status_code=202)  # notifications (initialized, cancelled, ...)
         client = request.client.host if request.client else None
         try:
-            return await self._dispatch(server, token, message, client)
+            return await _unless_disconnected(
+                request, self._dispatch(server, token, message, client)
+            )
         except RateLimited as exc:
             data = {"reason_code": "RATE_LIMITED", "reason": str(exc), "decision_id": None}
             retry = str(max(1, round(exc.retry_after)))
@@ -322,14 +330,46 @@ class McpGate:
                 f"The MCP server {server.name!r} is unavailable: {exc}.",
                 data,
             )
-        if "error" in reply:
-            return JsonRpcResponse({"jsonrpc": "2.0", "id": request_id, "error": reply["error"]})
-        return _result(request_id, reply["result"])
+        try:
+            if "error" in reply:
+                return JsonRpcResponse(
+                    {"jsonrpc": "2.0", "id": request_id, "error": reply["error"]}
+                )
+            return _result(request_id, reply["result"])
+        except (RecursionError, ValueError) as exc:  # e.g. nested deeper than can be written
+            log.warning("mcp %s: %s answer cannot be passed on: %s", server.name, name, exc)
+            data = {"reason_code": "UPSTREAM_UNAVAILABLE", "decision_id": outcome.decision_id}
+            return _error(
+                request_id,
+                UPSTREAM_FAILED,
+                f"The MCP server {server.name!r} sent an answer that cannot be passed on.",
+                data,
+            )
 
 
 def mcp_routes(runtime: Any) -> list[BaseRoute]:
     """The gate's routes, relative to where they are mounted (`Mount("/mcp", routes=...)`)."""
     return McpGate(runtime).routes()
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:
+    """`work`, cancelled if the caller disconnects first (its body is read by now, so the next
+    message can only be the disconnect): an upstream call nobody waits for does not keep a
+    connection and a slot."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return Response(status_code=499)  # nobody reads it
+        return task.result()
+    finally:
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await gone
 
 
 # ---- request reading ----------------------------------------------------------------------

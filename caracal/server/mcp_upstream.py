@@ -1,6 +1,8 @@
-"""The gate's client side: one initialized MCP session per upstream server, over one shared
-`aiohttp.ClientSession` (Streamable HTTP: answers come as JSON or as an SSE stream; when the
-upstream forgets our session it answers 404 and we start a new one).
+"""The gate's client side: one initialized MCP session per upstream server, each server with
+its own `aiohttp.ClientSession` and connection pool (Streamable HTTP: answers come as JSON or
+as an SSE stream; when the upstream forgets our session it answers 404 and we start a new
+one). Every call runs under its server's limits (`mcp_limits`): a share of calls, a deadline
+no trickling stream can extend, a byte budget, and a breaker.
 
 aiohttp rather than httpx: with 16 concurrent calls httpx spent about 4 ms of CPU per request
 in its connection pool (every request checks every pooled connection), aiohttp 0.26 ms."""
@@ -19,21 +21,30 @@ import aiohttp
 
 from caracal import __version__
 from caracal.core.canonical import strict_loads
+from caracal.home.config import McpUpstreamSettings
+from caracal.server.mcp_limits import (
+    BIG_PARSES,
+    PARSE_OFF_LOOP_BYTES,
+    ReplyBudget,
+    ServerBusy,
+    ServerGuard,
+    UpstreamError,
+    check_containers,
+)
 from caracal.services.tools import McpServer
+
+__all__ = ["HANDSHAKE_VERSIONS", "ServerBusy", "UpstreamError", "UpstreamPool"]
 
 HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 CLIENT_INFO = {"name": "caracal-gate", "version": __version__}
 TOOLS_TTL_SECONDS = 10.0
 MAX_TOOL_PAGES = 50
-MAX_REPLY_BYTES = 32 * 1024 * 1024
 # connect: waiting for a pooled connection and opening one; sock_read: between two reads.
+# The call's own deadline (call_timeout_seconds) bounds the whole of it.
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=5.0, sock_read=120.0)
 
 HeaderSource = Callable[[str], Awaitable[dict[str, str]]]
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached, or answered something that is not MCP."""
+SettingsSource = Callable[[str], McpUpstreamSettings]
 
 
 class _SessionGone(Exception):
@@ -56,7 +67,7 @@ def _loads(data: bytes | str) -> Any:
     say) is not read one way here and another way by the agent."""
     try:
         return strict_loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UpstreamError(f"the upstream sent invalid JSON ({exc})") from None
 
 
@@ -65,49 +76,87 @@ class UpstreamPool:
     from the upstream replaces the session."""
 
     def __init__(
-        self, auth_headers: HeaderSource, client: aiohttp.ClientSession | None = None
+        self,
+        auth_headers: HeaderSource,
+        client: aiohttp.ClientSession | None = None,
+        settings: SettingsSource | None = None,
     ) -> None:
         self._auth_headers = auth_headers
-        self._client = client
+        self._shared = client  # tests hand one in; otherwise one client per server
+        self._settings = settings or (lambda _name: McpUpstreamSettings())
+        self._clients: dict[str, aiohttp.ClientSession] = {}
         self._sessions: dict[str, _Session] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._guards: dict[str, ServerGuard] = {}
+        self._big: asyncio.Semaphore | None = None
         self._ids = itertools.count(1)
 
-    @property
-    def client(self) -> aiohttp.ClientSession:
-        """Created on first use, inside the serving event loop."""
-        if self._client is None or self._client.closed:
-            self._client = aiohttp.ClientSession(
+    def guard(self, name: str) -> ServerGuard:
+        found = self._guards.get(name)
+        if found is None:
+            found = self._guards[name] = ServerGuard(name, self._settings(name))
+        return found
+
+    def client(self, name: str) -> aiohttp.ClientSession:
+        """The server's own client and connection pool, created on first use, inside the
+        serving event loop."""
+        if self._shared is not None:
+            return self._shared
+        found = self._clients.get(name)
+        if found is None or found.closed:
+            found = self._clients[name] = aiohttp.ClientSession(
                 timeout=TIMEOUT,
                 # Idle connections are dropped before the upstream's own keep-alive timeout
                 # (5 s in uvicorn) can close one under a call.
-                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4),
+                connector=aiohttp.TCPConnector(
+                    limit=self.guard(name).settings.connections, keepalive_timeout=4
+                ),
                 # No cookies kept from one upstream answer for the next call.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
             )
-        return self._client
+        return found
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for client in [*self._clients.values(), *([self._shared] if self._shared else [])]:
+            await client.close()
+        self._clients.clear()
+        self._shared = None
         self._sessions.clear()
 
     # ---- what the gate asks ---------------------------------------------------------------
     async def list_tools(self, server: McpServer) -> list[dict[str, Any]]:
-        """Every tool the upstream lists (all pages), cached for a few seconds."""
-        session = await self._session(server)
-        if session.tools is not None and time.monotonic() < session.tools_expire:
+        """The upstream's tools that are registered here (all pages, within the listing's
+        byte and tool budgets), cached for a few seconds."""
+        session = self._sessions.get(server.name)
+        if (
+            session is not None
+            and _fresh(session, server)
+            and session.tools is not None
+            and time.monotonic() < session.tools_expire
+        ):
             return session.tools
+        settings = self.guard(server.name).settings
+        budget = ReplyBudget(
+            settings.max_tools_bytes, "tool listing", settings.max_reply_containers
+        )
         tools: list[dict[str, Any]] = []
+        listed = 0
         cursor: str | None = None
         for _ in range(MAX_TOOL_PAGES):
-            reply = await self.request(server, "tools/list", {"cursor": cursor} if cursor else {})
+            reply = await self.request(
+                server, "tools/list", {"cursor": cursor} if cursor else {}, budget
+            )
             result = reply.get("result")
             if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
                 raise UpstreamError(f"tools/list failed upstream: {_describe(reply)}")
-            tools += [t for t in result["tools"] if isinstance(t, dict)]
+            listed += len(result["tools"])
+            if listed > settings.max_tools:
+                raise UpstreamError(f"the upstream lists more than {settings.max_tools} tools")
+            # Only what can be shown is kept.
+            tools += [
+                t for t in result["tools"] if isinstance(t, dict) and t.get("name") in server.tools
+            ]
             cursor = result.get("nextCursor") if isinstance(result.get("nextCursor"), str) else None
             if not cursor:
                 break
@@ -117,17 +166,47 @@ class UpstreamPool:
         return tools
 
     async def request(
-        self, server: McpServer, method: str, params: dict[str, Any]
+        self,
+        server: McpServer,
+        method: str,
+        params: dict[str, Any],
+        budget: ReplyBudget | None = None,
     ) -> dict[str, Any]:
-        """Send one request; return the upstream's JSON-RPC response (`result` or `error`)."""
+        """Send one request under the server's limits; return the upstream's JSON-RPC
+        response (`result` or `error`). Raises ServerBusy (at once) or UpstreamError."""
+        guard = self.guard(server.name)
+        settings = guard.settings
+        budget = budget or ReplyBudget(
+            settings.max_reply_bytes, containers=settings.max_reply_containers
+        )
+        try:
+            async with asyncio.timeout(settings.call_timeout_seconds):
+                async with guard.slot():
+                    reply = await self._request(server, method, params, budget)
+        except ServerBusy:
+            raise
+        except TimeoutError:
+            guard.failed()
+            raise UpstreamError(
+                f"no answer within {settings.call_timeout_seconds:g} s (the call's deadline)"
+            ) from None
+        except UpstreamError:
+            guard.failed()
+            raise
+        guard.succeeded()
+        return reply
+
+    async def _request(
+        self, server: McpServer, method: str, params: dict[str, Any], budget: ReplyBudget
+    ) -> dict[str, Any]:
         session = await self._session(server)
         message = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
-            reply, _ = await self._post(session, message)
+            reply, _ = await self._post(server.name, session, message, budget)
         except _SessionGone:
             session = await self._session(server, stale=session)
             try:
-                reply, _ = await self._post(session, message)
+                reply, _ = await self._post(server.name, session, message, budget)
             except _SessionGone:
                 raise UpstreamError("the upstream rejected a brand-new session") from None
         if reply is None:
@@ -140,13 +219,27 @@ class UpstreamPool:
         if current is not None and current is not stale and _fresh(current, server):
             return current
         lock = self._locks.setdefault(server.name, asyncio.Lock())
-        async with lock:
+        seconds = self.guard(server.name).settings.initialize_timeout_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                await lock.acquire()
+        except TimeoutError:
+            raise UpstreamError(
+                f"another caller's initialize took over {seconds:g} s; not waiting longer"
+            ) from None
+        try:
             current = self._sessions.get(server.name)
             if current is not None and current is not stale and _fresh(current, server):
                 return current
-            session = await self._initialize(server)
+            try:
+                async with asyncio.timeout(seconds):
+                    session = await self._initialize(server)
+            except TimeoutError:
+                raise UpstreamError(f"initialize got no answer within {seconds:g} s") from None
             self._sessions[server.name] = session
             return session
+        finally:
+            lock.release()
 
     async def _initialize(self, server: McpServer) -> _Session:
         session = _Session(server.url, server.revision, await self._auth_headers(server.name))
@@ -161,7 +254,9 @@ class UpstreamPool:
             },
         }
         try:
-            reply, session_id = await self._post(session, hello)
+            settings = self.guard(server.name).settings
+            budget = ReplyBudget(settings.max_reply_bytes, containers=settings.max_reply_containers)
+            reply, session_id = await self._post(server.name, session, hello, budget)
         except _SessionGone:
             raise UpstreamError("the upstream answered 404 to initialize") from None
         result = (reply or {}).get("result")
@@ -170,14 +265,20 @@ class UpstreamPool:
             raise UpstreamError(f"initialize failed upstream: {_describe(reply)}")
         session.session_id, session.protocol_version = session_id, version
         try:
-            await self._post(session, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await self._post(
+                server.name, session, {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            )
         except _SessionGone:
             raise UpstreamError("the upstream forgot the session it just created") from None
         return session
 
     # ---- one POST -------------------------------------------------------------------------
     async def _post(
-        self, session: _Session, message: dict[str, Any]
+        self,
+        name: str,
+        session: _Session,
+        message: dict[str, Any],
+        budget: ReplyBudget | None = None,
     ) -> tuple[dict[str, Any] | None, str | None]:
         """POST one message; return the response to it (None for a notification) and the
         session id the upstream named."""
@@ -192,7 +293,7 @@ class UpstreamPool:
             headers["MCP-Protocol-Version"] = session.protocol_version
         body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
         try:
-            async with self.client.post(
+            async with self.client(name).post(
                 session.url,
                 data=body,
                 headers=headers,
@@ -205,25 +306,43 @@ class UpstreamPool:
                     if r.status >= 400:
                         raise UpstreamError(f"the upstream answered HTTP {r.status}")
                     return None, session_id
-                return await self._answer(r, message["id"]), session_id
+                return await self._answer(r, message["id"], budget or ReplyBudget(0)), session_id
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamError(f"cannot reach the upstream: {_reason(exc)}") from None
 
-    async def _answer(self, r: aiohttp.ClientResponse, request_id: int) -> dict[str, Any]:
+    async def _answer(
+        self, r: aiohttp.ClientResponse, request_id: int, budget: ReplyBudget
+    ) -> dict[str, Any]:
         kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "text/event-stream" and r.status < 400:
-            async for data in _sse_data(r):
-                found = _match(_loads(data), request_id)
+            async for data in _sse_data(r, budget):
+                found = _match(await self._parse(data, budget), request_id)
                 if found is not None:
                     return found
             raise UpstreamError("the upstream closed its event stream without an answer")
         if kind == "application/json":
-            found = _match(_loads(await _read(r)), request_id)
+            found = _match(await self._parse(await _read(r, budget), budget), request_id)
             if found is not None:
                 return found
         if r.status in (401, 403):
             raise UpstreamError(f"the upstream refused the gate's credential (HTTP {r.status})")
         raise UpstreamError(f"the upstream answered HTTP {r.status} ({kind or 'no body'})")
+
+    async def _parse(self, data: bytes | str, budget: ReplyBudget) -> Any:
+        """Small answers on the loop; big ones in a thread, a few at a time, so that the
+        decisions on the loop keep their latency and memory stays within a few answers."""
+        if len(data) < PARSE_OFF_LOOP_BYTES:
+            check_containers(data, budget.containers)
+            return _loads(data)
+        if self._big is None:
+            self._big = asyncio.Semaphore(BIG_PARSES)
+        async with self._big:
+            return await asyncio.to_thread(_checked_loads, data, budget.containers)
+
+
+def _checked_loads(data: bytes | str, containers: int) -> Any:
+    check_containers(data, containers)
+    return _loads(data)
 
 
 def _fresh(session: _Session, server: McpServer) -> bool:
@@ -254,53 +373,46 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _read(r: aiohttp.ClientResponse) -> bytes:
-    chunks, size = [], 0
+async def _read(r: aiohttp.ClientResponse, budget: ReplyBudget) -> bytes:
+    if r.content_length is not None and r.content_length > budget.left:
+        budget.spend(r.content_length)  # refused before reading: it says it is too big
+    chunks = []
     async for chunk in r.content.iter_any():
-        size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            raise UpstreamError(f"the upstream's answer is over {MAX_REPLY_BYTES} bytes")
+        budget.spend(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _lines(r: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The stream's lines, split at CRLF, LF or CR as server-sent events define them; no line
-    may grow past MAX_REPLY_BYTES."""
+async def _lines(r: aiohttp.ClientResponse, budget: ReplyBudget) -> AsyncIterator[str]:
+    """The stream's lines, split at CRLF, LF or CR as server-sent events define them; the
+    whole stream counts against the call's budget."""
     line: list[bytes] = []
-    size = 0
     carriage = False  # the last chunk ended with CR: a LF starting the next one belongs to it
     async for received in r.content.iter_any():
+        budget.spend(len(received))
         chunk = received[1:] if carriage and received.startswith(b"\n") else received
         carriage = chunk.endswith(b"\r")
         *ended, rest = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         for part in ended:
             line.append(part)
             yield b"".join(line).decode("utf-8", "replace")
-            line, size = [], 0
+            line = []
         line.append(rest)
-        size += len(rest)
-        if size > MAX_REPLY_BYTES:
-            raise UpstreamError(f"an upstream event is over {MAX_REPLY_BYTES} bytes")
-    if size:
+    if any(line):
         yield b"".join(line).decode("utf-8", "replace")
 
 
-async def _sse_data(r: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def _sse_data(r: aiohttp.ClientResponse, budget: ReplyBudget) -> AsyncIterator[str]:
     """The data of each server-sent event (other fields and comments are ignored)."""
     lines: list[str] = []
-    size = 0
-    async for line in _lines(r):
+    async for line in _lines(r, budget):
         if not line:
             if lines:
                 yield "\n".join(lines)
-            lines, size = [], 0
+            lines = []
             continue
         if line.startswith("data:"):
             value = line[5:]
             lines.append(value[1:] if value.startswith(" ") else value)
-            size += len(value)
-            if size > MAX_REPLY_BYTES:
-                raise UpstreamError(f"an upstream event is over {MAX_REPLY_BYTES} bytes")
     if lines:
         yield "\n".join(lines)

@@ -73,6 +73,13 @@ class LedgerUnavailable(Exception):
         self.reason = reason
 
 
+class StoreUnreadable(LedgerUnavailable):
+    """What a decision reads could not be read: no decision is given (503, as /health says)."""
+
+    def __init__(self) -> None:
+        super().__init__("the store cannot be read, so no decision is given")
+
+
 class Authorizer:
     def __init__(
         self,
@@ -100,7 +107,11 @@ class Authorizer:
         self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
     ) -> Any:
         with lazy_connection(self.app) as connection:
-            state = self.cache.state(connection)
+            try:
+                state = self.cache.state(connection)
+            except Exception as exc:
+                log.warning("cannot read the authority state: %s", exc)
+                raise StoreUnreadable() from None
             try:
                 caller_id = state.caller_id(caller)
             except Exception:
@@ -256,6 +267,13 @@ class Runtime:
         self.redis_following = False
         self._ledger_watch: asyncio.Task[None] | None = None
         self._denial_flush: asyncio.Task[None] | None = None
+
+    @property
+    def ledger_writer(self) -> tuple[bool, int]:
+        """Whether the ledger writer runs, and how many decisions wait for it."""
+        if self._batcher is None:
+            return False, 0
+        return self._batcher.alive, self._batcher.pending
 
     @property
     def caracal(self) -> Caracal:

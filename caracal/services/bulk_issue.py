@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import CaracalError, DeniedError, ValidationError
 from caracal.core.ledger import NewEvent
+from caracal.store import ledger_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -127,6 +128,7 @@ def issue_many(
 
 
 def _issue_chunk(app: Caracal, conn: Connection, batch: Batch) -> list[LineOutcome]:
+    ledger_rows.lock_head(conn)  # serialised with suspension and key revocation, as one issue
     events: list[NewEvent] = []
     outcomes: list[LineOutcome] = []
     for number, request in batch:

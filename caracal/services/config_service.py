@@ -28,6 +28,10 @@ STORE_LOCATION: frozenset[str] = frozenset({"store.url", "store.pg_schema"})
 _REFERENCE = re.compile(r"\$\{[^}]*\}")
 
 
+# One setting's value: a URL, a key in PEM, a list of witnesses... never more than this.
+MAX_VALUE_BYTES = 64 * 1024
+
+
 def seal_if_secret(key: str, value: Any, seal: Any, secrets: set[str] | None = None) -> Any:
     """`value` as it is written to config.yaml under `key`: a secret setting holding a literal
     secret is sealed with `seal` (the workspace cipher); `${VAR}` references stay as they are.
@@ -159,6 +163,10 @@ class ConfigService:
         reason = self.read_only(key)
         if reason is not None:
             raise ValidationError(f"{key} is read-only: {reason}.")
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+            raise ValidationError(
+                f"The value for {key} is over {MAX_VALUE_BYTES:,} bytes; nothing was saved."
+            )
         value: Any = cfg.parse_cli_value(text)
         value = seal_if_secret(key, value, self.app.cipher.encrypt_value)
         raw = cfg.set_path(self._raw(), key, value)

@@ -43,6 +43,11 @@ class LedgerBatcher:
             self._thread.start()
 
     @property
+    def alive(self) -> bool:
+        """The writer thread runs (a decision submitted now will be committed)."""
+        return self._started and self._thread.is_alive()
+
+    @property
     def pending(self) -> int:
         """Decisions submitted and not yet committed: the ledger lag."""
         return max(0, self.submitted - self.settled)
@@ -102,6 +107,9 @@ class InlineBatcher:
     @property
     def pending(self) -> int:
         return max(0, self.submitted - self.settled)
+
+    # Commits run on the serving loop itself: alive as long as the server answers.
+    alive = True
 
     def start(self) -> None:
         return None

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import Connection, func, select
 
@@ -19,7 +19,7 @@ from caracal.core.errors import IntegrityError, ValidationError
 from caracal.core.ledger import NewEvent
 from caracal.core.merkle import Frontier
 from caracal.core.tree_head import HeadFormatError, TreeHead
-from caracal.home.atomic import atomic_write_text, atomic_writer
+from caracal.home.atomic import atomic_write_text, output_writer
 from caracal.services.ledger_verify import VerifiedPoint, VerifyReport, verify_ledger
 from caracal.store import ledger_rows
 from caracal.store.engine import after_commit
@@ -59,6 +59,11 @@ class LedgerFilter:
     id_prefix: str | None = None  # the start of a mandate or principal id (mnd_…, pr_…)
     since_us: int | None = None
     reason_code: str | None = None
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("json", "csv"):
+        raise ValidationError(f"Unknown export format {fmt!r}: use json or csv.")
 
 
 class LedgerService:
@@ -429,31 +434,37 @@ class LedgerService:
         *,
         overwrite: bool = False,
     ) -> int:
-        if fmt not in ("json", "csv"):
-            raise ValidationError(f"Unknown export format {fmt!r}: use json or csv.")
+        """Write every event to `path` (a FIFO or character device directly; see
+        `output_writer`)."""
+        _check_format(fmt)
+        with output_writer(path, overwrite=overwrite) as raw:
+            return self.write_export(raw, fmt, flt)
+
+    def write_export(self, raw: BinaryIO, fmt: str, flt: LedgerFilter | None = None) -> int:
+        """Write every event to an open binary stream (standard output, say)."""
+        _check_format(fmt)
         flt = flt or LedgerFilter()
         columns = list(ledger_rows.COLUMNS)
         count = 0
-        with atomic_writer(path, overwrite=overwrite) as raw:
-            out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            if fmt == "csv":
-                writer = csv.writer(out)
-                writer.writerow(columns)
-                for event in self.iter_events(flt):
-                    event["payload"] = json.dumps(
-                        event["payload"], sort_keys=True, separators=(",", ":")
-                    )
-                    writer.writerow([event[c] for c in columns])
-                    count += 1
-            else:
-                out.write("[\n")
-                for event in self.iter_events(flt):
-                    out.write(
-                        ("" if count == 0 else ",\n")
-                        + json.dumps({c: event[c] for c in columns}, sort_keys=True)
-                    )
-                    count += 1
-                out.write("\n]\n")
-            out.flush()
-            out.detach()  # the atomic writer owns (and closes) the file
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        if fmt == "csv":
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            for event in self.iter_events(flt):
+                event["payload"] = json.dumps(
+                    event["payload"], sort_keys=True, separators=(",", ":")
+                )
+                writer.writerow([event[c] for c in columns])
+                count += 1
+        else:
+            out.write("[\n")
+            for event in self.iter_events(flt):
+                out.write(
+                    ("" if count == 0 else ",\n")
+                    + json.dumps({c: event[c] for c in columns}, sort_keys=True)
+                )
+                count += 1
+            out.write("\n]\n")
+        out.flush()
+        out.detach()  # the caller owns (and closes) the stream
         return count

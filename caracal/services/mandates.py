@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from caracal.core import jws
 from caracal.core.authority import MandatePlan, SourceState, decide_delegation, decide_issuance
-from caracal.core.canonical import intent_hash
+from caracal.core.canonical import check_intent_size, intent_hash
 from caracal.core.durations import parse_duration
 from caracal.core.errors import DeniedError, NotFoundError, ValidationError
 from caracal.core.ledger import NewEvent
@@ -101,6 +101,8 @@ class IssueRequest:
     ) -> IssueRequest:
         delay = parse_duration(starts_in) if starts_in not in (None, 0, "0") else 0
         _check_depth(depth)
+        if intent is not None:
+            check_intent_size(intent)
         return cls(
             issuer,
             subject,
@@ -136,6 +138,9 @@ class MandateService:
         )
 
         def work(conn: Connection) -> IssuedMandate | DeniedError:
+            # Serialised with suspension and key revocation (which take it too): the issuer's
+            # status and key are read after any such change commits, never just before it.
+            ledger_rows.lock_head(conn)
             events: list[NewEvent] = []
             outcome = self.issue_in(conn, request, events)
             self.app.ledger.record(conn, *events)
@@ -211,6 +216,8 @@ class MandateService:
         ttl_s = parse_duration(ttl)
         if delegation_depth is not None:
             _check_depth(delegation_depth)
+        if intent is not None:
+            check_intent_size(intent)
 
         def work(conn: Connection) -> IssuedMandate | DeniedError:
             ledger_rows.lock_head(conn)  # serialised with any revocation of the source

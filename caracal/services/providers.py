@@ -50,6 +50,10 @@ def _credential_ref(name: str) -> str:
     return f"provider/{name}/credential"
 
 
+# A provider file at its largest (every resource and action at their limits) is well under it.
+MAX_PROVIDER_FILE_BYTES = 4 * 1024 * 1024
+
+
 class ProviderService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
@@ -211,9 +215,16 @@ class ProviderService:
         self, path: Path, *, replace: bool = False, credential: str | None = None
     ) -> ProviderView:
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_PROVIDER_FILE_BYTES + 1)
         except OSError as exc:
             raise NotFoundError(f"Cannot read {path}: {exc.strerror}.") from None
+        if len(raw) > MAX_PROVIDER_FILE_BYTES:
+            raise ValidationError(
+                f"{path} is over {MAX_PROVIDER_FILE_BYTES:,} bytes: too big to be a provider file."
+            )
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ValidationError(f"{path} is not UTF-8 text.") from None
         try:

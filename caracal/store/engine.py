@@ -27,6 +27,17 @@ T = TypeVar("T")
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRY_ATTEMPTS = 12
+# What validation reads and the ledger writes: `/health` checks each is there.
+DECISION_TABLES = (
+    "principals",
+    "principal_keys",
+    "policies",
+    "mandates",
+    "providers",
+    "tools",
+    "ledger_events",
+    "ledger_head",
+)
 # PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock, lock timeout.
 _PG_RETRY_STATES = {"40001", "40P01", "55P03"}
 
@@ -140,6 +151,17 @@ class Store:
         """One round trip to the database (raises what the driver raises)."""
         with self.read() as conn:
             conn.execute(text("SELECT 1"))
+
+    def check_decision_tables(self) -> None:
+        """Read, in one transaction, a row of every table a decision reads and the ledger head
+        a decision is appended under (raises what the driver raises, or LookupError for a
+        missing head row): `SELECT 1` succeeds on a server whose workspace schema is gone."""
+        from caracal.store.ledger_rows import read_head
+
+        with self.read() as conn:
+            for table in DECISION_TABLES:
+                conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))  # noqa: S608 (fixed names)
+            read_head(conn)
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Connection]:

@@ -9,7 +9,6 @@ import gc
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
@@ -85,15 +84,13 @@ class _FailingStream:
 
     def __init__(self, inner: IO[bytes], good: int, error: Exception) -> None:
         self.inner, self.good, self.error = inner, good, error
+        self.rows = -1  # the header line comes first
 
     def readline(self, size: int = -1) -> bytes:
+        if self.rows == self.good:
+            raise self.error
+        self.rows += 1
         return self.inner.readline(size)
-
-    def __iter__(self) -> Iterator[bytes]:
-        for number, line in enumerate(self.inner):
-            if number == self.good:
-                raise self.error
-            yield line
 
 
 @pytest.mark.parametrize("failure", ["oserror-after-first-table", "db-full-inside-loading-loop"])

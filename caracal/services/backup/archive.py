@@ -37,6 +37,20 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURE_BYTES = 4096
+# A PAX or GNU long-name header is read whole by tarfile before anything else looks at it:
+# ours are a few hundred bytes at most, so a bigger one is refused before it is read.
+MAX_EXTENDED_HEADER = 64 * 1024
+_EXTENDED = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+# What a member costs in the tar stream besides its data: its header, an extended header and
+# padding; plus the end-of-archive blocks and one read-ahead of tarfile's stream buffer.
+_MEMBER_OVERHEAD = 3 * 512 + MAX_EXTENDED_HEADER
+_STREAM_SLACK = 4 * 10240
 GZIP_LEVEL = 1  # speed over size: ledgers are large and compress well anyway
 _GZIP_HEADER = bytes.fromhex("1f8b08000000000004ff")
 _FIXED_MEMBERS = frozenset(
@@ -156,6 +170,54 @@ class _Bounded(io.RawIOBase):
             )
 
 
+class _CheckedTarInfo(tarfile.TarInfo):
+    """Refuses an oversized extended header (and sparse files, which Caracal never writes)
+    before tarfile reads it whole."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > MAX_EXTENDED_HEADER:
+            raise IntegrityError(
+                f"The archive has a {self.size:,}-byte extended tar header (at most "
+                f"{MAX_EXTENDED_HEADER:,} are read); refusing it."
+            )
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise IntegrityError("The archive holds a sparse tar member; refusing it.")
+        return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
+
+
+class _Capped(io.RawIOBase):
+    """The decompressed tar stream, refused past `cap` bytes: before the manifest is read,
+    room for a manifest and its signature; after, what the manifest declares."""
+
+    def __init__(self, inner: io.BufferedIOBase, label: str) -> None:
+        super().__init__()
+        self._inner, self._label = inner, label
+        self.seen = 0
+        self.cap = MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 3 * _MEMBER_OVERHEAD + _STREAM_SLACK
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(min(len(buffer), self.cap - self.seen + 1))
+        self.seen += len(data)
+        if self.seen > self.cap:
+            raise IntegrityError(
+                f"{self._label} holds more than its manifest declares; refusing it."
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+    def bound_by(self, manifest: dict[str, Any]) -> None:
+        members = manifest["members"]
+        self.cap = (
+            self.seen
+            + sum(int(v["size"]) for v in members.values())
+            + (len(members) + 2) * _MEMBER_OVERHEAD
+            + _STREAM_SLACK
+        )
+
+
 def _check_tar_member(member: tarfile.TarInfo) -> None:
     name = member.name
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
@@ -231,9 +293,13 @@ def open_archive(path: Path, lock_key: str | None) -> Iterator[OpenedArchive]:
                     f"{path.name} is not a Caracal backup archive (or its header is damaged)."
                 )
             gz = gzip.GzipFile(fileobj=source, mode="rb")
-            tar = tarfile.open(fileobj=gz, mode="r|")  # noqa: SIM115
+            capped = _Capped(gz, path.name)
+            tar = tarfile.open(  # noqa: SIM115
+                fileobj=capped, mode="r|", tarinfo=_CheckedTarInfo
+            )
             members = iter(tar)
             manifest, manifest_bytes, signature, pending = _leading_members(tar, members, path.name)
+            capped.bound_by(manifest)
         except _READ_ERRORS as exc:
             raise reading.damaged(exc) from None
 
@@ -241,7 +307,7 @@ def open_archive(path: Path, lock_key: str | None) -> Iterator[OpenedArchive]:
             """Read gzip to its end (its CRC and size trailer cover every byte, the manifest's
             included) and make sure nothing follows it."""
             try:
-                while gz.read(1024 * 1024):
+                while capped.read(1024 * 1024):
                     pass
                 trailing = source.read(1) if is_locked else raw.read(1)
             except _READ_ERRORS as exc:
@@ -322,7 +388,7 @@ def _members(
 def _parse_manifest(data: bytes, label: str) -> dict[str, Any]:
     try:
         manifest = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IntegrityError(f"{label} has a damaged manifest.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IntegrityError(f"{label} is not a Caracal backup.")

@@ -270,7 +270,7 @@ def _prepared_config(
     if "config-secrets.json" in small:
         try:
             secrets = {str(k): str(v) for k, v in json.loads(small["config-secrets.json"]).items()}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             raise IntegrityError("The archive's config secrets are damaged.") from None
     # Encrypted values belong to the source's master key: re-encrypted after staging when the
     # archive carries them, dropped (with a notice) when it does not.
@@ -369,7 +369,7 @@ def _load_secrets(conn: Connection, staging: Staging, data: bytes) -> None:
             ref, kind, plaintext, created = json.loads(line)
             value = base64.b64decode(plaintext, validate=True)
             created_at = float(created)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise IntegrityError(f"The archive's secrets are damaged at line {number}.") from None
         staging.vault.put(conn, str(ref), str(kind), value, created_at=created_at)
 

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Table
 
+from caracal.core.canonical import json_containers
 from caracal.core.errors import IntegrityError
 from caracal.store import schema
 
@@ -96,6 +97,29 @@ def dump_table(conn: Connection, table: Table, path: Path) -> tuple[int, int, st
     return rows, size, digest.hexdigest()
 
 
+# One row as dumped: far above any row Caracal writes (its inputs are capped well below), far
+# below what would cost memory to refuse. A row is a flat list of values, so a few containers.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_ROW_CONTAINERS = 1000
+
+
+def _row(line: bytes, table: str, number: int) -> Any:
+    """One dumped row, refused clearly when it is too long, too deep or not JSON."""
+    if len(line) > MAX_LINE_BYTES:
+        raise IntegrityError(
+            f"The dump of {table} has a line over {MAX_LINE_BYTES:,} bytes (line {number}); "
+            "refusing it."
+        )
+    if json_containers(line, MAX_ROW_CONTAINERS) > MAX_ROW_CONTAINERS:
+        raise IntegrityError(
+            f"The dump of {table} is nested too deeply or too widely at line {number}; refusing it."
+        )
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        raise IntegrityError(f"The dump of {table} is damaged at line {number}.") from None
+
+
 def read_rows(stream: IO[bytes], table: Table) -> tuple[list[str], Iterator[list[tuple[Any, ...]]]]:
     """The dump's columns and its rows in batches; the columns must be the table's."""
     header_line = stream.readline(64 * 1024)
@@ -110,13 +134,10 @@ def read_rows(stream: IO[bytes], table: Table) -> tuple[list[str], Iterator[list
 
     def batches() -> Iterator[list[tuple[Any, ...]]]:
         batch: list[tuple[Any, ...]] = []
-        for number, line in enumerate(stream, start=2):
-            try:
-                values = json.loads(line)
-            except ValueError:
-                raise IntegrityError(
-                    f"The dump of {table.name} is damaged at line {number}."
-                ) from None
+        number = 1
+        while line := stream.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            values = _row(line, table.name, number)
             if not isinstance(values, list) or len(values) != len(columns):
                 raise IntegrityError(f"The dump of {table.name} is damaged at line {number}.")
             try:
