@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList
 
 from caracal.flow.areas import AREAS, BY_KEY
@@ -74,6 +75,27 @@ class AreaScreen(Screen[None]):
             self.needs_load = False
             self.flow.paint_status(self.query_one(StatusBar))
             self.load()
+        # After any dialog closes the keys go back to the area, never to nothing.
+        self.call_after_refresh(self.restore_focus)
+
+    def home_widget(self) -> Widget | None:
+        """Where the keys go when nothing else has them: the area's main table (or tree/log)."""
+        for widget in self.query("#area PagedTable, #area Tree, #area RichLog, #area DataTable"):
+            if widget.focusable:
+                return widget
+        return None
+
+    def restore_focus(self) -> None:
+        if self.app.screen is not self or not self.is_mounted:
+            return
+        focused = self.focused
+        if focused is None or not focused.is_attached or not focused.focusable:
+            home = self.home_widget()
+            if home is not None:
+                home.focus()
+                focused = home
+        if focused is not None:
+            focused.scroll_visible(animate=False)
 
     def workspace_ready(self) -> None:
         """The workspace finished opening after this screen was shown (at start-up)."""
