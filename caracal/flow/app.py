@@ -52,7 +52,7 @@ class FlowApp(App[None]):
     """
     BINDINGS = [
         Binding("ctrl+p", "command_palette", "Palette", id="palette", priority=True),
-        Binding("question_mark", "goto('help')", "Help", id="help"),
+        Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_flow", "Quit", id="quit"),
         Binding("ctrl+c", "quit_flow", "Quit", show=False, id="quit-ctrl-c", priority=True),
     ]
@@ -124,9 +124,12 @@ class FlowApp(App[None]):
     # ---- navigation -----------------------------------------------------------------------
     def goto(self, area: str, action: str | None = None) -> None:
         """Show an area (and then run one of its screen actions, for the palette)."""
+        if area == "help":
+            self.action_help()
+            return
         if area not in BY_KEY:
             return
-        if not self.context.has_workspace and area not in ("help",):
+        if not self.context.has_workspace:
             # Still opening (start-up): go there as soon as the workspace is ready.
             self._pending_area = (area, action)
             return
@@ -189,6 +192,12 @@ class FlowApp(App[None]):
 
         log.info("flow problem: %s", message)
         self.push_screen(ProblemModal(message, title))
+
+    def action_help(self) -> None:
+        from caracal.flow.modals.help import HelpModal
+
+        if not isinstance(self.screen, HelpModal):
+            self.push_screen(HelpModal(self.area or None))
 
     def action_goto(self, area: str) -> None:
         self.goto(area)

@@ -131,9 +131,9 @@ async def test_help_lists_every_binding_and_escape_goes_back(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("question_mark")
-        await until(pilot, lambda: screen_name(app) == "HelpScreen")
+        await until(pilot, lambda: screen_name(app) == "HelpModal")
         text = str(app.screen.query_one("#keymap").render())
-        for expected in ("ctrl+p", "Palette", "Issue", "Revoke", "escape", "Verify"):
+        for expected in ("ctrl+p", "Palette", "Issue", "Revoke", "esc", "Verify"):
             assert expected in text
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")

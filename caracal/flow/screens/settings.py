@@ -75,9 +75,9 @@ class SettingsScreen(AreaScreen):
 
     @staticmethod
     def _keymap() -> str:
-        from caracal.flow.screens.help import keymap
+        from caracal.flow.modals.help import render_keymap
 
-        return keymap()
+        return render_keymap("settings")
 
     def on_mount(self) -> None:
         table = self.query_one("#config", DataTable)

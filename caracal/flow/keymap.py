@@ -1,0 +1,88 @@
+"""Flow's keys as data: read from the bindings themselves, named the way a person types them.
+
+The help overlay, the README keymap table and the key-conflict test all read this module, so
+none of them can drift from the keys Flow really has."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.keys import format_key
+
+from caracal.flow.areas import AREAS
+
+# format_key's symbols where a word reads better in a sentence or a table.
+_WORDS = {"⏎": "enter", "⇥": "tab", "␣": "space"}
+
+
+def key_name(key: str) -> str:
+    """`question_mark` -> `?`, `slash` -> `/`, `escape` -> `esc`, `enter` -> `enter`."""
+    shown = format_key(key.strip())
+    return _WORDS.get(shown, shown)
+
+
+@dataclass(frozen=True)
+class KeyLine:
+    keys: tuple[str, ...]  # raw Textual key names
+    description: str
+    action: str
+    binding_id: str
+
+    @property
+    def shown(self) -> str:
+        return ", ".join(key_name(k) for k in self.keys)
+
+    def matches(self, needle: str) -> bool:
+        needle = needle.strip().lower()
+        return not needle or needle in f"{self.shown} {self.description}".lower()
+
+
+def lines(bindings: Iterable[Binding | tuple[str, ...]]) -> list[KeyLine]:
+    out = []
+    for binding in bindings:
+        if isinstance(binding, Binding):
+            out.append(
+                KeyLine(
+                    tuple(k.strip() for k in binding.key.split(",")),
+                    binding.description,
+                    binding.action,
+                    binding.id or "",
+                )
+            )
+    return out
+
+
+def area_bindings(area: str) -> list[Binding]:
+    """An area screen's own bindings (not the ones every area shares)."""
+    from caracal.flow.screens.base import AreaScreen
+
+    try:
+        screen = importlib.import_module(f"caracal.flow.screens.{area}").SCREEN
+    except (ImportError, AttributeError):
+        return []
+    return [b for b in screen.BINDINGS if isinstance(b, Binding) and b not in AreaScreen.BINDINGS]
+
+
+def shared_sections() -> list[tuple[str, list[KeyLine]]]:
+    from caracal.flow.app import FlowApp
+    from caracal.flow.modals.form import FormModal
+    from caracal.flow.screens.base import AreaScreen
+    from caracal.flow.widgets.paged_table import PagedTable
+
+    return [
+        ("Everywhere", lines(FlowApp.BINDINGS)),
+        ("In every area", lines(AreaScreen.BINDINGS)),
+        ("In tables", lines(PagedTable.BINDINGS)),
+        ("In forms", lines(FormModal.BINDINGS)),
+    ]
+
+
+def sections(current: str | None = None) -> list[tuple[str, list[KeyLine]]]:
+    """The current area's keys first, then the shared ones, then every other area's."""
+    areas = [(a.title, lines(area_bindings(a.key))) for a in AREAS]
+    first = [s for a, s in zip(AREAS, areas, strict=True) if a.key == current and s[1]]
+    rest = [s for a, s in zip(AREAS, areas, strict=True) if a.key != current and s[1]]
+    return first + shared_sections() + rest
