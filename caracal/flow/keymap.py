@@ -86,3 +86,79 @@ def sections(current: str | None = None) -> list[tuple[str, list[KeyLine]]]:
     first = [s for a, s in zip(AREAS, areas, strict=True) if a.key == current and s[1]]
     rest = [s for a, s in zip(AREAS, areas, strict=True) if a.key != current and s[1]]
     return first + shared_sections() + rest
+
+
+# Keys that move, in every table and list: never an action's key.
+NAVIGATION_KEYS = frozenset(
+    {
+        "j",
+        "k",
+        "g",
+        "G",
+        "h",
+        "l",
+        "up",
+        "down",
+        "left",
+        "right",
+        "pageup",
+        "pagedown",
+        "home",
+        "end",
+    }
+)
+MOVING_ACTIONS = ("cursor", "page", "jump", "scroll")
+
+
+@dataclass(frozen=True)
+class Meaning:
+    what: str
+    binding_ids: frozenset[str]
+
+
+def _meaning(what: str, *ids: str) -> Meaning:
+    return Meaning(what, frozenset(ids))
+
+
+# One meaning per action key across the areas: a new use of a key joins its meaning here.
+MEANINGS: dict[str, Meaning] = {
+    "n": _meaning(
+        "new: create, add or register",
+        "backup-create",
+        "policy-create",
+        "principal-register",
+        "provider-add",
+        "workspace-create",
+    ),
+    "x": _meaning(
+        "take away the selected row: revoke, remove, delete or deactivate",
+        "mandate-revoke",
+        "policy-deactivate",
+        "principal-revoke",
+        "provider-remove",
+        "workspace-delete",
+    ),
+    "e": _meaning("edit the selected row", "provider-edit", "settings-edit"),
+    "v": _meaning(
+        "check: validate, verify or test",
+        "mandate-validate",
+        "backup-verify",
+        "ledger-verify",
+        "provider-test",
+    ),
+    "i": _meaning("issue a mandate", "mandate-issue"),
+    "d": _meaning("delegate from the selected mandate", "mandate-delegate"),
+    "t": _meaning("the selected mandate's token", "mandate-token"),
+    "T": _meaning("the selected mandate's delegation tree", "mandate-graph"),
+    "R": _meaning("rotate the selected principal's key", "principal-rotate"),
+    "s": _meaning("suspend the selected principal", "principal-suspend"),
+    "a": _meaning("activate the selected principal", "principal-activate"),
+    "u": _meaning("use (switch to) the selected workspace", "workspace-switch"),
+    "r": _meaning("restore the selected archive", "backup-restore"),
+    "o": _meaning("open the selected provider's catalog", "provider-catalog"),
+    "w": _meaning("write to a file", "ledger-export"),
+    "f": _meaning("follow what arrives (press again to pause)", "ledger-follow", "logs-follow"),
+    "L": _meaning("cycle the log level shown", "logs-level"),
+    "m": _meaning("choose the theme", "settings-theme"),
+    "p": _meaning("ask before destructive actions (on or off)", "settings-confirm"),
+}

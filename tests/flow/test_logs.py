@@ -55,7 +55,7 @@ async def test_logs_show_new_records_and_hide_them_below_the_level(
         assert "RuntimeError: marker traceback" in text  # the traceback under its record
 
         # `l` raises the minimum level to WARNING: the INFO record goes, the ERROR stays.
-        await pilot.press("l")
+        await pilot.press("L")
         await until(
             pilot,
             lambda: app.screen.query_one("#level-filter", Select).value == "WARNING",

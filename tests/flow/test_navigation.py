@@ -53,7 +53,7 @@ async def test_ledger_screen_filters_and_reports_tampering(
         await until(
             pilot, lambda: app.screen.query_one("#events").total == 1, what="mandate filter"
         )
-        await pilot.press("enter", "V")
+        await pilot.press("enter", "v")
         await until(pilot, lambda: "Intact" in str(app.screen.query_one("#verify-status").render()))
         with Caracal.open("demo") as caracal:
             caracal.store.write(
@@ -61,7 +61,7 @@ async def test_ledger_screen_filters_and_reports_tampering(
                     "UPDATE ledger_events SET actor = 'mallory' WHERE seq = 3"
                 )
             )
-        await pilot.press("V")
+        await pilot.press("v")
         await until(
             pilot, lambda: "TAMPERED" in str(app.screen.query_one("#verify-status").render())
         )
@@ -94,7 +94,7 @@ async def test_delegation_tree_from_the_mandates_screen(
                 screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded
             ),
         )
-        await pilot.press("g")
+        await pilot.press("T")
         await until(pilot, lambda: screen_name(app) == "DelegationScreen")
         await until(
             pilot, lambda: "1 ancestor(s)" in str(app.screen.query_one("#graph-hint").render())

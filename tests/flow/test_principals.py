@@ -101,7 +101,7 @@ async def test_rotate_a_key_then_rotate_revoking_the_old_ones(world, app_factory
     async with app.run_test(size=SIZE) as pilot:
         await open_principals(pilot)
         await choose_row(pilot, "w1")
-        await pilot.press("k")
+        await pilot.press("R")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "revoke-old")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(app) == "PrincipalsScreen")
@@ -110,7 +110,7 @@ async def test_rotate_a_key_then_rotate_revoking_the_old_ones(world, app_factory
         assert [k["status"] for k in stored("w1")["keys"]] == ["retired", "active"]
 
         # Revoking the old keys asks first; saying no leaves the form open and nothing done.
-        await pilot.press("k")
+        await pilot.press("R")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "revoke-old")
         await pilot.press("space", "ctrl+s")
         await until(pilot, lambda: screen_name(app) == "ConfirmModal")

@@ -147,7 +147,7 @@ async def test_theme_and_confirmation_are_applied_and_saved_to_flow_state(
         await open_settings(app, pilot)
         before = app.theme
         assert app.screen.query_one("#theme", Select).value == before
-        await pilot.press("t")  # focus the theme list and open it
+        await pilot.press("m")  # focus the theme list and open it
         await until(pilot, lambda: app.screen.query_one("#theme", Select).expanded)
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.theme != before, what="theme applied")
@@ -155,7 +155,7 @@ async def test_theme_and_confirmation_are_applied_and_saved_to_flow_state(
         await until(pilot, lambda: prefs()["theme"] == chosen, what="theme saved")
 
         assert app.screen.query_one("#confirm-destructive", Switch).value is True
-        await pilot.press("c")
+        await pilot.press("p")
         await until(pilot, lambda: prefs()["confirm_destructive"] is False, what="switch saved")
         assert "Keys" in screen_text(app) and "Pause/resume" in screen_text(app)  # keymap
         await settle(pilot)

@@ -35,7 +35,7 @@ class DelegationScreen(AreaScreen):
             self._show(focus)
         else:
             self.query_one("#graph-hint", Static).update(
-                "Type a mandate id, or press g on the Mandates screen."
+                "Type a mandate id, or press T on the Mandates screen."
             )
             self.query_one("#filter", Input).focus()
 

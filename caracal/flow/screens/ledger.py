@@ -62,8 +62,8 @@ class LedgerPages:
 class LedgerScreen(AreaScreen):
     AREA = "ledger"
     BINDINGS = [
-        Binding("V", "verify", "Verify all", id="ledger-verify"),
-        Binding("e", "export", "Export", id="ledger-export"),
+        Binding("v", "verify", "Verify all", id="ledger-verify"),
+        Binding("w", "export", "Export to a file", id="ledger-export"),
         Binding("f", "follow", "Follow", id="ledger-follow"),
     ]
     DEFAULT_CSS = """
@@ -213,12 +213,12 @@ class LedgerScreen(AreaScreen):
             elif report.since and not report.events:
                 status.update(
                     f"[green b]Intact[/] at {at}: nothing new since event {report.since} was "
-                    "verified (V verifies everything)"
+                    "verified (v verifies everything)"
                 )
             elif report.since:
                 status.update(
                     f"[green b]Intact[/] at {at}: the {report.events} events after event "
-                    f"{report.since} extend the verified ledger (V verifies everything)"
+                    f"{report.since} extend the verified ledger (v verifies everything)"
                 )
             else:
                 status.update(

@@ -74,7 +74,7 @@ class MandatesScreen(AreaScreen):
         Binding("d", "delegate", "Delegate", id="mandate-delegate"),
         Binding("x", "revoke", "Revoke", id="mandate-revoke"),
         Binding("t", "token", "Token", id="mandate-token"),
-        Binding("g", "graph", "Tree", id="mandate-graph"),
+        Binding("T", "graph", "Tree", id="mandate-graph"),
     ]
     DEFAULT_CSS = """
     MandatesScreen #detail { height: 7; border-top: solid $primary 30%; padding: 0 1; }

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.row_table import RowTable
 
 COMMANDS = [
     ("Register a principal", "register"),
@@ -55,7 +56,7 @@ class PrincipalsScreen(AreaScreen):
     AREA = "principals"
     BINDINGS = [
         Binding("n", "register", "Register", id="principal-register"),
-        Binding("k", "rotate", "Rotate key", id="principal-rotate"),
+        Binding("R", "rotate", "Rotate key", id="principal-rotate"),
         Binding("s", "suspend", "Suspend", id="principal-suspend"),
         Binding("a", "activate", "Activate", id="principal-activate"),
         Binding("x", "revoke", "Revoke", id="principal-revoke"),
@@ -76,7 +77,7 @@ class PrincipalsScreen(AreaScreen):
         with Horizontal(classes="toolbar"):
             yield Input(placeholder="/ filter by name, kind, status, email or id", id="filter")
         yield Static("", id="count")
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="principals")
+        table = RowTable(cursor_type="row", zebra_stripes=True, id="principals")
         table.add_columns(*COLUMNS)
         yield table
         with VerticalScroll(id="detail-pane"):
