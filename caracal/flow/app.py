@@ -202,8 +202,15 @@ class FlowApp(App[None]):
     def action_goto(self, area: str) -> None:
         self.goto(area)
 
+    def has_unsaved_form(self) -> bool:
+        from caracal.flow.modals.form import FormModal
+
+        return self.unsaved or any(
+            isinstance(screen, FormModal) and screen.dirty for screen in self.screen_stack
+        )
+
     def action_quit_flow(self) -> None:
-        if not self.unsaved:
+        if not self.has_unsaved_form():
             self.exit()
             return
         from caracal.flow.modals.confirm import ConfirmModal

@@ -78,7 +78,9 @@ async def test_issue_over_the_policy_is_refused_inline(
             ),
         )
         assert screen_name(app) == "IssueMandateModal"
-        await pilot.press("escape")
+        await pilot.press("escape")  # edits: asked before they are thrown away
+        await until(pilot, lambda: screen_name(app) == "ConfirmModal")
+        await pilot.press("y")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen")
     with Caracal.open("demo") as caracal:
         refused = caracal.ledger.events(LedgerFilter(types=["mandate.issue_refused"]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from caracal.services.facade import Caracal
-from tests.flow.conftest import SIZE, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, screen_name, settle, until
 
 
 def text_of(app: Any, selector: str) -> str:
@@ -90,8 +90,7 @@ async def test_a_bad_name_is_explained_inline_and_nothing_is_registered(  # type
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert screen_name(app) == "RegisterPrincipalModal"
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "PrincipalsScreen")
+        await discard_form(pilot, "PrincipalsScreen")
     with Caracal.open("demo") as caracal:
         assert len(caracal.principals.all()) == 4
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from caracal.services.facade import Caracal
 from caracal.store import secret_rows
-from tests.flow.conftest import SIZE, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, screen_name, settle, until
 from tests.support.http_server import fake_provider
 
 
@@ -166,8 +166,7 @@ async def test_a_bad_base_url_is_explained_inline_and_nothing_is_saved(world, ap
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert screen_name(app) == "AddProviderModal"
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "ProvidersScreen")
+        await discard_form(pilot, "ProvidersScreen")
     with Caracal.open("demo") as caracal:
         assert [v.spec.name for v in caracal.providers.all()] == ["github"]
 

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, OptionList, Select, Static, Switch
 
 from caracal.flow.app import FlowApp
 from caracal.home.config import known_keys
-from tests.flow.conftest import SIZE, ok, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, ok, screen_name, settle, until
 
 WORKSPACE = Path("workspaces") / "demo"
 
@@ -114,8 +114,7 @@ async def test_editing_a_value_is_validated_by_the_facade_and_saved(
             ),
             what="range error",
         )
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "SettingsScreen")
+        await discard_form(pilot, "SettingsScreen")
         assert yaml.safe_load(config.read_text())["validation"]["clock_leeway_seconds"] == 30
 
         # A valid value: saved to config.yaml, shown in the table.

@@ -27,7 +27,8 @@ def render_keymap(current: str | None, needle: str = "") -> str:
 class HelpModal(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "back", "Close", id="help-close"),
-        Binding("question_mark,q", "close", "Close", id="help-close-q"),
+        Binding("question_mark", "close", "Close", id="help-close-q"),
+        Binding("q", "app.quit_flow", "Quit", show=False, id="help-quit"),
         Binding("slash", "filter", "Filter", id="help-filter"),
         Binding("j", "scroll(1)", "Down", show=False, id="help-down"),
         Binding("k", "scroll(-1)", "Up", show=False, id="help-up"),

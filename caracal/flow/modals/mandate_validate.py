@@ -22,6 +22,11 @@ class ValidateMandateModal(FormModal[Any]):
         self.mandate = mandate
         self.scopes = scopes
 
+    @property
+    def dirty(self) -> bool:
+        """A dry run: closing it loses nothing, so esc never asks."""
+        return False
+
     def compose_fields(self) -> ComposeResult:
         yield Static(f"Mandate {self.mandate['id']}", classes="hint")
         actions = sorted(

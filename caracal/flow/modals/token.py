@@ -13,6 +13,7 @@ class TokenModal(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "close", "Close", id="token-close"),
         Binding("c", "copy", "Copy", id="token-copy"),
+        Binding("q", "app.quit_flow", "Quit", show=False, id="token-quit"),
     ]
     DEFAULT_CSS = """
     TokenModal { align: center middle; }
