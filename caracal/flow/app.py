@@ -20,6 +20,7 @@ from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.status_bar import StatusBar
 
 log = logging.getLogger(__name__)
+MAX_HISTORY = 50
 
 
 def _screen_class(area: str) -> type[Screen[None]]:
@@ -69,6 +70,7 @@ class FlowApp(App[None]):
         self.focus_mandate: str | None = None  # the mandate the delegation screen shows
         self.confirm_destructive = True  # a preference, from the workspace's Flow state
         self._pending_area: tuple[str, str | None] | None = None
+        self.history: list[str] = []  # areas to go back to with esc, most recent last
 
     # ---- start ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -122,8 +124,9 @@ class FlowApp(App[None]):
             self.goto("dashboard")
 
     # ---- navigation -----------------------------------------------------------------------
-    def goto(self, area: str, action: str | None = None) -> None:
-        """Show an area (and then run one of its screen actions, for the palette)."""
+    def goto(self, area: str, action: str | None = None, *, back: bool = False) -> None:
+        """Show an area (and then run one of its screen actions, for the palette). Leaving an
+        area records it, so esc comes back to it (`back` is that return: nothing recorded)."""
         if area == "help":
             self.action_help()
             return
@@ -133,6 +136,8 @@ class FlowApp(App[None]):
             # Still opening (start-up): go there as soon as the workspace is ready.
             self._pending_area = (area, action)
             return
+        if not back and self.area and self.area != area:
+            self.history = [*self.history, self.area][-MAX_HISTORY:]
         self.area = area
         # Area screens are built once and kept: coming back only reloads their data.
         if not self.is_screen_installed(area):
@@ -148,6 +153,15 @@ class FlowApp(App[None]):
             screen.on_screen_resume()  # type: ignore[attr-defined]
         if action is not None:
             self.call_after_refresh(lambda: self.screen.run_action(action))
+
+    def go_back(self) -> None:
+        """esc: the area shown before this one (the dashboard when there is none)."""
+        while self.history and self.history[-1] == self.area:
+            self.history.pop()
+        if self.history:
+            self.goto(self.history.pop(), back=True)
+        elif self.area != "dashboard":
+            self.goto("dashboard", back=True)
 
     def apply_preferences(self, state: dict[str, Any]) -> None:
         preferences = state.get("preferences", {})
@@ -179,9 +193,10 @@ class FlowApp(App[None]):
         """After a switch or restore: every screen reloads from the new workspace, and its own
         preferences apply."""
         name = self.context.workspace_name or ""
+        self.history = []  # the areas of another workspace are not "back"
         run_in_background(self, self.context.read_state, done=self.apply_preferences, group="state")
         self.post_message(WorkspaceOpened(name))
-        self.goto("dashboard")
+        self.goto("dashboard", back=True)
 
     def data_changed(self, area: str = "*") -> None:
         self.screen.post_message(DataChanged(area))

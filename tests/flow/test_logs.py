@@ -73,8 +73,9 @@ async def test_logs_show_new_records_and_hide_them_below_the_level(
         )
         assert "marker-error" in log_text(app)
 
-        # `escape` goes back; the Logs screen keeps its filters when shown again.
-        await pilot.press("escape")
+        # enter keeps the filter and goes to the log; `escape` then goes back, and the Logs
+        # screen keeps its filters when shown again.
+        await pilot.press("enter", "escape")
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("0")
         await until(pilot, lambda: screen_name(app) == "LogsScreen")

@@ -114,8 +114,18 @@ class AreaScreen(Screen[None]):
             self.flow.goto(event.option.id)
 
     def action_back(self) -> None:
-        if self.AREA != "dashboard":
-            self.flow.goto("dashboard")
+        """esc in the filter clears it and hands the keys back to the table; anywhere else it
+        goes back to the area shown before."""
+        focused = self.focused
+        if isinstance(focused, Input) and focused.id == "filter":
+            focused.value = ""
+            home = self.home_widget()
+            if home is not None:
+                home.focus()
+            else:
+                self.set_focus(None)
+            return
+        self.flow.go_back()
 
     def action_focus_filter(self) -> None:
         for widget in self.query(Input):
