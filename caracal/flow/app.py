@@ -71,6 +71,8 @@ class FlowApp(App[None]):
         self.confirm_destructive = True  # a preference, from the workspace's Flow state
         self._pending_area: tuple[str, str | None] | None = None
         self.history: list[str] = []  # areas to go back to with esc, most recent last
+        # Each area's saved filters and selection, applied when its screen is first built.
+        self.saved_views: dict[str, Any] = {}
 
     # ---- start ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -111,9 +113,13 @@ class FlowApp(App[None]):
             self.switch_screen(OnboardingScreen(resume=state.get("onboarding", {})))
             return
         self.apply_preferences(state)
+        self.apply_saved_views(state)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.post_message(WorkspaceOpened(name))
         pending, self._pending_area = self._pending_area, None
+        saved_area = state.get("area")
+        if pending is None and saved_area in BY_KEY and saved_area not in ("dashboard", "help"):
+            pending = (saved_area, None)
         shown = [s for s in self.screen_stack if hasattr(s, "workspace_ready")]
         if pending is not None and pending != ("dashboard", None):
             self.goto(*pending)
@@ -136,6 +142,8 @@ class FlowApp(App[None]):
             # Still opening (start-up): go there as soon as the workspace is ready.
             self._pending_area = (area, action)
             return
+        if self.area and self.area != area:
+            self.save_view()
         if not back and self.area and self.area != area:
             self.history = [*self.history, self.area][-MAX_HISTORY:]
         self.area = area
@@ -153,6 +161,36 @@ class FlowApp(App[None]):
             screen.on_screen_resume()  # type: ignore[attr-defined]
         if action is not None:
             self.call_after_refresh(lambda: self.screen.run_action(action))
+
+    # ---- remembered state ------------------------------------------------------------------
+    def apply_saved_views(self, state: dict[str, Any]) -> None:
+        views = state.get("views")
+        self.saved_views = dict(views) if isinstance(views, dict) else {}
+
+    def _view_change(self) -> Any:
+        """The change to flow_state.json for the area now shown (read on the UI thread)."""
+        area = self.area
+        screen = self.get_screen(area) if area and self.is_screen_installed(area) else None
+        view = screen.view_state() if screen is not None and screen.is_mounted else None  # type: ignore[attr-defined]
+
+        def change(state: dict[str, Any]) -> None:
+            if area in BY_KEY and area != "help":
+                state["area"] = area
+            if view is not None:
+                views = state.get("views")
+                state["views"] = {**(views if isinstance(views, dict) else {}), area: view}
+
+        return change
+
+    def save_view(self, *, now: bool = False) -> None:
+        """Remember the current area, its filters and selection (atomic write of the file)."""
+        if not self.context.has_workspace or not self.area:
+            return
+        change = self._view_change()
+        if now:
+            self.context.update_state(change)
+        else:
+            run_in_background(self, lambda: self.context.update_state(change), group="state")
 
     def go_back(self) -> None:
         """esc: the area shown before this one (the dashboard when there is none)."""
@@ -194,7 +232,18 @@ class FlowApp(App[None]):
         preferences apply."""
         name = self.context.workspace_name or ""
         self.history = []  # the areas of another workspace are not "back"
-        run_in_background(self, self.context.read_state, done=self.apply_preferences, group="state")
+        self.area = ""  # nothing of this area is saved into the new workspace's state
+
+        def opened(state: dict[str, Any]) -> None:
+            self.apply_preferences(state)
+            self.apply_saved_views(state)
+            for key in list(self.saved_views):  # screens already built take their view now
+                if self.is_screen_installed(key):
+                    view = self.saved_views.pop(key)
+                    if isinstance(view, dict):
+                        self.get_screen(key).apply_view(view)  # type: ignore[attr-defined]
+
+        run_in_background(self, self.context.read_state, done=opened, group="state")
         self.post_message(WorkspaceOpened(name))
         self.goto("dashboard", back=True)
 
@@ -226,17 +275,25 @@ class FlowApp(App[None]):
 
     def action_quit_flow(self) -> None:
         if not self.has_unsaved_form():
-            self.exit()
+            self.quit_now()
             return
         from caracal.flow.modals.confirm import ConfirmModal
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                self.quit_now()
 
         self.push_screen(
             ConfirmModal("Quit and lose the unsaved form?", confirm_label="Quit"), answered
         )
+
+    def quit_now(self) -> None:
+        # A small file written as Flow ends: in place, so it is on disk before the exit.
+        try:
+            self.save_view(now=True)
+        except Exception:  # never keep someone from quitting
+            log.exception("could not save Flow state")
+        self.exit()
 
     def on_unmount(self) -> None:
         self.context.close()

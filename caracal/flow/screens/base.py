@@ -34,6 +34,9 @@ class AreaScreen(Screen[None]):
     """Subclasses set AREA and implement `compose_area` and `load`."""
 
     AREA = "dashboard"
+    # Shown, the keys go to the area's table (or tree, or log), not to the sidebar.
+    HOME = "#area PagedTable, #area Tree, #area RichLog, #area DataTable"
+    AUTO_FOCUS = HOME
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("slash", "focus_filter", "Filter", id="filter"),
@@ -64,8 +67,13 @@ class AreaScreen(Screen[None]):
 
     needs_load = False  # set when the screen is (re)shown as an area, not after a dialog
 
+    wanted_row: str | None = None  # the row to select once the table has loaded (saved state)
+
     def on_mount(self) -> None:
         self.flow.paint_status(self.query_one(StatusBar))
+        saved = self.flow.saved_views.pop(self.AREA, None)
+        if isinstance(saved, dict):
+            self.apply_view(saved)
         if self.context.has_workspace:
             self.needs_load = False
             self.load()
@@ -80,7 +88,7 @@ class AreaScreen(Screen[None]):
 
     def home_widget(self) -> Widget | None:
         """Where the keys go when nothing else has them: the area's main table (or tree/log)."""
-        for widget in self.query("#area PagedTable, #area Tree, #area RichLog, #area DataTable"):
+        for widget in self.query(self.HOME):
             if widget.focusable:
                 return widget
         return None
@@ -104,6 +112,36 @@ class AreaScreen(Screen[None]):
 
     def load(self) -> None:
         """(Re)load this area's data; runs whenever the screen shows or data changes."""
+
+    # ---- remembered view (flow_state.json) -------------------------------------------------
+    def view_state(self) -> dict[str, Any]:
+        from caracal.flow.view_state import read_view
+
+        return read_view(self)
+
+    def apply_view(self, view: dict[str, Any]) -> None:
+        from caracal.flow.view_state import apply_filters
+
+        apply_filters(self, view)
+        selected = view.get("selected")
+        if isinstance(selected, str):
+            self.want_row(selected)
+
+    def want_row(self, key: str) -> None:
+        """Select this row after the next load (screens with their own tables override)."""
+        self.wanted_row = key
+
+    def on_paged_table_loaded(self, event: Any) -> None:
+        from caracal.flow.view_state import row_key
+
+        wanted, self.wanted_row = self.wanted_row, None
+        if wanted is None:
+            return
+        table = event.table
+        for index in range(min(table.total, table.PAGE)):
+            if row_key(table.row_at(index)) == wanted:
+                table.cursor = index
+                return
 
     def on_data_changed(self, message: DataChanged) -> None:
         self.load()

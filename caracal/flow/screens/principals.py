@@ -92,6 +92,9 @@ class PrincipalsScreen(AreaScreen):
             self, self.context.caracal.principals.all, done=self._loaded, description="principals"
         )
 
+    def want_row(self, key: str) -> None:
+        self.focus_id = key
+
     def _loaded(self, rows: list[dict[str, Any]]) -> None:
         self.rows = {row["id"]: row for row in rows}
         self._fill_table()
@@ -100,7 +103,8 @@ class PrincipalsScreen(AreaScreen):
     def _fill_table(self) -> None:
         table = self.table
         keep = self.focus_id or self._cursor_id()
-        self.focus_id = None
+        if self.rows:  # a filter typed before the rows came keeps the wanted row for them
+            self.focus_id = None
         needle = self.query_one("#filter", Input).value.strip().lower()
         table.clear()
         for row in self.rows.values():

@@ -96,6 +96,9 @@ class ProvidersScreen(AreaScreen):
             self, self.context.caracal.providers.all, done=self._loaded, description="providers"
         )
 
+    def want_row(self, key: str) -> None:
+        self.focus_name = key
+
     def _loaded(self, views: list[ProviderView]) -> None:
         self.views = {view.spec.name: view for view in views}
         self._fill_table()
@@ -104,7 +107,8 @@ class ProvidersScreen(AreaScreen):
     def _fill_table(self) -> None:
         table = self.table
         keep = self.focus_name or self._cursor_name()
-        self.focus_name = None
+        if self.views:  # a filter typed before the rows came keeps the wanted row for them
+            self.focus_name = None
         needle = self.query_one("#filter", Input).value.strip().lower()
         table.clear()
         for name, view in sorted(self.views.items()):
