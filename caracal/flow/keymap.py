@@ -162,3 +162,37 @@ MEANINGS: dict[str, Meaning] = {
     "m": _meaning("choose the theme", "settings-theme"),
     "p": _meaning("ask before destructive actions (on or off)", "settings-confirm"),
 }
+
+
+README_START = "<!-- keymap: generated from Flow's bindings by `python -m caracal.flow.keymap` -->"
+README_END = "<!-- keymap end -->"
+
+
+def markdown_table() -> str:
+    """Every key as a Markdown table, shared keys first, then each area's (for the README)."""
+    rows = ["| where | keys | what they do |", "|---|---|---|"]
+    for title, keys in [*shared_sections(), *sections(None)[len(shared_sections()) :]]:
+        areas = [k for k in keys if k.binding_id.startswith("goto-")]
+        others = [k for k in keys if not k.binding_id.startswith("goto-")]
+        if areas:
+            shown = ", ".join(f"`{k.shown}`" for k in areas)
+            rows.append(f"| {title} | {shown} | {', '.join(k.description for k in areas)} |")
+        for key in others:
+            shown = ", ".join(f"`{key_name(k)}`" for k in key.keys)
+            rows.append(f"| {title} | {shown} | {key.description} |")
+    return "\n".join(rows)
+
+
+def readme_with_keymap(readme: str) -> str:
+    """The README with its generated keymap section replaced by the current one."""
+    start = readme.index(README_START) + len(README_START)
+    end = readme.index(README_END)
+    return readme[:start] + "\n" + markdown_table() + "\n" + readme[end:]
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintainer's command
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
+    target.write_text(readme_with_keymap(target.read_text(encoding="utf-8")), encoding="utf-8")

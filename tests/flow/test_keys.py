@@ -102,3 +102,14 @@ async def test_k_moves_up_on_principals_and_never_opens_a_dialog(
         assert screen_name(app) == "PrincipalsScreen"
         await pilot.press("R")
         await until(pilot, lambda: screen_name(app) == "RotateKeyModal")
+
+
+def test_the_readme_keymap_is_the_bindings() -> None:
+    from pathlib import Path
+
+    from caracal.flow.keymap import readme_with_keymap
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_with_keymap(readme) == readme, (
+        "README.md's keymap differs from Flow's bindings: run `python -m caracal.flow.keymap`"
+    )
