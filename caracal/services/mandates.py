@@ -241,6 +241,16 @@ class MandateService:
         return outcome  # type: ignore[no-any-return]
 
     # ---- revoking -------------------------------------------------------------------------
+    @staticmethod
+    def nothing_to_revoke(preview: list[dict[str, Any]]) -> str | None:
+        """Why revoking would change nothing (None when something would be revoked)."""
+        if preview and all(row["revoked_at"] is not None for row in preview):
+            return (
+                f"Mandate {preview[0]['id']} is already revoked, and so is everything delegated "
+                "from it: there is nothing left to revoke."
+            )
+        return None
+
     def preview_revocation(self, mandate_id: str) -> list[dict[str, Any]]:
         """The mandate and every descendant that a revocation would reach."""
         with self.app.store.read() as conn:

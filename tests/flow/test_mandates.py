@@ -160,3 +160,24 @@ async def test_search_filters_and_token_copy(world: dict[str, str], app_factory:
         with Caracal.open("demo") as caracal:
             token = caracal.mandates.get(world["root"])["token"]
         assert app.clipboard == token
+
+
+async def test_revoke_on_an_already_revoked_mandate_says_so(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    with Caracal.open("demo") as caracal:
+        caracal.mandates.revoke(world["root"], "done with it")
+        events = caracal.ledger.head()[0]
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(app) == "ProblemModal", what="explained")
+        message = str(app.screen.query_one("#message").render())
+        assert "already revoked" in message and "0 mandate" not in message
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(app) == "MandatesScreen")
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#mandates")
+    with Caracal.open("demo") as caracal:
+        assert caracal.ledger.head()[0] == events  # nothing recorded
