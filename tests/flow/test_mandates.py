@@ -181,3 +181,22 @@ async def test_revoke_on_an_already_revoked_mandate_says_so(
         assert app.focused is app.screen.query_one("#mandates")
     with Caracal.open("demo") as caracal:
         assert caracal.ledger.head()[0] == events  # nothing recorded
+
+
+async def test_validate_wording_and_no_stale_decision(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("v")
+        await until(pilot, lambda: screen_name(app) == "ValidateMandateModal")
+        await pilot.press("ctrl+s")
+        decision = lambda: str(app.screen.query_one("#decision").render())  # noqa: E731
+        await until(pilot, lambda: "ALLOWED" in decision())
+        assert "allowed" not in decision().replace("ALLOWED", "")  # not "ALLOWED — allowed"
+        app.screen.query_one("#intent").focus()
+        await pilot.press(*"{bad", "ctrl+s")
+        error = lambda: str(app.screen.query_one("#form-error").render())  # noqa: E731
+        await until(pilot, lambda: "strict JSON" in error(), what="intent error")
+        assert "ALLOWED" not in decision() and "--" not in error()
