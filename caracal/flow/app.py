@@ -70,6 +70,12 @@ class FlowApp(App[None]):
         self.focus_mandate: str | None = None  # the mandate the delegation screen shows
         self.confirm_destructive = True  # a preference, from the workspace's Flow state
         self._pending_area: tuple[str, str | None] | None = None
+        # The workspace and ledger head the dashboard last verified, and one being verified:
+        # a visit verifies again only when the head moved (kept here: the dashboard that
+        # paints at start-up is not the one installed later).
+        self.verified_head: tuple[str, int, str] | None = None
+        self.checking_head: tuple[str, int, str] | None = None
+        self.ledger_status = ""  # what that verification said, and when
         self.history: list[str] = []  # areas to go back to with esc, most recent last
         # Each area's saved filters and selection, applied when its screen is first built.
         self.saved_views: dict[str, Any] = {}

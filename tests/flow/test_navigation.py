@@ -140,3 +140,34 @@ async def test_help_lists_every_binding_and_escape_goes_back(
         await pilot.press("q")
         await settle(pilot)
     assert app.return_code in (0, None)
+
+
+async def test_the_dashboard_verifies_again_only_when_the_ledger_moved(
+    world: dict[str, str], app_factory: Any, monkeypatch: Any
+) -> None:
+    from caracal.services.ledger import LedgerService
+
+    calls: list[bool] = []
+    real = LedgerService.verify
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(True)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerService, "verify", counted)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        status = lambda: str(app.screen.query_one("#ledger-status").render())  # noqa: E731
+        await until(pilot, lambda: "verified" in status())
+        await settle(pilot)
+        assert len(calls) == 1
+        for _ in range(2):
+            await pilot.press("2", "1")
+            await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+            await settle(pilot)
+        assert len(calls) == 1 and "verified" in status()  # same head: no new check
+        run_cli("principal", "register", "--kind", "worker", "--name", "w2")
+        await pilot.press("2", "1")
+        await until(pilot, lambda: len(calls) == 2, what="a check of the new event")
+        await until(pilot, lambda: "1 new since the last check" in status())
