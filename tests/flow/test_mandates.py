@@ -159,7 +159,16 @@ async def test_search_filters_and_token_copy(world: dict[str, str], app_factory:
         await pilot.press("c")
         with Caracal.open("demo") as caracal:
             token = caracal.mandates.get(world["root"])["token"]
+            folder = caracal.paths.root
         assert app.clipboard == token
+        said = lambda: str(app.screen.query_one("#copy-status").render())  # noqa: E731
+        # Honest: it says how the token went out, never that it was copied.
+        assert "Sent to the terminal's clipboard (OSC 52)" in said() and "copied" not in said()
+        await pilot.press("w")
+        written = folder / "tokens" / f"{world['root']}.jwt"
+        await until(pilot, lambda: "Written to" in said(), what="written")
+        assert written.read_text().strip() == token
+        assert written.stat().st_mode & 0o777 == 0o600
 
 
 async def test_revoke_on_an_already_revoked_mandate_says_so(
