@@ -42,6 +42,9 @@ class _PaletteProviders:
 
 class FlowApp(App[None]):
     TITLE = "Caracal Flow"
+    # Below 100 columns the sidebar folds away (digits, the palette and ? still reach every
+    # area) and the dashboard's tiles wrap, so the table gets the width.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     COMMANDS = _PaletteProviders()
     CSS = """
     #area { padding: 0 1; }
@@ -50,6 +53,8 @@ class FlowApp(App[None]):
     .toolbar { height: auto; }
     .toolbar Input { width: 1fr; }
     .toolbar Select { width: 24; }
+    Screen.-narrow #nav { display: none; }
+    Screen.-narrow .toolbar Select { width: 18; }
     """
     BINDINGS = [
         Binding("ctrl+p", "command_palette", "Palette", id="palette", priority=True),

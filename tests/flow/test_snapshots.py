@@ -108,6 +108,16 @@ def test_screen(area: str, fixed_world: dict[str, str], snap_compare: Any) -> No
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=at(key, *keys))
 
 
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
+@pytest.mark.parametrize("area", [a for a in SCREENS if a != "help"])
+def test_screen_at_size(
+    area: str, size: tuple[int, int], fixed_world: dict[str, str], snap_compare: Any
+) -> None:
+    """A small and a large terminal: the sidebar folds below 100 columns, the footer fits."""
+    key, keys = SCREENS[area]
+    assert snap_compare(build_app(), terminal_size=size, run_before=at(key, *keys))
+
+
 def test_settings_screen(fixed_world: dict[str, str], snap_compare: Any) -> None:
     async def run(pilot: Any) -> None:
         await at("")(pilot)

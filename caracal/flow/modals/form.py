@@ -18,7 +18,6 @@ from textual.widget import Widget
 from textual.widgets import (
     Button,
     Checkbox,
-    Footer,
     Input,
     Label,
     Select,
@@ -29,6 +28,7 @@ from textual.widgets import (
 )
 
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from caracal.flow.app import FlowApp
@@ -85,7 +85,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
                 yield Button("Cancel", id="form-cancel-button")
                 yield Button(self.SUBMIT, id="form-submit", variant="primary")
             yield Static(self.KEYS_HINT, id="form-keys", markup=False)
-        yield Footer()
+        yield FittingFooter()
 
     def compose_fields(self) -> ComposeResult:
         yield from ()

@@ -10,10 +10,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, OptionList
+from textual.widgets import Input, OptionList
 
 from caracal.flow.areas import AREAS, BY_KEY
 from caracal.flow.messages import DataChanged
+from caracal.flow.widgets.footer import FittingFooter
 from caracal.flow.widgets.nav import Nav
 from caracal.flow.widgets.status_bar import StatusBar
 
@@ -60,7 +61,7 @@ class AreaScreen(Screen[None]):
             yield Nav(self.AREA)
             with Vertical(id="area"):
                 yield from self.compose_area()
-        yield Footer()
+        yield FittingFooter()
 
     def compose_area(self) -> ComposeResult:
         yield from ()

@@ -37,6 +37,7 @@ class DashboardScreen(AreaScreen):
     AREA = "dashboard"
     DEFAULT_CSS = """
     DashboardScreen Grid { grid-size: 5; grid-gutter: 1 1; height: auto; margin-top: 1; }
+    DashboardScreen.-narrow Grid { grid-size: 3; }
     DashboardScreen #ledger-status { margin-top: 1; }
     DashboardScreen #recent { height: 1fr; margin-top: 1; }
     """
