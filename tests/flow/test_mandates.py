@@ -74,7 +74,8 @@ async def test_issue_over_the_policy_is_refused_inline(
         await until(
             pilot,
             lambda: (
-                "exceeds the policy maximum" in str(app.screen.query_one("#form-error").render())
+                "validity 3h exceeds the policy maximum of 1h"
+                in str(app.screen.query_one("#form-error").render())
             ),
         )
         assert screen_name(app) == "IssueMandateModal"
