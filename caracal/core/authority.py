@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from caracal.core.durations import format_duration
 from caracal.core.errors import DeniedError
 from caracal.core.mandates import MandateClaims, Policy, Principal
 from caracal.core.principals import may_grant
@@ -105,7 +106,8 @@ def check_policy(
     if validity > policy.max_validity:
         raise _deny(
             "POLICY_VALIDITY_EXCEEDED",
-            f"Requested validity {validity}s exceeds the policy maximum of {policy.max_validity}s ({policy.id}).",
+            f"Requested validity {format_duration(validity)} exceeds the policy maximum of "
+            f"{format_duration(policy.max_validity)} ({policy.id}).",
         )
     for scope in resources:
         if not any_pattern_matches(policy.resources, scope):

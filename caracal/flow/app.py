@@ -20,6 +20,7 @@ from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.status_bar import StatusBar
 
 log = logging.getLogger(__name__)
+MAX_HISTORY = 50
 
 
 def _screen_class(area: str) -> type[Screen[None]]:
@@ -41,6 +42,9 @@ class _PaletteProviders:
 
 class FlowApp(App[None]):
     TITLE = "Caracal Flow"
+    # Below 100 columns the sidebar folds away (digits, the palette and ? still reach every
+    # area) and the dashboard's tiles wrap, so the table gets the width.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     COMMANDS = _PaletteProviders()
     CSS = """
     #area { padding: 0 1; }
@@ -49,10 +53,12 @@ class FlowApp(App[None]):
     .toolbar { height: auto; }
     .toolbar Input { width: 1fr; }
     .toolbar Select { width: 24; }
+    Screen.-narrow #nav { display: none; }
+    Screen.-narrow .toolbar Select { width: 18; }
     """
     BINDINGS = [
         Binding("ctrl+p", "command_palette", "Palette", id="palette", priority=True),
-        Binding("question_mark", "goto('help')", "Help", id="help"),
+        Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_flow", "Quit", id="quit"),
         Binding("ctrl+c", "quit_flow", "Quit", show=False, id="quit-ctrl-c", priority=True),
     ]
@@ -69,6 +75,15 @@ class FlowApp(App[None]):
         self.focus_mandate: str | None = None  # the mandate the delegation screen shows
         self.confirm_destructive = True  # a preference, from the workspace's Flow state
         self._pending_area: tuple[str, str | None] | None = None
+        # The workspace and ledger head the dashboard last verified, and one being verified:
+        # a visit verifies again only when the head moved (kept here: the dashboard that
+        # paints at start-up is not the one installed later).
+        self.verified_head: tuple[str, int, str] | None = None
+        self.checking_head: tuple[str, int, str] | None = None
+        self.ledger_status = ""  # what that verification said, and when
+        self.history: list[str] = []  # areas to go back to with esc, most recent last
+        # Each area's saved filters and selection, applied when its screen is first built.
+        self.saved_views: dict[str, Any] = {}
 
     # ---- start ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -109,9 +124,13 @@ class FlowApp(App[None]):
             self.switch_screen(OnboardingScreen(resume=state.get("onboarding", {})))
             return
         self.apply_preferences(state)
+        self.apply_saved_views(state)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.post_message(WorkspaceOpened(name))
         pending, self._pending_area = self._pending_area, None
+        saved_area = state.get("area")
+        if pending is None and saved_area in BY_KEY and saved_area not in ("dashboard", "help"):
+            pending = (saved_area, None)
         shown = [s for s in self.screen_stack if hasattr(s, "workspace_ready")]
         if pending is not None and pending != ("dashboard", None):
             self.goto(*pending)
@@ -122,14 +141,22 @@ class FlowApp(App[None]):
             self.goto("dashboard")
 
     # ---- navigation -----------------------------------------------------------------------
-    def goto(self, area: str, action: str | None = None) -> None:
-        """Show an area (and then run one of its screen actions, for the palette)."""
+    def goto(self, area: str, action: str | None = None, *, back: bool = False) -> None:
+        """Show an area (and then run one of its screen actions, for the palette). Leaving an
+        area records it, so esc comes back to it (`back` is that return: nothing recorded)."""
+        if area == "help":
+            self.action_help()
+            return
         if area not in BY_KEY:
             return
-        if not self.context.has_workspace and area not in ("help",):
+        if not self.context.has_workspace:
             # Still opening (start-up): go there as soon as the workspace is ready.
             self._pending_area = (area, action)
             return
+        if self.area and self.area != area:
+            self.save_view()
+        if not back and self.area and self.area != area:
+            self.history = [*self.history, self.area][-MAX_HISTORY:]
         self.area = area
         # Area screens are built once and kept: coming back only reloads their data.
         if not self.is_screen_installed(area):
@@ -145,6 +172,45 @@ class FlowApp(App[None]):
             screen.on_screen_resume()  # type: ignore[attr-defined]
         if action is not None:
             self.call_after_refresh(lambda: self.screen.run_action(action))
+
+    # ---- remembered state ------------------------------------------------------------------
+    def apply_saved_views(self, state: dict[str, Any]) -> None:
+        views = state.get("views")
+        self.saved_views = dict(views) if isinstance(views, dict) else {}
+
+    def _view_change(self) -> Any:
+        """The change to flow_state.json for the area now shown (read on the UI thread)."""
+        area = self.area
+        screen = self.get_screen(area) if area and self.is_screen_installed(area) else None
+        view = screen.view_state() if screen is not None and screen.is_mounted else None  # type: ignore[attr-defined]
+
+        def change(state: dict[str, Any]) -> None:
+            if area in BY_KEY and area != "help":
+                state["area"] = area
+            if view is not None:
+                views = state.get("views")
+                state["views"] = {**(views if isinstance(views, dict) else {}), area: view}
+
+        return change
+
+    def save_view(self, *, now: bool = False) -> None:
+        """Remember the current area, its filters and selection (atomic write of the file)."""
+        if not self.context.has_workspace or not self.area:
+            return
+        change = self._view_change()
+        if now:
+            self.context.update_state(change)
+        else:
+            run_in_background(self, lambda: self.context.update_state(change), group="state")
+
+    def go_back(self) -> None:
+        """esc: the area shown before this one (the dashboard when there is none)."""
+        while self.history and self.history[-1] == self.area:
+            self.history.pop()
+        if self.history:
+            self.goto(self.history.pop(), back=True)
+        elif self.area != "dashboard":
+            self.goto("dashboard", back=True)
 
     def apply_preferences(self, state: dict[str, Any]) -> None:
         preferences = state.get("preferences", {})
@@ -176,9 +242,21 @@ class FlowApp(App[None]):
         """After a switch or restore: every screen reloads from the new workspace, and its own
         preferences apply."""
         name = self.context.workspace_name or ""
-        run_in_background(self, self.context.read_state, done=self.apply_preferences, group="state")
+        self.history = []  # the areas of another workspace are not "back"
+        self.area = ""  # nothing of this area is saved into the new workspace's state
+
+        def opened(state: dict[str, Any]) -> None:
+            self.apply_preferences(state)
+            self.apply_saved_views(state)
+            for key in list(self.saved_views):  # screens already built take their view now
+                if self.is_screen_installed(key):
+                    view = self.saved_views.pop(key)
+                    if isinstance(view, dict):
+                        self.get_screen(key).apply_view(view)  # type: ignore[attr-defined]
+
+        run_in_background(self, self.context.read_state, done=opened, group="state")
         self.post_message(WorkspaceOpened(name))
-        self.goto("dashboard")
+        self.goto("dashboard", back=True)
 
     def data_changed(self, area: str = "*") -> None:
         self.screen.post_message(DataChanged(area))
@@ -190,22 +268,43 @@ class FlowApp(App[None]):
         log.info("flow problem: %s", message)
         self.push_screen(ProblemModal(message, title))
 
+    def action_help(self) -> None:
+        from caracal.flow.modals.help import HelpModal
+
+        if not isinstance(self.screen, HelpModal):
+            self.push_screen(HelpModal(self.area or None))
+
     def action_goto(self, area: str) -> None:
         self.goto(area)
 
+    def has_unsaved_form(self) -> bool:
+        from caracal.flow.modals.form import FormModal
+
+        return self.unsaved or any(
+            isinstance(screen, FormModal) and screen.dirty for screen in self.screen_stack
+        )
+
     def action_quit_flow(self) -> None:
-        if not self.unsaved:
-            self.exit()
+        if not self.has_unsaved_form():
+            self.quit_now()
             return
         from caracal.flow.modals.confirm import ConfirmModal
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                self.quit_now()
 
         self.push_screen(
             ConfirmModal("Quit and lose the unsaved form?", confirm_label="Quit"), answered
         )
+
+    def quit_now(self) -> None:
+        # A small file written as Flow ends: in place, so it is on disk before the exit.
+        try:
+            self.save_view(now=True)
+        except Exception:  # never keep someone from quitting
+            log.exception("could not save Flow state")
+        self.exit()
 
     def on_unmount(self) -> None:
         self.context.close()

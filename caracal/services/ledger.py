@@ -20,6 +20,7 @@ from caracal.core.ledger import NewEvent
 from caracal.core.merkle import Frontier
 from caracal.core.tree_head import HeadFormatError, TreeHead
 from caracal.home.atomic import atomic_write_text, output_writer
+from caracal.services.ledger_query import LedgerQuery
 from caracal.services.ledger_verify import VerifiedPoint, VerifyReport, verify_ledger
 from caracal.store import ledger_rows
 from caracal.store.engine import after_commit
@@ -272,6 +273,16 @@ class LedgerService:
             if limit is not None:
                 query = query.limit(limit)
             return [self._event_dict(r._mapping) for r in conn.execute(query)]
+
+    def parse_query(self, text: str) -> LedgerQuery:
+        """The Ledger search words as a filter (types, reason code, principal name, id start),
+        with the words that are none of those."""
+        from caracal.services.ledger_query import parse_ledger_query
+
+        if not text.strip():
+            return LedgerQuery()
+        names = {p["name"]: p["id"] for p in self.app.principals.all()}
+        return parse_ledger_query(text, names)
 
     def count(self, flt: LedgerFilter) -> int:
         where = self._where(flt)

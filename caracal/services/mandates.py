@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -304,6 +305,16 @@ class MandateService:
         return outcome  # type: ignore[no-any-return]
 
     # ---- revoking -------------------------------------------------------------------------
+    @staticmethod
+    def nothing_to_revoke(preview: list[dict[str, Any]]) -> str | None:
+        """Why revoking would change nothing (None when something would be revoked)."""
+        if preview and all(row["revoked_at"] is not None for row in preview):
+            return (
+                f"Mandate {preview[0]['id']} is already revoked, and so is everything delegated "
+                "from it: there is nothing left to revoke."
+            )
+        return None
+
     def preview_revocation(self, mandate_id: str) -> list[dict[str, Any]]:
         """The mandate and every descendant that a revocation would reach."""
         with self.app.store.read() as conn:
@@ -362,6 +373,16 @@ class MandateService:
             if len(found) > 1:
                 raise ValidationError(f"Mandate id prefix {ref!r} is ambiguous; give more of it.")
         raise NotFoundError(f"Mandate {ref!r} does not exist; see `caracal mandate list`.")
+
+    def write_token(self, mandate_id: str) -> Path:
+        """Write a mandate's token to `<workspace>/tokens/<id>.jwt`, readable only by its owner
+        (0600, written atomically): for terminals that do not pass a copy to the clipboard."""
+        from caracal.home.atomic import atomic_write_text
+
+        row = self.get(mandate_id)
+        path = self.app.paths.root / "tokens" / f"{row['id']}.jwt"
+        atomic_write_text(path, row["token"] + "\n", mode=0o600)
+        return path
 
     def get(self, mandate_id: str) -> dict[str, Any]:
         now = int(self.app.clock())

@@ -7,7 +7,6 @@ unknown name fails the build. The same functions back `tests/docs/`.
 from __future__ import annotations
 
 import ast
-import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -111,36 +110,11 @@ def _keys(binding_key: str) -> str:
 
 
 def keymap() -> str:
-    """Flow's keys, section by section, from the BINDINGS of the app, its screens and tables."""
-    from textual.binding import Binding
+    """Flow's keys, where they work, from the bindings (`caracal.flow.keymap`: the same list
+    `?` shows in Flow)."""
+    from caracal.flow.keymap import markdown_table
 
-    from caracal.flow.app import FlowApp
-    from caracal.flow.areas import AREAS
-    from caracal.flow.screens.base import AreaScreen
-    from caracal.flow.widgets.paged_table import PagedTable
-
-    sections: list[tuple[str, list[Any]]] = [
-        ("Everywhere", list(FlowApp.BINDINGS)),
-        ("In every area", list(AreaScreen.BINDINGS)),
-        ("In tables", list(PagedTable.BINDINGS)),
-    ]
-    for area in AREAS:
-        try:
-            screen = importlib.import_module(f"caracal.flow.screens.{area.key}").SCREEN
-        except (ImportError, AttributeError):
-            continue
-        own = [b for b in screen.BINDINGS if b not in AreaScreen.BINDINGS]
-        if own:
-            sections.append((area.title, own))
-    out = []
-    for title, bindings in sections:
-        rows = [
-            [_keys(b.key), b.description]
-            for b in bindings
-            if isinstance(b, Binding) and b.description
-        ]
-        out.append(f"**{title}**\n\n" + _table(["keys", "does"], rows))
-    return "\n\n".join(out)
+    return markdown_table()
 
 
 def config_keys() -> str:

@@ -76,7 +76,7 @@ def test_issuance_refusals_name_the_bound_and_are_recorded(world: World) -> None
     refused(world.issue("alice", "orch"), "SUBJECT_INACTIVE")
     assert len(ok(run_cli("mandate", "list", "--json")).json()) == before
     message = world.issue("alice", "w1", ttl="3h").stderr
-    assert "exceeds the policy maximum of 3600s" in message
+    assert "Requested validity 3h exceeds the policy maximum of 1h" in message
 
 
 def test_bad_input_is_invalid_not_a_refusal(world: World) -> None:

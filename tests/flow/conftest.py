@@ -132,3 +132,13 @@ async def until(
 
 def screen_name(app: FlowApp) -> str:
     return type(app.screen).__name__
+
+
+async def discard_form(pilot: Any, back_to: str) -> None:
+    """esc on a form with edits asks first: say yes, and wait for the screen behind it."""
+    app = pilot.app
+    await pilot.press("escape")
+    await until(pilot, lambda: screen_name(app) in ("ConfirmModal", back_to), what="esc")
+    if screen_name(app) == "ConfirmModal":
+        await pilot.press("y")
+    await until(pilot, lambda: screen_name(app) == back_to, what=back_to)

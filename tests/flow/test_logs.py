@@ -55,7 +55,7 @@ async def test_logs_show_new_records_and_hide_them_below_the_level(
         assert "RuntimeError: marker traceback" in text  # the traceback under its record
 
         # `l` raises the minimum level to WARNING: the INFO record goes, the ERROR stays.
-        await pilot.press("l")
+        await pilot.press("L")
         await until(
             pilot,
             lambda: app.screen.query_one("#level-filter", Select).value == "WARNING",
@@ -73,8 +73,9 @@ async def test_logs_show_new_records_and_hide_them_below_the_level(
         )
         assert "marker-error" in log_text(app)
 
-        # `escape` goes back; the Logs screen keeps its filters when shown again.
-        await pilot.press("escape")
+        # enter keeps the filter and goes to the log; `escape` then goes back, and the Logs
+        # screen keeps its filters when shown again.
+        await pilot.press("enter", "escape")
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("0")
         await until(pilot, lambda: screen_name(app) == "LogsScreen")

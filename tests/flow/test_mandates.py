@@ -74,11 +74,14 @@ async def test_issue_over_the_policy_is_refused_inline(
         await until(
             pilot,
             lambda: (
-                "exceeds the policy maximum" in str(app.screen.query_one("#form-error").render())
+                "validity 3h exceeds the policy maximum of 1h"
+                in str(app.screen.query_one("#form-error").render())
             ),
         )
         assert screen_name(app) == "IssueMandateModal"
-        await pilot.press("escape")
+        await pilot.press("escape")  # edits: asked before they are thrown away
+        await until(pilot, lambda: screen_name(app) == "ConfirmModal")
+        await pilot.press("y")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen")
     with Caracal.open("demo") as caracal:
         refused = caracal.ledger.events(LedgerFilter(types=["mandate.issue_refused"]))
@@ -157,4 +160,53 @@ async def test_search_filters_and_token_copy(world: dict[str, str], app_factory:
         await pilot.press("c")
         with Caracal.open("demo") as caracal:
             token = caracal.mandates.get(world["root"])["token"]
+            folder = caracal.paths.root
         assert app.clipboard == token
+        said = lambda: str(app.screen.query_one("#copy-status").render())  # noqa: E731
+        # Honest: it says how the token went out, never that it was copied.
+        assert "Sent to the terminal's clipboard (OSC 52)" in said() and "copied" not in said()
+        await pilot.press("w")
+        written = folder / "tokens" / f"{world['root']}.jwt"
+        await until(pilot, lambda: "Written to" in said(), what="written")
+        assert written.read_text().strip() == token
+        assert written.stat().st_mode & 0o777 == 0o600
+
+
+async def test_revoke_on_an_already_revoked_mandate_says_so(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    with Caracal.open("demo") as caracal:
+        caracal.mandates.revoke(world["root"], "done with it")
+        events = caracal.ledger.head()[0]
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(app) == "ProblemModal", what="explained")
+        message = str(app.screen.query_one("#message").render())
+        assert "already revoked" in message and "0 mandate" not in message
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(app) == "MandatesScreen")
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#mandates")
+    with Caracal.open("demo") as caracal:
+        assert caracal.ledger.head()[0] == events  # nothing recorded
+
+
+async def test_validate_wording_and_no_stale_decision(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("v")
+        await until(pilot, lambda: screen_name(app) == "ValidateMandateModal")
+        await pilot.press("ctrl+s")
+        decision = lambda: str(app.screen.query_one("#decision").render())  # noqa: E731
+        await until(pilot, lambda: "ALLOWED" in decision())
+        assert "allowed" not in decision().replace("ALLOWED", "")  # not "ALLOWED — allowed"
+        app.screen.query_one("#intent").focus()
+        await pilot.press(*"{bad", "ctrl+s")
+        error = lambda: str(app.screen.query_one("#form-error").render())  # noqa: E731
+        await until(pilot, lambda: "strict JSON" in error(), what="intent error")
+        assert "ALLOWED" not in decision() and "--" not in error()

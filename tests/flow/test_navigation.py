@@ -53,7 +53,7 @@ async def test_ledger_screen_filters_and_reports_tampering(
         await until(
             pilot, lambda: app.screen.query_one("#events").total == 1, what="mandate filter"
         )
-        await pilot.press("enter", "V")
+        await pilot.press("enter", "v")
         await until(pilot, lambda: "Intact" in str(app.screen.query_one("#verify-status").render()))
         with Caracal.open("demo") as caracal:
             caracal.store.write(
@@ -61,7 +61,7 @@ async def test_ledger_screen_filters_and_reports_tampering(
                     "UPDATE ledger_events SET actor = 'mallory' WHERE seq = 3"
                 )
             )
-        await pilot.press("V")
+        await pilot.press("v")
         await until(
             pilot, lambda: "TAMPERED" in str(app.screen.query_one("#verify-status").render())
         )
@@ -94,7 +94,7 @@ async def test_delegation_tree_from_the_mandates_screen(
                 screen_name(app) == "MandatesScreen" and app.screen.query_one("#mandates").loaded
             ),
         )
-        await pilot.press("g")
+        await pilot.press("T")
         await until(pilot, lambda: screen_name(app) == "DelegationScreen")
         await until(
             pilot, lambda: "1 ancestor(s)" in str(app.screen.query_one("#graph-hint").render())
@@ -131,12 +131,43 @@ async def test_help_lists_every_binding_and_escape_goes_back(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("question_mark")
-        await until(pilot, lambda: screen_name(app) == "HelpScreen")
+        await until(pilot, lambda: screen_name(app) == "HelpModal")
         text = str(app.screen.query_one("#keymap").render())
-        for expected in ("ctrl+p", "Palette", "Issue", "Revoke", "escape", "Verify"):
+        for expected in ("ctrl+p", "Palette", "Issue", "Revoke", "esc", "Verify"):
             assert expected in text
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
         await pilot.press("q")
         await settle(pilot)
     assert app.return_code in (0, None)
+
+
+async def test_the_dashboard_verifies_again_only_when_the_ledger_moved(
+    world: dict[str, str], app_factory: Any, monkeypatch: Any
+) -> None:
+    from caracal.services.ledger import LedgerService
+
+    calls: list[bool] = []
+    real = LedgerService.verify
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(True)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerService, "verify", counted)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        status = lambda: str(app.screen.query_one("#ledger-status").render())  # noqa: E731
+        await until(pilot, lambda: "verified" in status())
+        await settle(pilot)
+        assert len(calls) == 1
+        for _ in range(2):
+            await pilot.press("2", "1")
+            await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+            await settle(pilot)
+        assert len(calls) == 1 and "verified" in status()  # same head: no new check
+        run_cli("principal", "register", "--kind", "worker", "--name", "w2")
+        await pilot.press("2", "1")
+        await until(pilot, lambda: len(calls) == 2, what="a check of the new event")
+        await until(pilot, lambda: "1 new since the last check" in status())

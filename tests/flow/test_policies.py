@@ -161,7 +161,7 @@ async def test_deactivating_the_policy_of_a_holder_warns_and_can_revoke(
         await until(pilot, lambda: screen_name(app) == "PoliciesScreen")
         await pilot.press("x")
         await until(pilot, lambda: screen_name(app) == "DeactivatePolicyModal")
-        await pilot.press("r")
+        await pilot.press("x")
         await until(pilot, lambda: screen_name(app) == "PoliciesScreen")
         await until(
             pilot,

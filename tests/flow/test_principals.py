@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from caracal.services.facade import Caracal
-from tests.flow.conftest import SIZE, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, screen_name, settle, until
 
 
 def text_of(app: Any, selector: str) -> str:
@@ -90,8 +90,7 @@ async def test_a_bad_name_is_explained_inline_and_nothing_is_registered(  # type
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert screen_name(app) == "RegisterPrincipalModal"
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "PrincipalsScreen")
+        await discard_form(pilot, "PrincipalsScreen")
     with Caracal.open("demo") as caracal:
         assert len(caracal.principals.all()) == 4
 
@@ -101,7 +100,7 @@ async def test_rotate_a_key_then_rotate_revoking_the_old_ones(world, app_factory
     async with app.run_test(size=SIZE) as pilot:
         await open_principals(pilot)
         await choose_row(pilot, "w1")
-        await pilot.press("k")
+        await pilot.press("R")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "revoke-old")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(app) == "PrincipalsScreen")
@@ -110,7 +109,7 @@ async def test_rotate_a_key_then_rotate_revoking_the_old_ones(world, app_factory
         assert [k["status"] for k in stored("w1")["keys"]] == ["retired", "active"]
 
         # Revoking the old keys asks first; saying no leaves the form open and nothing done.
-        await pilot.press("k")
+        await pilot.press("R")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "revoke-old")
         await pilot.press("space", "ctrl+s")
         await until(pilot, lambda: screen_name(app) == "ConfirmModal")

@@ -6,7 +6,7 @@ from typing import Any
 
 from caracal.services.facade import Caracal
 from caracal.store import secret_rows
-from tests.flow.conftest import SIZE, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, screen_name, settle, until
 from tests.support.http_server import fake_provider
 
 
@@ -80,7 +80,7 @@ async def test_add_edit_catalog_test_and_remove_a_scoped_provider(world, app_fac
             assert "invoices" in text_of(app, "#detail")
 
             # Test the connection: healthy with the credential just stored.
-            await pilot.press("t")
+            await pilot.press("v")
             await until(pilot, lambda: "billing: healthy" in text_of(app, "#probe-result"))
             assert "HTTP 200" in text_of(app, "#probe-result")
             assert api.requests[-1]["authorization"] == "Bearer first-secret"
@@ -94,17 +94,17 @@ async def test_add_edit_catalog_test_and_remove_a_scoped_provider(world, app_fac
             api.expected_auth = "Bearer second-secret"
 
             # Catalog: append a resource and its action.
-            await open_form(pilot, "c", "ProviderCatalogModal", "resources")
+            await open_form(pilot, "o", "ProviderCatalogModal", "resources")
             await pilot.press("enter", *"refunds=Refunds", "tab")
             await pilot.press("enter", *"refunds:create:POST:/refunds")
             await save_form(pilot, "ProvidersScreen")
             await until(pilot, lambda: "refunds" in text_of(app, "#detail"))
 
             # Unhealthy: the server starts failing.
-            await pilot.press("t")
+            await pilot.press("v")
             await until(pilot, lambda: "billing: healthy" in text_of(app, "#probe-result"))
             api.status = 503
-            await pilot.press("t")
+            await pilot.press("v")
             await until(pilot, lambda: "billing: unhealthy" in text_of(app, "#probe-result"))
             assert "HTTP 503" in text_of(app, "#probe-result")
             assert api.requests[-1]["path"] == "/health"
@@ -166,8 +166,7 @@ async def test_a_bad_base_url_is_explained_inline_and_nothing_is_saved(world, ap
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert screen_name(app) == "AddProviderModal"
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "ProvidersScreen")
+        await discard_form(pilot, "ProvidersScreen")
     with Caracal.open("demo") as caracal:
         assert [v.spec.name for v in caracal.providers.all()] == ["github"]
 

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, OptionList, Select, Static, Switch
 
 from caracal.flow.app import FlowApp
 from caracal.home.config import known_keys
-from tests.flow.conftest import SIZE, ok, screen_name, settle, until
+from tests.flow.conftest import SIZE, discard_form, ok, screen_name, settle, until
 
 WORKSPACE = Path("workspaces") / "demo"
 
@@ -114,8 +114,7 @@ async def test_editing_a_value_is_validated_by_the_facade_and_saved(
             ),
             what="range error",
         )
-        await pilot.press("escape")
-        await until(pilot, lambda: screen_name(app) == "SettingsScreen")
+        await discard_form(pilot, "SettingsScreen")
         assert yaml.safe_load(config.read_text())["validation"]["clock_leeway_seconds"] == 30
 
         # A valid value: saved to config.yaml, shown in the table.
@@ -147,7 +146,7 @@ async def test_theme_and_confirmation_are_applied_and_saved_to_flow_state(
         await open_settings(app, pilot)
         before = app.theme
         assert app.screen.query_one("#theme", Select).value == before
-        await pilot.press("t")  # focus the theme list and open it
+        await pilot.press("m")  # focus the theme list and open it
         await until(pilot, lambda: app.screen.query_one("#theme", Select).expanded)
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.theme != before, what="theme applied")
@@ -155,7 +154,7 @@ async def test_theme_and_confirmation_are_applied_and_saved_to_flow_state(
         await until(pilot, lambda: prefs()["theme"] == chosen, what="theme saved")
 
         assert app.screen.query_one("#confirm-destructive", Switch).value is True
-        await pilot.press("c")
+        await pilot.press("p")
         await until(pilot, lambda: prefs()["confirm_destructive"] is False, what="switch saved")
         assert "Keys" in screen_text(app) and "Pause/resume" in screen_text(app)  # keymap
         await settle(pilot)

@@ -94,7 +94,7 @@ SCREENS = {
     "principals": ("4", ()),
     "policies": ("5", ()),
     "mandates": ("6", ()),
-    "delegation": ("6", ("g",)),
+    "delegation": ("6", ("T",)),
     "ledger": ("8", ()),
     "backups": ("9", ()),
     "logs": ("0", ()),
@@ -106,6 +106,16 @@ SCREENS = {
 def test_screen(area: str, fixed_world: dict[str, str], snap_compare: Any) -> None:
     key, keys = SCREENS[area]
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=at(key, *keys))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
+@pytest.mark.parametrize("area", [a for a in SCREENS if a != "help"])
+def test_screen_at_size(
+    area: str, size: tuple[int, int], fixed_world: dict[str, str], snap_compare: Any
+) -> None:
+    """A small and a large terminal: the sidebar folds below 100 columns, the footer fits."""
+    key, keys = SCREENS[area]
+    assert snap_compare(build_app(), terminal_size=size, run_before=at(key, *keys))
 
 
 def test_settings_screen(fixed_world: dict[str, str], snap_compare: Any) -> None:
@@ -122,7 +132,7 @@ MODALS = {
     "validate": ("6", ("v",), "ValidateMandateModal"),
     "delegate": ("6", ("d",), "DelegateMandateModal"),
     "revoke": ("6", ("x",), "RevokeMandateModal"),
-    "export": ("8", ("e",), "ExportLedgerModal"),
+    "export": ("8", ("w",), "ExportLedgerModal"),
     "policy-create": ("5", ("n",), None),
     "workspace-create": ("2", ("n",), None),
     "backup-create": ("9", ("n",), None),

@@ -1,7 +1,8 @@
 """The shape every form dialog shares: fields, an inline error line, Save and Cancel.
 
 Saving runs the facade call in a worker; the dialog closes with the result on success and
-shows the one-line error in place on failure, keeping what was typed.
+shows the one-line error in place on failure, keeping what was typed. Enter moves to the next
+field and, on the last one, submits; esc on a form with edits asks before discarding them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Input,
+    Label,
+    Select,
+    SelectionList,
+    Static,
+    Switch,
+    TextArea,
+)
 
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from caracal.flow.app import FlowApp
@@ -29,9 +42,16 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     # Start in the first field, not on the scrolling container around the fields.
     AUTO_FOCUS = "Select, Input, SelectionList, Checkbox, Switch, TextArea, RadioSet"
     BINDINGS = [
+        Binding("ctrl+s", "submit", "Submit", id="form-save"),
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
-        Binding("ctrl+s", "submit", "Save", id="form-save"),
+        Binding("tab", "app.focus_next", "Next field", id="form-next"),
+        # A modal sees only the app's priority keys: q quits (asking first) as everywhere else.
+        Binding("q", "app.quit_flow", "Quit", show=False, id="form-quit"),
     ]
+    KEYS_HINT = "ctrl+s submit · esc cancel · tab next field · enter on the last field submits"
+    FIELDS = "#form-fields Input, #form-fields Select, #form-fields SelectionList, " + (
+        "#form-fields Checkbox, #form-fields Switch, #form-fields TextArea"
+    )
     DEFAULT_CSS = """
     FormModal { align: center middle; }
     FormModal > Vertical { width: 90%; max-width: 110; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
@@ -42,10 +62,12 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     FormModal #form-error { color: $error; height: auto; min-height: 1; }
     FormModal #form-buttons { height: auto; align-horizontal: right; padding-bottom: 1; }
     FormModal #form-buttons Button { margin-left: 2; }
+    FormModal #form-keys { color: $text-muted; height: 1; }
     FormModal SelectionList { height: auto; max-height: 10; }
     """
 
     _saving = False
+    _pristine: tuple[str, ...] | None = None
 
     @property
     def flow(self) -> FlowApp:
@@ -62,6 +84,8 @@ class FormModal(ModalScreen[T | None], Generic[T]):
             with Horizontal(id="form-buttons"):
                 yield Button("Cancel", id="form-cancel-button")
                 yield Button(self.SUBMIT, id="form-submit", variant="primary")
+            yield Static(self.KEYS_HINT, id="form-keys", markup=False)
+        yield FittingFooter()
 
     def compose_fields(self) -> ComposeResult:
         yield from ()
@@ -73,11 +97,43 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     def value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
 
-    def on_input_changed(self, _: Input.Changed) -> None:
-        self.flow.unsaved = True
+    # ---- edits ----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.mark_pristine)
 
-    def on_input_submitted(self, _: Input.Submitted) -> None:
-        self.focus_next()
+    def _field_values(self) -> tuple[str, ...]:
+        values = []
+        for widget in self.query(self.FIELDS):
+            if isinstance(widget, SelectionList):
+                values.append(repr(sorted(map(str, widget.selected))))
+            elif isinstance(widget, TextArea):
+                values.append(widget.text)
+            elif isinstance(widget, Input | Select | Checkbox | Switch):
+                values.append(repr(widget.value))
+        return tuple(values)
+
+    def mark_pristine(self) -> None:
+        """What the form holds before the operator types: edits are measured against it."""
+        if self.is_mounted:
+            self._pristine = self._field_values()
+
+    @property
+    def dirty(self) -> bool:
+        return self._pristine is not None and self._field_values() != self._pristine
+
+    def on_input_changed(self, _: Input.Changed) -> None:
+        """Subclasses extend this (and call it) to check fields as they are typed."""
+
+    def _last_field(self) -> Widget | None:
+        fields = [w for w in self.query(self.FIELDS) if w.focusable]
+        return fields[-1] if fields else None
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter walks the fields; on the last one it submits, never landing on Cancel.
+        if event.input is self._last_field():
+            self.action_submit()
+        else:
+            self.focus_next()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "form-submit":
@@ -91,6 +147,25 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         self.query_one("#form-error", Static).update(message)
 
     def action_cancel(self) -> None:
+        if not (self.dirty or self.flow.unsaved):
+            self._discard()
+            return
+        from caracal.flow.modals.confirm import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._discard()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Discard the changes to this form?",
+                "esc keeps the form open with what you typed.",
+                confirm_label="Discard",
+            ),
+            answered,
+        )
+
+    def _discard(self) -> None:
         self.flow.unsaved = False
         self.dismiss(None)
 
@@ -122,6 +197,11 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         raise NotImplementedError
 
     def load(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        def filled(result: Any) -> None:
+            done(result)
+            # What the data filled in is not an edit.
+            self.call_after_refresh(self.mark_pristine)
+
         run_in_background(
-            self, work, done=done, failed=self.show_error, description=f"{self.TITLE} data"
+            self, work, done=filled, failed=self.show_error, description=f"{self.TITLE} data"
         )

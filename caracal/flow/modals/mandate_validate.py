@@ -22,6 +22,11 @@ class ValidateMandateModal(FormModal[Any]):
         self.mandate = mandate
         self.scopes = scopes
 
+    @property
+    def dirty(self) -> bool:
+        """A dry run: closing it loses nothing, so esc never asks."""
+        return False
+
     def compose_fields(self) -> ComposeResult:
         yield Static(f"Mandate {self.mandate['id']}", classes="hint")
         actions = sorted(
@@ -64,6 +69,22 @@ class ValidateMandateModal(FormModal[Any]):
             action, resource, mandate_id=mandate_id, caller=caller, intent=intent
         )
 
+    def show_error(self, message: str) -> None:
+        super().show_error(message)
+        if message:  # a decision shown above a newer error would read as its answer
+            self.show_decision("")
+
+    def show_decision(self, text: str) -> None:
+        self.query_one("#decision", Static).update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        super().on_input_changed(event)
+        self.show_decision("")  # the last decision was for other inputs
+
+    def on_select_changed(self, _: Select.Changed) -> None:
+        if self.is_mounted:
+            self.show_decision("")
+
     def action_submit(self) -> None:
         """Stay open and show the decision, so several checks can be tried in a row."""
         try:
@@ -72,16 +93,26 @@ class ValidateMandateModal(FormModal[Any]):
             self.show_error(str(exc))
             return
         self.show_error("")
+        self.show_decision("Validating…")
 
         def shown(decision: Any) -> None:
-            verdict = (
-                "[green b]ALLOWED[/]"
-                if decision.allowed
-                else f"[red b]DENIED[/] {decision.reason_code}"
-            )
-            self.query_one("#decision", Static).update(f"{verdict} — {decision.reason}")
+            self.show_decision(verdict_text(decision))
             self.flow.data_changed("ledger")
 
         from caracal.flow.tasks import run_in_background
 
         run_in_background(self, work, done=shown, failed=self.show_error)
+
+
+def verdict_text(decision: Any) -> str:
+    """ALLOWED, or DENIED with its code, and the reason only when it says more than that."""
+    from textual.markup import escape
+
+    if decision.allowed:
+        verdict = "[green b]ALLOWED[/]"
+    else:
+        verdict = f"[red b]DENIED[/] {escape(decision.reason_code)}"
+    reason = (decision.reason or "").strip()
+    if not reason or reason.lower() in ("allowed", "denied", decision.reason_code.lower()):
+        return verdict
+    return f"{verdict} — {escape(reason)}"

@@ -19,8 +19,8 @@ class DeactivatePolicyModal(ModalScreen[str | None]):
 
     BINDINGS = [
         Binding("escape", "answer(None)", "Cancel", id="deactivate-cancel"),
-        Binding("k", "answer('keep')", "Keep mandates", id="deactivate-keep"),
-        Binding("r", "answer('revoke')", "Revoke mandates", id="deactivate-revoke"),
+        Binding("d", "answer('keep')", "Deactivate, keep mandates", id="deactivate-keep"),
+        Binding("x", "answer('revoke')", "Deactivate, revoke mandates", id="deactivate-revoke"),
     ]
     DEFAULT_CSS = """
     DeactivatePolicyModal { align: center middle; }

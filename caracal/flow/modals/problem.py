@@ -10,7 +10,10 @@ from textual.widgets import Button, Label, Static
 
 
 class ProblemModal(ModalScreen[None]):
-    BINDINGS = [Binding("escape,enter", "dismiss_problem", "Close", id="problem-close")]
+    BINDINGS = [
+        Binding("escape,enter", "dismiss_problem", "Close", id="problem-close"),
+        Binding("q", "app.quit_flow", "Quit", show=False, id="problem-quit"),
+    ]
     DEFAULT_CSS = """
     ProblemModal { align: center middle; }
     ProblemModal > Vertical { width: 76; height: auto; border: thick $error; padding: 1 2; background: $surface; }

@@ -37,6 +37,7 @@ class DashboardScreen(AreaScreen):
     AREA = "dashboard"
     DEFAULT_CSS = """
     DashboardScreen Grid { grid-size: 5; grid-gutter: 1 1; height: auto; margin-top: 1; }
+    DashboardScreen.-narrow Grid { grid-size: 3; }
     DashboardScreen #ledger-status { margin-top: 1; }
     DashboardScreen #recent { height: 1fr; margin-top: 1; }
     """
@@ -55,7 +56,21 @@ class DashboardScreen(AreaScreen):
     def load(self) -> None:
         caracal = self.context.caracal
         run_in_background(self, caracal.overview.summary, done=self._show, description="dashboard")
-        self.action_verify()
+        self.verify_if_moved()
+
+    def verify_if_moved(self) -> None:
+        """A visit re-verifies only when the ledger head moved since the last check."""
+        caracal = self.context.caracal
+
+        def checked(head: tuple[int, str]) -> None:
+            key = (caracal.name, *head)
+            if key not in (self.flow.verified_head, self.flow.checking_head):
+                self.flow.checking_head = key
+                self.action_verify()
+            elif self.flow.ledger_status:
+                self.query_one("#ledger-status", Static).update(self.flow.ledger_status)
+
+        run_in_background(self, caracal.ledger.head, done=checked, group="verify-head")
 
     def _show(self, overview: Any) -> None:
         self.query_one("#stat-workspace", Stat).set(overview.workspace)
@@ -78,19 +93,34 @@ class DashboardScreen(AreaScreen):
         status.update("Ledger: verifying…")
         caracal = self.context.caracal
 
-        def shown(report: Any) -> None:
+        def shown(result: tuple[Any, tuple[int, str]]) -> None:
+            from datetime import datetime
+
+            report, head = result
+            self.flow.checking_head = None
+            self.flow.verified_head = (caracal.name, *head) if report.ok else None
+            at = datetime.now().strftime("%H:%M:%S")
             if report.ok:
                 new = f", {report.events} new since the last check" if report.since else ""
-                status.update(
-                    f"Ledger: [green]verified[/green] — {report.head_seq} events{new}, "
+                text = (
+                    f"Ledger: [green]verified[/green] at {at} — {report.head_seq} events{new}, "
                     "head signed and not rolled back"
                 )
             else:
-                status.update(f"Ledger: [red b]NOT VERIFIED[/red b] — {report.problem}")
+                text = f"Ledger: [red b]NOT VERIFIED[/red b] (checked {at}) — {report.problem}"
+            self.flow.ledger_status = text
+            # The dashboard on screen may be another instance than the one that asked.
+            for screen in {self, self.app.screen}:
+                if isinstance(screen, DashboardScreen):
+                    screen.query_one("#ledger-status", Static).update(text)
+
+        def work() -> tuple[Any, tuple[int, str]]:
+            head = caracal.ledger.head()
+            return caracal.ledger.verify(incremental=True), head
 
         run_in_background(
             self,
-            lambda: caracal.ledger.verify(incremental=True),
+            work,
             done=shown,
             group="verify",
             exclusive=True,

@@ -35,9 +35,10 @@ class DelegationScreen(AreaScreen):
             self._show(focus)
         else:
             self.query_one("#graph-hint", Static).update(
-                "Type a mandate id, or press g on the Mandates screen."
+                "Press / and type a mandate id, or press T on the Mandates screen."
             )
-            self.query_one("#filter", Input).focus()
+            # Not the text field: digits keep switching areas until / is pressed on purpose.
+            self.query_one("#graph").focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():

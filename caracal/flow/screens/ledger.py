@@ -37,37 +37,44 @@ class LedgerPages:
     app: Any
     types: list[str] = field(default_factory=list)
     search: str = ""
+    query: Any = None  # the search words as the facade read them (after the first page)
 
     def _filter(self) -> Any:
-        """The text is the start of a mandate or principal id, or a whole reason code."""
-        from caracal.core.reasons import ISSUANCE_REFUSALS, VALIDATION_DENIALS
         from caracal.services.ledger import LedgerFilter
 
-        text = self.search.strip()
-        is_id = text.startswith(("mnd_", "pr_"))
-        is_code = text in VALIDATION_DENIALS or text in ISSUANCE_REFUSALS or text == "ALLOWED"
+        if self.query is None:
+            self.query = self.app.ledger.parse_query(self.search)
+        query = self.query
         return LedgerFilter(
-            types=self.types,
-            id_prefix=text if is_id else None,
-            reason_code=text if is_code else None,
+            types=query.types or self.types,
+            principal_id=query.principal_id,
+            id_prefix=query.id_prefix,
+            reason_code=query.reason_code,
         )
 
     def fetch(self, offset: int, limit: int) -> list[Row]:
-        return self.app.ledger.events(self._filter(), limit=limit, offset=offset)  # type: ignore[no-any-return]
+        flt = self._filter()
+        if self.query.not_understood:  # a word Flow cannot read matches nothing, visibly
+            return []
+        return self.app.ledger.events(flt, limit=limit, offset=offset)  # type: ignore[no-any-return]
 
     def count(self) -> int:
-        return int(self.app.ledger.count(self._filter()))
+        flt = self._filter()
+        return 0 if self.query.not_understood else int(self.app.ledger.count(flt))
 
 
 class LedgerScreen(AreaScreen):
     AREA = "ledger"
     BINDINGS = [
-        Binding("V", "verify", "Verify all", id="ledger-verify"),
-        Binding("e", "export", "Export", id="ledger-export"),
+        Binding("v", "verify", "Verify all", id="ledger-verify"),
+        Binding("w", "export", "Export to a file", id="ledger-export"),
         Binding("f", "follow", "Follow", id="ledger-follow"),
     ]
     DEFAULT_CSS = """
     LedgerScreen #head { height: auto; color: $text-muted; }
+    LedgerScreen #ledger-line { height: 1; }
+    LedgerScreen #follow-badge { width: auto; margin-right: 2; }
+    LedgerScreen #filter-status { width: 1fr; color: $text-muted; }
     LedgerScreen #verify-bar { height: auto; }
     LedgerScreen ProgressBar { width: 40; }
     LedgerScreen #event { height: 5; border-top: solid $primary 30%; padding: 0 1; }
@@ -80,9 +87,13 @@ class LedgerScreen(AreaScreen):
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
             yield Input(
-                placeholder="/ mnd_… or pr_… (the start of an id), or a REASON_CODE", id="filter"
+                placeholder="/ denied, an event type, a REASON_CODE, a principal, mnd_… or pr_…",
+                id="filter",
             )
             yield Select(TYPES, value="", allow_blank=False, id="type-filter")
+        with Horizontal(id="ledger-line"):
+            yield Static("", id="follow-badge")
+            yield Static("", id="filter-status")
         yield Static("Head: …", id="head")
         with Horizontal(id="verify-bar"):
             yield Static("", id="verify-status")
@@ -114,6 +125,7 @@ class LedgerScreen(AreaScreen):
 
     def on_mount(self) -> None:
         self.query_one("#verify-progress", ProgressBar).display = False
+        self._show_follow()
         super().on_mount()
         self.set_interval(2.0, self._follow_tick)
 
@@ -161,7 +173,30 @@ class LedgerScreen(AreaScreen):
 
     def action_follow(self) -> None:
         self.following = not self.following
-        self.app.notify("Following new events." if self.following else "Stopped following.")
+        self._show_follow()
+
+    def _show_follow(self) -> None:
+        self.query_one("#follow-badge", Static).update(
+            "[green b]● LIVE[/] new events appear on top (f pauses)"
+            if self.following
+            else "[yellow b]paused[/] (f follows again)"
+        )
+
+    def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:
+        from textual.markup import escape
+
+        source = event.table.source
+        query = getattr(source, "query", None)
+        parts = []
+        if query is not None and query.not_understood:
+            words = ", ".join(repr(w) for w in query.not_understood)
+            parts.append(
+                f"[yellow]not understood: {escape(words)}[/] (try denied, an event type, a "
+                "REASON_CODE, a principal name, mnd_… or pr_…)"
+            )
+        if getattr(source, "search", "").strip() or getattr(source, "types", None):
+            parts.append("0 matches" if event.total == 0 else f"{event.total} match(es)")
+        self.query_one("#filter-status", Static).update(" · ".join(parts))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -213,12 +248,12 @@ class LedgerScreen(AreaScreen):
             elif report.since and not report.events:
                 status.update(
                     f"[green b]Intact[/] at {at}: nothing new since event {report.since} was "
-                    "verified (V verifies everything)"
+                    "verified (v verifies everything)"
                 )
             elif report.since:
                 status.update(
                     f"[green b]Intact[/] at {at}: the {report.events} events after event "
-                    f"{report.since} extend the verified ledger (V verifies everything)"
+                    f"{report.since} extend the verified ledger (v verifies everything)"
                 )
             else:
                 status.update(

@@ -41,7 +41,7 @@ Query = tuple[str, str]  # (minimum level, text filter)
 class LogsScreen(AreaScreen):
     AREA = "logs"
     BINDINGS = [
-        Binding("l", "cycle_level", "Level", id="logs-level"),
+        Binding("L", "cycle_level", "Level", id="logs-level"),
         Binding("f", "follow", "Pause/resume", id="logs-follow"),
     ]
     DEFAULT_CSS = """

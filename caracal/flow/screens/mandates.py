@@ -74,7 +74,7 @@ class MandatesScreen(AreaScreen):
         Binding("d", "delegate", "Delegate", id="mandate-delegate"),
         Binding("x", "revoke", "Revoke", id="mandate-revoke"),
         Binding("t", "token", "Token", id="mandate-token"),
-        Binding("g", "graph", "Tree", id="mandate-graph"),
+        Binding("T", "graph", "Tree", id="mandate-graph"),
     ]
     DEFAULT_CSS = """
     MandatesScreen #detail { height: 7; border-top: solid $primary 30%; padding: 0 1; }
@@ -252,13 +252,19 @@ class MandatesScreen(AreaScreen):
         from caracal.flow.modals.mandate_revoke import RevokeMandateModal
 
         caracal = self.context.caracal
-        run_in_background(
-            self,
-            lambda: caracal.mandates.preview_revocation(row["id"]),
-            done=lambda preview: self.app.push_screen(
+
+        def previewed(preview: list[dict[str, Any]]) -> None:
+            problem = caracal.mandates.nothing_to_revoke(preview)
+            if problem is not None:
+                self.flow.show_problem(problem, title="Already revoked")
+                return
+            self.app.push_screen(
                 RevokeMandateModal(preview, self.names),
                 self._after("Revoked {result.mandate_id} and its descendants"),
-            ),
+            )
+
+        run_in_background(
+            self, lambda: caracal.mandates.preview_revocation(row["id"]), done=previewed
         )
 
     def action_token(self) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.row_table import RowTable
 
 COMMANDS = [
     ("Register a principal", "register"),
@@ -55,7 +56,7 @@ class PrincipalsScreen(AreaScreen):
     AREA = "principals"
     BINDINGS = [
         Binding("n", "register", "Register", id="principal-register"),
-        Binding("k", "rotate", "Rotate key", id="principal-rotate"),
+        Binding("R", "rotate", "Rotate key", id="principal-rotate"),
         Binding("s", "suspend", "Suspend", id="principal-suspend"),
         Binding("a", "activate", "Activate", id="principal-activate"),
         Binding("x", "revoke", "Revoke", id="principal-revoke"),
@@ -76,7 +77,7 @@ class PrincipalsScreen(AreaScreen):
         with Horizontal(classes="toolbar"):
             yield Input(placeholder="/ filter by name, kind, status, email or id", id="filter")
         yield Static("", id="count")
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="principals")
+        table = RowTable(cursor_type="row", zebra_stripes=True, id="principals")
         table.add_columns(*COLUMNS)
         yield table
         with VerticalScroll(id="detail-pane"):
@@ -91,6 +92,9 @@ class PrincipalsScreen(AreaScreen):
             self, self.context.caracal.principals.all, done=self._loaded, description="principals"
         )
 
+    def want_row(self, key: str) -> None:
+        self.focus_id = key
+
     def _loaded(self, rows: list[dict[str, Any]]) -> None:
         self.rows = {row["id"]: row for row in rows}
         self._fill_table()
@@ -99,7 +103,8 @@ class PrincipalsScreen(AreaScreen):
     def _fill_table(self) -> None:
         table = self.table
         keep = self.focus_id or self._cursor_id()
-        self.focus_id = None
+        if self.rows:  # a filter typed before the rows came keeps the wanted row for them
+            self.focus_id = None
         needle = self.query_one("#filter", Input).value.strip().lower()
         table.clear()
         for row in self.rows.values():

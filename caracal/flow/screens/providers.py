@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.row_table import RowTable
 
 if TYPE_CHECKING:
     from caracal.services.probe import ProbeResult
@@ -59,8 +60,8 @@ class ProvidersScreen(AreaScreen):
     BINDINGS = [
         Binding("n", "add", "New provider", id="provider-add"),
         Binding("e", "edit", "Edit", id="provider-edit"),
-        Binding("c", "catalog", "Catalog", id="provider-catalog"),
-        Binding("t", "test", "Test", id="provider-test"),
+        Binding("o", "catalog", "Open catalog", id="provider-catalog"),
+        Binding("v", "test", "Test connection", id="provider-test"),
         Binding("x", "remove", "Remove", id="provider-remove"),
     ]
     DEFAULT_CSS = """
@@ -79,7 +80,7 @@ class ProvidersScreen(AreaScreen):
         with Horizontal(classes="toolbar"):
             yield Input(placeholder="/ filter by name, service or URL", id="filter")
         yield Static("", id="count")
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="providers")
+        table = RowTable(cursor_type="row", zebra_stripes=True, id="providers")
         table.add_columns(*COLUMNS)
         yield table
         yield Static("", id="probe-result")
@@ -95,6 +96,9 @@ class ProvidersScreen(AreaScreen):
             self, self.context.caracal.providers.all, done=self._loaded, description="providers"
         )
 
+    def want_row(self, key: str) -> None:
+        self.focus_name = key
+
     def _loaded(self, views: list[ProviderView]) -> None:
         self.views = {view.spec.name: view for view in views}
         self._fill_table()
@@ -103,7 +107,8 @@ class ProvidersScreen(AreaScreen):
     def _fill_table(self) -> None:
         table = self.table
         keep = self.focus_name or self._cursor_name()
-        self.focus_name = None
+        if self.views:  # a filter typed before the rows came keeps the wanted row for them
+            self.focus_name = None
         needle = self.query_one("#filter", Input).value.strip().lower()
         table.clear()
         for name, view in sorted(self.views.items()):

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Label, Select, Static, Switch
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.row_table import RowTable
 
 COMMANDS = [
     ("Change the selected config value", "edit"),
@@ -30,8 +31,8 @@ class SettingsScreen(AreaScreen):
     AREA = "settings"
     BINDINGS = [
         Binding("e", "edit", "Edit value", id="settings-edit"),
-        Binding("t", "theme", "Theme", id="settings-theme"),
-        Binding("c", "toggle_confirm", "Confirm destructive", id="settings-confirm"),
+        Binding("m", "theme", "Theme", id="settings-theme"),
+        Binding("p", "toggle_confirm", "Confirm destructive", id="settings-confirm"),
     ]
     DEFAULT_CSS = """
     SettingsScreen #settings { height: 1fr; }
@@ -57,10 +58,10 @@ class SettingsScreen(AreaScreen):
                 classes="muted",
                 markup=False,
             )
-            yield DataTable(id="config", cursor_type="row", zebra_stripes=True)
+            yield RowTable(id="config", cursor_type="row", zebra_stripes=True)
             yield Label("Preferences", classes="section-title")
             with Horizontal(classes="pref"):
-                yield Label("Theme (t)")
+                yield Label("Theme (m)")
                 yield Select(
                     [(name, name) for name in themes],
                     value=self.app.theme if self.app.theme in themes else Select.NULL,
@@ -68,16 +69,16 @@ class SettingsScreen(AreaScreen):
                     id="theme",
                 )
             with Horizontal(classes="pref"):
-                yield Label("Ask before destructive actions (c)")
+                yield Label("Ask before destructive actions (p)")
                 yield Switch(value=True, id="confirm-destructive")
             yield Label("Keys", classes="section-title")
             yield Static(self._keymap(), id="keymap")
 
     @staticmethod
     def _keymap() -> str:
-        from caracal.flow.screens.help import keymap
+        from caracal.flow.modals.help import render_keymap
 
-        return keymap()
+        return render_keymap("settings")
 
     def on_mount(self) -> None:
         table = self.query_one("#config", DataTable)

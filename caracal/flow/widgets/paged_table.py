@@ -57,8 +57,8 @@ class PagedTable(ScrollView, can_focus=True):
         Binding("down,j", "cursor(1)", "Down", show=False, id="row-down"),
         Binding("pageup", "page(-1)", "Page up", show=False, id="page-up"),
         Binding("pagedown", "page(1)", "Page down", show=False, id="page-down"),
-        Binding("home", "jump(0)", "First", show=False, id="first-row"),
-        Binding("end", "jump(-1)", "Last", show=False, id="last-row"),
+        Binding("home,g", "jump(0)", "First", show=False, id="first-row"),
+        Binding("end,G", "jump(-1)", "Last", show=False, id="last-row"),
         Binding("enter", "select", "Open", id="open-row"),
     ]
     DEFAULT_CSS = """
