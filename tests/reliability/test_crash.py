@@ -130,20 +130,31 @@ def test_kill_9_during_mandate_traffic(backend: str, home: Path, tmp_path: Path)
     judge = Judge(WORKSPACE, root, promises, rng)
     launcher = Launcher(tmp_path / "logs")
     started = time.monotonic()
+    ops = ("issue", "delegate", "validate", "revoke")
+
+    def cycle(fresh: bool, delay: float) -> None:
+        child = judge.start(launcher, fresh=fresh)
+        time.sleep(delay)
+        status = launcher.kill(child)
+        assert status == -9, f"the child ended by itself ({status}):\n{tail(child.log)}"
+        if backend == "postgresql":
+            wait_for_backends_to_go(os.environ["CARACAL_STORE_URL"])
+        judge.after_kill()
+
     try:
         for n in range(KILLS[backend]):
-            child = judge.start(launcher, fresh=n % FRESH_EVERY == 0)
-            time.sleep(traffic_kill_delay(rng, promises.warmup()))
-            status = launcher.kill(child)
-            assert status == -9, f"the child ended by itself ({status}):\n{tail(child.log)}"
-            if backend == "postgresql":
-                wait_for_backends_to_go(os.environ["CARACAL_STORE_URL"])
-            judge.after_kill()
+            cycle(n % FRESH_EVERY == 0, traffic_kill_delay(rng, promises.warmup()))
+        # On a loaded machine a rare operation may not have been acknowledged before every
+        # kill: a few longer runs (still ended by kill -9) until each one has been.
+        for _ in range(KILLS[backend]):
+            if all(promises.acked[op] for op in ops):
+                break
+            cycle(False, promises.warmup() + 1.0)
         judge.final()
         ok(run_cli("--workspace", WORKSPACE, "ledger", "verify"))
     finally:
         launcher.close()
-    assert all(promises.acked[op] for op in ("issue", "delegate", "validate", "revoke"))
+    assert all(promises.acked[op] for op in ops), promises.acked
     print(
         f"\n{judge.figures(LABEL[backend])}\n  seed {seed}, {time.monotonic() - started:.0f}s",
         flush=True,
