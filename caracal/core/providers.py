@@ -266,3 +266,43 @@ def _check_catalog(
     missing = sorted(seen_resources - resources_with_actions)
     if missing:
         raise ValidationError(f"Resource {missing[0]!r} has no action.", hint="action")
+
+
+# Whole-provider scopes for a passthrough provider at the gateway: a mandate holds concrete
+# scopes only, so "every call" is spelled with this id.
+PASSTHROUGH_ID = "all"
+
+
+def unsafe_path(path: str) -> str | None:
+    """Why a decoded request path cannot be matched against path prefixes, or None: a dot
+    segment or a backslash could make a path that matches one prefix reach another."""
+    if not path.startswith("/"):
+        return "the path must start with '/'"
+    if "\\" in path or "\x00" in path:
+        return "the path holds a backslash or NUL"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return "the path holds a '.' or '..' segment"
+    return None
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    if prefix in ("/", path):
+        return True
+    # `/repos` covers `/repos/x`, not `/reposx`; a prefix ending in '/' covers what follows.
+    return path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+def select_action(spec: ProviderSpec, method: str, path: str) -> ProviderAction | None:
+    """The declared action a call selects: among the actions for its method (or any method),
+    the one with the longest matching path prefix; an exact method beats `*` at equal length.
+    None when nothing matches (the call is not declared)."""
+    method = method.upper()
+    best: tuple[int, int] | None = None
+    chosen: ProviderAction | None = None
+    for action in spec.actions:
+        if action.method not in (method, "*") or not _prefix_matches(action.path_prefix, path):
+            continue
+        rank = (len(action.path_prefix), 1 if action.method == method else 0)
+        if best is None or rank > best:
+            best, chosen = rank, action
+    return chosen

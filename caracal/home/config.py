@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from caracal.core.errors import ConfigError, NotFoundError, ValidationError
@@ -91,12 +91,39 @@ class AnonymousDenialSettings(_Section):
     burst: int = Field(50, ge=1, le=1_000_000, description="A client's budget when full.")
 
 
+class GatewaySettings(_Section):
+    """The provider gateway (`/v1/providers/<provider>/<path>`)."""
+
+    passthrough: list[str] = Field(
+        default_factory=list,
+        description="Providers without a catalog the gateway forwards to, a list or comma "
+        "separated (a mandate for `provider:<p>:action:all` on `provider:<p>:resource:all` "
+        "is then needed).",
+    )
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(
+        60.0, gt=0, le=3600, description="Longest silence from the provider before a 504."
+    )
+    max_body_bytes: int = Field(
+        1024**3, ge=1024, le=64 * 1024**3, description="Largest body streamed either way."
+    )
+
+    @field_validator("passthrough", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # `config set` takes scalars: `config set runtime.gateway.passthrough a,b`.
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
 class RuntimeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = _secret(default=None)
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     anonymous_denials: AnonymousDenialSettings = Field(default_factory=AnonymousDenialSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
 
 class WorkspaceConfig(_Section):

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from caracal.server.authorize import handle
+from caracal.server.gateway import PREFIX, ProviderGateway
 from caracal.server.health import Check, check_redis, check_store, failure
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
@@ -60,6 +61,11 @@ def create_app(workspace: str | None = None) -> Starlette:
         return JSONResponse({"error": "method_not_allowed"}, status_code=405)
 
     gate = McpGate(runtime)
+    gateway = ProviderGateway(runtime)
+
+    async def provider_call(request: Request) -> Response:
+        # Only for the route table (and its documentation): FastPath answers these first.
+        return JSONResponse({"error": "not_found"}, status_code=404)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -68,17 +74,25 @@ def create_app(workspace: str | None = None) -> Starlette:
             yield
         finally:
             await gate.aclose()
+            await gateway.aclose()
             await runtime.stop()
 
     routes: list[BaseRoute] = [
         Route("/health", health),
         Route("/metrics", metrics),
         Route("/v1/authorize", authorize, methods=["POST"]),
+        Route(
+            "/v1/providers/{provider}/{path:path}",
+            provider_call,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
     ]
     routes.append(Mount("/mcp", routes=gate.routes()))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
-    return FastPath(app, runtime, limit, gate)  # type: ignore[return-value]
+    fast = FastPath(app, runtime, limit, gate)
+    fast.gateway = gateway
+    return fast  # type: ignore[return-value]
 
 
 class FastPath:
@@ -91,6 +105,7 @@ class FastPath:
         self.runtime = runtime
         self.limit = limit
         self.gate = gate
+        self.gateway: ProviderGateway | None = None
         self.state = app.state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -98,6 +113,9 @@ class FastPath:
             path = scope["path"]
             if path == "/v1/authorize" and scope["method"] == "POST":
                 await handle(self.runtime, self.limit, scope, receive, send)
+                return
+            if path.startswith(PREFIX) and self.gateway is not None:
+                await self.gateway.handle(scope, receive, send)
                 return
             server = path[5:] if path.startswith("/mcp/") else ""
             if server and "/" not in server:

@@ -1,0 +1,95 @@
+"""Which declared action a gateway call is, and which headers travel with it: pure rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec, select_action
+from caracal.services.gateway import (
+    GatewayRefused,
+    GatewayTarget,
+    inbound_headers,
+    outbound_headers,
+    route,
+)
+
+SPEC = ProviderSpec(
+    "gh",
+    "https://api.example.com/v3",
+    auth="api-key",
+    header_name="X-Key",
+    resources=(ProviderResource("repos"), ProviderResource("issues")),
+    actions=(
+        ProviderAction("repos", "read", "GET", "/repos"),
+        ProviderAction("repos", "readme", "GET", "/repos/readme/"),
+        ProviderAction("repos", "any", "*", "/repos"),
+        ProviderAction("issues", "list", "GET", "/"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/repos", "read"),
+        ("GET", "/repos/x", "read"),
+        ("get", "/repos/x", "read"),
+        ("GET", "/repos/readme/y", "readme"),  # the longest prefix
+        ("GET", "/repos/readme", "read"),  # `/repos/readme/` covers what follows it only
+        ("POST", "/repos/x", "any"),  # `*` when the method has no action of its own
+        ("GET", "/reposx", "list"),  # a prefix covers segments, not characters
+        ("DELETE", "/other", None),
+    ],
+)
+def test_the_longest_prefix_within_the_method_selects_the_action(
+    method: str, path: str, expected: str | None
+) -> None:
+    chosen = select_action(SPEC, method, path)
+    assert (chosen.action_id if chosen else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/repos/../admin", "/repos/../admin"),
+        ("/repos/./x", "/repos/./x"),
+        ("/repos/a/b", "/repos/a%2Fb"),
+        ("/repos/a\\b", "/repos/a%5cb"),
+    ],
+)
+def test_paths_that_could_escape_their_prefix_are_not_declared(path: str, raw: str) -> None:
+    with pytest.raises(GatewayRefused) as refused:
+        route(GatewayTarget(SPEC, "k", False), "GET", path, raw)
+    assert refused.value.reason_code == "ACTION_NOT_DECLARED"
+
+
+def test_passthrough_needs_the_opt_in_and_then_is_the_whole_provider() -> None:
+    open_spec = ProviderSpec("raw", "http://127.0.0.1:1")
+    with pytest.raises(GatewayRefused) as refused:
+        route(GatewayTarget(open_spec, None, False), "GET", "/x", "/x")
+    assert refused.value.reason_code == "PASSTHROUGH_NOT_ENABLED"
+    pair = route(GatewayTarget(open_spec, None, True), "GET", "/x", "/x")
+    assert (pair.action, pair.resource) == ("provider:raw:action:all", "provider:raw:resource:all")
+
+
+def test_the_mandate_and_hop_by_hop_headers_go_and_the_credential_comes() -> None:
+    target = GatewayTarget(SPEC, "s3cret", False)
+    sent = outbound_headers(
+        target,
+        [
+            ("Authorization", "Bearer mandate"),
+            ("X-Key", "forged"),
+            ("Connection", "keep-alive, X-Drop"),
+            ("X-Drop", "1"),
+            ("Transfer-Encoding", "chunked"),
+            ("Host", "caracal"),
+            ("X-Caracal-Caller", "agent"),
+            ("Accept", "application/json"),
+        ],
+    )
+    assert sent == [("Accept", "application/json"), ("X-Key", "s3cret")]
+    answered = inbound_headers(
+        target, [("X-Echo", "key s3cret"), ("Content-Type", "text/plain"), ("Keep-Alive", "5")]
+    )
+    assert answered == [("Content-Type", "text/plain")]
+    assert "s3cret" not in repr(target)
