@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from caracal.server import forward_auth
 from caracal.server.authorize import handle
 from caracal.server.gateway import PREFIX, ProviderGateway
 from caracal.server.health import Check, check_redis, check_store, failure
@@ -64,7 +65,8 @@ def create_app(workspace: str | None = None) -> Starlette:
     gateway = ProviderGateway(runtime)
 
     async def provider_call(request: Request) -> Response:
-        # Only for the route table (and its documentation): FastPath answers these first.
+        # Only for the route table (and its documentation): FastPath answers the gateway
+        # and forward authentication first.
         return JSONResponse({"error": "not_found"}, status_code=404)
 
     @contextlib.asynccontextmanager
@@ -83,6 +85,11 @@ def create_app(workspace: str | None = None) -> Starlette:
         Route("/v1/authorize", authorize, methods=["POST"]),
         Route(
             "/v1/providers/{provider}/{path:path}",
+            provider_call,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+        Route(
+            "/v1/forward-auth",
             provider_call,
             methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         ),
@@ -116,6 +123,9 @@ class FastPath:
                 return
             if path.startswith(PREFIX) and self.gateway is not None:
                 await self.gateway.handle(scope, receive, send)
+                return
+            if self.gateway is not None and forward_auth.covers(path):
+                await forward_auth.handle(self.gateway, scope, receive, send)
                 return
             server = path[5:] if path.startswith("/mcp/") else ""
             if server and "/" not in server:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,28 @@ CHUNK = 64 * 1024
 
 class _TooLarge(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a call was judged: the answer to give, and for an allowed call what to forward."""
+
+    status: int
+    body: dict[str, Any]
+    extra: list[tuple[bytes, bytes]] | None = None
+    target: GatewayTarget | None = None
+    pair: GatewayRoute | None = None
+    outcome: Outcome | None = None
+
+    @property
+    def decision_id(self) -> str | None:
+        value = self.body.get("decision_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def reason_code(self) -> str | None:
+        value = self.body.get("reason_code") or self.body.get("error")
+        return value if isinstance(value, str) else None
 
 
 class ProviderGateway:
@@ -79,79 +102,109 @@ class ProviderGateway:
             )
             return found
 
-    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        lowered = {k.lower(): v for k, v in headers}
-        client = (scope.get("client") or ("unknown",))[0]
-        method = scope["method"]
-        provider, _, rest = scope["path"][len(PREFIX) :].partition("/")
-        path = "/" + rest
-        raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        raw_rest = "/" + raw[len(PREFIX) :].partition("/")[2]
-        query = scope.get("query_string", b"").decode("latin-1")
+    async def judge(
+        self,
+        *,
+        provider: str,
+        method: str,
+        path: str,
+        raw_path: str,
+        headers: dict[str, str],
+        client: str,
+        source: str,
+    ) -> Verdict:
+        """Decide one call (`headers` lower-cased): the pair its method and path select on
+        the provider, the mandate in its Authorization header for that pair, recorded. Shared
+        by the gateway and forward authentication."""
         authorizer = self.runtime.authorizer
-        limit = self.runtime.caracal.config.runtime.gateway.max_body_bytes
-
-        token = _bearer(lowered.get("authorization"))
+        token = _bearer(headers.get("authorization"))
         try:
-            declared = _declared_length(lowered, limit)
-            caller = lowered.get(CALLER) or None
-            intent = _intent(lowered.get(INTENT))
+            caller = headers.get(CALLER) or None
+            intent = _intent(headers.get(INTENT))
             if token is None:
                 decision = authorizer.denials.count(
-                    "TOKEN_MISSING", client, {"source": "gateway", "provider": provider[:64]}
+                    "TOKEN_MISSING", client, {"source": source, "provider": provider[:64]}
                 )
-                await _drain_small(receive, declared)
-                await _json(
-                    send, 401, _denied("TOKEN_MISSING", "no bearer token", decision), decision
-                )
-                return
+                return Verdict(401, _denied("TOKEN_MISSING", "no bearer token", decision))
             authorizer.admit(client)
             try:
                 target = self._target(provider)
-                pair = route(target, method, path, raw_rest)
+                pair = route(target, method, path, raw_path)
             except GatewayRefused as refused:
                 recorded = await self._record_refusal(
                     refused, provider, method, path, token, caller, client
                 )
-                await _drain_small(receive, declared)
                 body = _denied(refused.reason_code, refused.reason, recorded)
-                await _json(send, refused.status, body, recorded)
-                return
+                return Verdict(refused.status, body)
             outcome = await authorizer.decide(
                 token,
                 pair.action,
                 pair.resource,
                 caller=caller,
                 intent=intent,
-                source="gateway",
+                source=source,
                 client=client,
             )
         except BadRequest as exc:
             self.runtime.metrics.rejected(exc.status)
-            await _json(send, exc.status, exc.body(), None)
-            return
+            return Verdict(exc.status, exc.body())
         except RateLimited as exc:
             retry = str(max(1, round(exc.retry_after)))
-            await _json(
-                send,
+            return Verdict(
                 429,
                 {"error": "rate_limited", "field": None, "message": str(exc)},
-                None,
                 [(b"retry-after", retry.encode())],
             )
-            return
         except LedgerUnavailable as exc:
-            await _json(send, 503, _denied("LEDGER_UNAVAILABLE", exc.reason, None), None)
+            return Verdict(503, _denied("LEDGER_UNAVAILABLE", exc.reason, None))
+        body = _denied(outcome.reason_code, outcome.reason, outcome.decision_id)
+        if outcome.allowed:
+            body = {
+                "allowed": True,
+                "mandate_id": outcome.mandate_id,
+                "decision_id": outcome.decision_id,
+            }
+            return Verdict(200, body, target=target, pair=pair, outcome=outcome)
+        return Verdict(401 if outcome.reason_code in ANONYMOUS else 403, body)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        lowered = {k.lower(): v for k, v in headers}
+        provider, _, rest = scope["path"][len(PREFIX) :].partition("/")
+        raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        raw_rest = "/" + raw[len(PREFIX) :].partition("/")[2]
+        query = scope.get("query_string", b"").decode("latin-1")
+        limit = self.runtime.caracal.config.runtime.gateway.max_body_bytes
+        try:
+            declared = _declared_length(lowered, limit)
+        except BadRequest as exc:
+            self.runtime.metrics.rejected(exc.status)
+            await _json(send, exc.status, exc.body(), None)
             return
-        if not outcome.allowed:
+        verdict = await self.judge(
+            provider=provider,
+            method=scope["method"],
+            path="/" + rest,
+            raw_path=raw_rest,
+            headers=lowered,
+            client=(scope.get("client") or ("unknown",))[0],
+            source="gateway",
+        )
+        if verdict.target is None or verdict.pair is None or verdict.outcome is None:
             await _drain_small(receive, declared)
-            body = _denied(outcome.reason_code, outcome.reason, outcome.decision_id)
-            status = 401 if outcome.reason_code in ANONYMOUS else 403
-            await _json(send, status, body, outcome.decision_id)
+            await _json(send, verdict.status, verdict.body, verdict.decision_id, verdict.extra)
             return
         await self._forward(
-            scope, receive, send, target, pair, outcome, headers, raw_rest, query, limit
+            scope,
+            receive,
+            send,
+            verdict.target,
+            verdict.pair,
+            verdict.outcome,
+            headers,
+            raw_rest,
+            query,
+            limit,
         )
 
     async def _record_refusal(

@@ -38,6 +38,7 @@ ENDPOINT_MEANINGS = {
     "/metrics": "Prometheus text: decisions by reason code, latency, ledger lag, cache, denials",
     "/v1/authorize": "one decision: `{token, action, resource, caller?, intent?}` → 200 allowed or 403 with a reason code",
     "/v1/providers/{provider}/{path:path}": "the provider gateway: the call decided as the declared action its method and path select, then forwarded with the provider's credential",
+    "/v1/forward-auth": "the gateway's decision for nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`: 200, 401 or 403 with `X-Caracal-Reason`",
     "/mcp/{server}": "the MCP gate: every `tools/call` authorised by the bearer mandate before it is forwarded",
 }
 
