@@ -18,6 +18,7 @@ from caracal.server import forward_auth
 from caracal.server.authorize import handle
 from caracal.server.gateway import PREFIX, ProviderGateway
 from caracal.server.health import Check, check_redis, check_store, failure
+from caracal.server.jwks import endpoints as verification_endpoints
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
 from caracal.services import change_feed
@@ -79,8 +80,11 @@ def create_app(workspace: str | None = None) -> Starlette:
             await gateway.aclose()
             await runtime.stop()
 
+    jwks, revocations = verification_endpoints(runtime)
     routes: list[BaseRoute] = [
         Route("/health", health),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/v1/revocations", revocations),
         Route("/metrics", metrics),
         Route("/v1/authorize", authorize, methods=["POST"]),
         Route(
