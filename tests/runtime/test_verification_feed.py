@@ -3,7 +3,11 @@ JOSE library, PyJWT, verifies mandates with) and the signed revocation feed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +16,7 @@ import httpx
 import jwt
 import pytest
 
+from caracal.client import Client, Denied, guard, verify_offline
 from caracal.core.canonical import canonical_bytes
 from caracal.core.keys import b64url_decode, verify
 from tests.conftest import _require_postgres
@@ -112,3 +117,76 @@ def test_the_revocation_feed_is_signed_and_names_what_was_revoked_since(world: W
     keys = world.get("/.well-known/jwks.json").json()["keys"]
     assert kid not in {k["kid"] for k in keys}
     assert world.get("/v1/revocations?since=-1").status_code == 400
+
+
+# ---- caracal.client against the same live server -------------------------------------------
+
+READ = "provider:api:action:read"
+REPOS = "provider:api:resource:repos"
+
+
+def test_the_client_module_needs_no_store_ui_or_docker() -> None:
+    code = (
+        "import sys, caracal.client; "
+        "bad = [m for m in ('sqlalchemy', 'textual', 'docker', 'typer', 'rich', "
+        "'caracal.store', 'caracal.services', 'caracal.server') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_client_authorizes_and_guards_sync_and_async_tools(world: World) -> None:
+    client = Client(world.server.url, world.token)
+    assert client.authorize(READ, REPOS).allowed
+    denied = client.authorize("provider:api:action:write", REPOS)
+    assert (denied.allowed, denied.reason_code) == (False, "ACTION_OUT_OF_SCOPE")
+    assert world.token not in repr(client)
+    calls: list[str] = []
+
+    @guard(action=READ, resource=REPOS, client=client)
+    def read(name: str) -> str:
+        calls.append(name)
+        return name
+
+    @guard(action="provider:api:action:write", resource=REPOS, client=client)
+    async def write(name: str) -> str:
+        calls.append(name)
+        return name
+
+    assert read("a") == "a"
+    with pytest.raises(Denied) as caught:
+        asyncio.run(write("b"))
+    assert caught.value.reason_code == "ACTION_OUT_OF_SCOPE" and caught.value.decision_id
+    assert calls == ["a"]
+    unreachable = Client("http://127.0.0.1:9", world.token).authorize(READ, REPOS)
+    assert (unreachable.allowed, unreachable.reason_code) == (False, "RUNTIME_UNAVAILABLE")
+    # Through the gateway: allowed, then the provider (nobody at :9) is unreachable.
+    reply = client.request("GET", "api", "/repos/x")
+    assert reply.status == 502 and reply.decision_id
+
+
+def test_verify_offline_applies_what_it_can_and_names_what_it_cannot(world: World) -> None:
+    jwks = world.get("/.well-known/jwks.json").json()
+    feed = _feed(world, 0)
+    pinned = feed["signature"]["key"]
+    verdict = verify_offline(world.token, jwks, feed, READ, REPOS, ledger_key=pinned)
+    assert verdict.allowed and verdict.mandate_id == world.mandate_id
+    assert "DELEGATION_CHAIN_INVALID" in verdict.unchecked
+    wrong = verify_offline(world.token, jwks, feed, "provider:api:action:write", REPOS)
+    assert wrong.reason_code == "ACTION_OUT_OF_SCOPE"
+    header, payload, signature = world.token.split(".")
+    altered = f"{header}.{payload}.{signature[:-2]}AA"
+    assert not verify_offline(altered, jwks, feed, READ, REPOS).allowed
+    assert verify_offline("x", jwks, feed, READ, REPOS).reason_code == "TOKEN_MALFORMED"
+    later = time.time() + 7200
+    assert verify_offline(world.token, jwks, feed, READ, REPOS, now=later).reason_code == (
+        "MANDATE_EXPIRED"
+    )
+    ok(run_cli("mandate", "revoke", world.mandate_id, "--yes"))
+    feeds = [feed, _feed(world, feed["until"])]
+    revoked = verify_offline(world.token, jwks, feeds, READ, REPOS, ledger_key=pinned)
+    assert revoked.reason_code == "MANDATE_REVOKED"
+    forged = {**feeds[1], "revoked_mandates": []}
+    with pytest.raises(ValueError, match="not signed"):
+        verify_offline(world.token, jwks, [feed, forged], READ, REPOS, ledger_key=pinned)
