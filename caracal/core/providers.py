@@ -13,9 +13,10 @@ from caracal.core.errors import ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.scopes import ProviderCatalog
 
-AUTH_SCHEMES = ("none", "api-key", "bearer", "basic", "header")
+AUTH_SCHEMES = ("none", "api-key", "api-key-query", "bearer", "basic", "header")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
+DEFAULT_API_KEY_QUERY = "api_key"
 _HEADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -61,6 +62,13 @@ class ProviderSpec:
             return self.header_name
         if self.auth in ("bearer", "basic"):
             return "Authorization"
+        return None
+
+    def auth_query_name(self) -> str | None:
+        """The query parameter carrying the credential (`api-key-query`; `header_name` names
+        the parameter)."""
+        if self.auth == "api-key-query":
+            return self.header_name or DEFAULT_API_KEY_QUERY
         return None
 
     def catalog(self) -> ProviderCatalog:
@@ -195,9 +203,10 @@ def validate_spec(spec: ProviderSpec, *, has_credential: bool) -> ProviderSpec:
     if spec.auth == "header" and not spec.header_name:
         raise ValidationError("Auth scheme 'header' needs a header name.", hint="header_name")
     if spec.header_name is not None:
-        if spec.auth not in ("header", "api-key"):
+        if spec.auth not in ("header", "api-key", "api-key-query"):
             raise ValidationError(
-                "A header name only applies to the 'header' and 'api-key' auth schemes."
+                "A header name only applies to the 'header', 'api-key' and 'api-key-query' "
+                "auth schemes (for 'api-key-query' it names the query parameter)."
             )
         if not spec.header_name or set(spec.header_name) - _HEADER_CHARS:
             raise ValidationError(f"Invalid header name {spec.header_name!r}.")

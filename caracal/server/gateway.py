@@ -257,7 +257,7 @@ class ProviderGateway:
         limit: int,
     ) -> None:
         decision = (outcome.decision_id or "").encode()
-        url = outbound_url(target.spec, raw_path, query)
+        url = outbound_url(target, raw_path, query)
         has_body = any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers)
         data = _request_body(receive, limit) if has_body else None
         started = False

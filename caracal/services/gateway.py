@@ -8,13 +8,14 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus, urlencode
 
 from caracal.core.errors import NotFoundError
 from caracal.core.ledger import NewEvent
 from caracal.core.providers import PASSTHROUGH_ID, ProviderSpec, select_action, unsafe_path
 from caracal.core.reasons import GATEWAY_REFUSALS
 from caracal.core.scopes import action_scope, resource_scope
-from caracal.services.probe import auth_headers
+from caracal.services.probe import auth_headers, auth_query
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -48,6 +49,9 @@ class GatewayTarget:
 
     def credential_headers(self) -> dict[str, str]:
         return auth_headers(self.spec, self.credential)
+
+    def credential_query(self) -> dict[str, str]:
+        return auth_query(self.spec, self.credential)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +111,16 @@ def route(target: GatewayTarget, method: str, path: str, raw_path: str) -> Gatew
     )
 
 
-def outbound_url(spec: ProviderSpec, raw_path: str, query: str) -> str:
-    """The provider's base URL with the call's path (still percent-encoded as received)."""
-    url = spec.base_url.rstrip("/") + raw_path
+def outbound_url(target: GatewayTarget, raw_path: str, query: str) -> str:
+    """The provider's base URL with the call's path (still percent-encoded as received) and
+    query; for `api-key-query`, any parameter of the credential's name the agent sent is
+    replaced by the credential."""
+    url = target.spec.base_url.rstrip("/") + raw_path
+    credential = target.credential_query()
+    if credential:
+        names = {quote_plus(name) for name in credential}
+        kept = [p for p in query.split("&") if p and p.partition("=")[0] not in names]
+        query = "&".join([*kept, urlencode(credential)])
     return f"{url}?{query}" if query else url
 
 

@@ -10,6 +10,7 @@ from caracal.services.gateway import (
     GatewayTarget,
     inbound_headers,
     outbound_headers,
+    outbound_url,
     route,
 )
 
@@ -93,3 +94,30 @@ def test_the_mandate_and_hop_by_hop_headers_go_and_the_credential_comes() -> Non
     )
     assert answered == [("Content-Type", "text/plain")]
     assert "s3cret" not in repr(target)
+
+
+def test_an_api_key_in_the_query_replaces_any_the_agent_sent() -> None:
+    spec = ProviderSpec(
+        "q",
+        "https://api.example.com/v1/",
+        auth="api-key-query",
+        header_name="key",
+        resources=(ProviderResource("r"),),
+        actions=(ProviderAction("r", "read", "GET", "/"),),
+    )
+    target = GatewayTarget(spec, "s e/cret", False)
+    assert outbound_url(target, "/items/a%20b", "key=forged&page=2") == (
+        "https://api.example.com/v1/items/a%20b?page=2&key=s+e%2Fcret"
+    )
+    assert outbound_url(target, "/x", "") == "https://api.example.com/v1/x?key=s+e%2Fcret"
+    assert outbound_headers(target, [("Authorization", "Bearer m")]) == []
+
+
+def test_provider_test_applies_an_api_key_query_the_same_way() -> None:
+    from caracal.services.probe import probe
+    from tests.support.http_server import fake_provider
+
+    with fake_provider() as upstream:
+        spec = ProviderSpec("q", upstream.url + "/v1", auth="api-key-query", health_path="/ping")
+        assert probe(spec, "k&1", timeout=10).healthy
+    assert upstream.requests[0]["path"] == "/v1/ping?api_key=k%261"

@@ -127,12 +127,20 @@ def world(
                 "--resource", "things", "--action", "things:list:GET:/things",
             )
         )  # fmt: skip
+        ok(
+            run_cli(
+                "provider", "add", "queried", "--base-url", upstream.url + "/queried",
+                "--auth", "api-key-query", "--header-name", "key",
+                "--credential-env", "KEY_TOKEN",
+                "--resource", "things", "--action", "things:list:GET:/things",
+            )
+        )  # fmt: skip
         ok(run_cli("provider", "add", "open", "--base-url", upstream.url + "/open"))
         ok(run_cli("provider", "add", "closed", "--base-url", upstream.url + "/closed"))
         ok(run_cli("principal", "register", "--kind", "human", "--name", "alice"))
         ok(run_cli("principal", "register", "--kind", "worker", "--name", "agent"))
         policy = ["policy", "create", "--principal", "agent", "--max-validity", "1h"]
-        for provider in ("api", "keyed", "open", "closed"):
+        for provider in ("api", "keyed", "queried", "open", "closed"):
             policy += ["--resource", scope(provider, "resource", "*")]
             policy += ["--action", scope(provider, "action", "*")]
         ok(run_cli(*policy))
@@ -143,6 +151,7 @@ def world(
             "files", "api", ["files"], ["upload", "download", "events", "slow", "redirect", "echo"]
         )
         world.issue("keyed", "keyed", ["things"], ["list"])
+        world.issue("queried", "queried", ["things"], ["list"])
         world.issue("open", "open", ["all"], ["all"])
         world.issue("closed", "closed", ["all"], ["all"])
         yield world
@@ -189,6 +198,17 @@ def test_an_api_key_provider_gets_its_key_in_its_header(world: World) -> None:
     assert reply.status_code == 200, reply.text
     (got,) = world.upstream.received[before:]
     assert got.headers["x-api-key"] == KEY_SECRET
+    assert "authorization" not in got.headers
+
+
+def test_an_api_key_query_provider_gets_its_key_in_the_query(world: World) -> None:
+    before = len(world.upstream.received)
+    reply = world.call(
+        "GET", "/v1/providers/queried/things?key=forged&page=3", world.tokens["queried"]
+    )
+    assert reply.status_code == 200, reply.text
+    (got,) = world.upstream.received[before:]
+    assert (got.path, got.query) == ("/queried/things", f"page=3&key={KEY_SECRET}")
     assert "authorization" not in got.headers
 
 
