@@ -116,6 +116,26 @@ class ProviderGateway:
         """Decide one call (`headers` lower-cased): the pair its method and path select on
         the provider, the mandate in its Authorization header for that pair, recorded. Shared
         by the gateway and forward authentication."""
+        try:
+            return await self._judge(provider, method, path, raw_path, headers, client, source)
+        except Exception:
+            # Undecided is refused: nothing is forwarded.
+            log.exception("%s %s: not decided", source, provider[:64])
+            return Verdict(
+                503,
+                _denied("INTERNAL_ERROR", "the call could not be decided, so it is refused", None),
+            )
+
+    async def _judge(
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        raw_path: str,
+        headers: dict[str, str],
+        client: str,
+        source: str,
+    ) -> Verdict:
         authorizer = self.runtime.authorizer
         token = _bearer(headers.get("authorization"))
         try:

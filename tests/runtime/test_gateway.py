@@ -379,3 +379,28 @@ def test_a_100_mb_body_streams_both_ways_with_flat_memory(world: World) -> None:
     assert received == total
     grown = _rss_peak(world.server) - peak
     assert grown < 40 * 1024 * 1024, f"the server's peak RSS grew by {grown // 1024} KiB"
+
+
+def test_a_call_that_cannot_be_decided_is_refused_not_forwarded() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from caracal.server.gateway import ProviderGateway
+
+    def broken(_client: str) -> None:
+        raise RuntimeError("store went away")
+
+    runtime = SimpleNamespace(authorizer=SimpleNamespace(admit=broken))
+    gateway = ProviderGateway(runtime)  # type: ignore[arg-type]
+    verdict = asyncio.run(
+        gateway.judge(
+            provider="api",
+            method="GET",
+            path="/repos",
+            raw_path="/repos",
+            headers={"authorization": "Bearer x.y.z"},
+            client="127.0.0.1",
+            source="gateway",
+        )
+    )
+    assert (verdict.status, verdict.reason_code, verdict.target) == (503, "INTERNAL_ERROR", None)
