@@ -152,7 +152,7 @@ class ProviderGateway:
                 pair = route(target, method, path, raw_path)
             except GatewayRefused as refused:
                 recorded = await self._record_refusal(
-                    refused, provider, method, path, token, caller, client
+                    refused, provider, method, path, token, caller, client, source
                 )
                 body = _denied(refused.reason_code, refused.reason, recorded)
                 return Verdict(refused.status, body)
@@ -236,6 +236,7 @@ class ProviderGateway:
         token: str,
         caller: str | None,
         client: str,
+        source: str,
     ) -> str | None:
         """A refused call is a decision too: recorded one event each when the token names a
         mandate of this workspace, counted in aggregate otherwise (garbage cannot grow the
@@ -244,7 +245,7 @@ class ProviderGateway:
         probe: Outcome = await authorizer.check(token, "-", "-", caller)
         if probe.reason_code in ANONYMOUS:
             return authorizer.denials.count(
-                probe.reason_code, client, {"source": "gateway", "provider": provider[:64]}
+                probe.reason_code, client, {"source": source, "provider": provider[:64]}
             )
         decision_id = authorizer.ids.new()
         await authorizer.record(
@@ -255,6 +256,7 @@ class ProviderGateway:
                 path,
                 token,
                 decision_id=decision_id,
+                source=source,
                 caller=caller,
                 mandate_id=probe.mandate_id,
                 subject_id=probe.subject_id,

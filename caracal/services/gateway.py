@@ -168,6 +168,7 @@ def refusal_event(
     token: str | None,
     *,
     decision_id: str,
+    source: str,
     caller: str | None,
     mandate_id: str | None,
     subject_id: str | None,
@@ -176,7 +177,7 @@ def refusal_event(
     itself never enters the ledger)."""
     payload: dict[str, Any] = {
         "decision_id": decision_id,
-        "source": "gateway",
+        "source": source,
         "provider": provider[:64],
         "method": method[:16],
         "path": path[:256],

@@ -209,7 +209,9 @@ def test_nginx_never_forwards_a_refused_call(
     assert reply.headers["x-caracal-reason"] == reason
     assert len(world.upstream.received) == before, "a refused call reached the provider"
     if token:
-        assert decision(reply.headers["x-caracal-decision"])["reason_code"] == reason
+        recorded = decision(reply.headers["x-caracal-decision"])
+        assert recorded["reason_code"] == reason
+        assert recorded["payload"]["source"] == "forward-auth"
 
 
 def test_traefik_and_envoy_headers_name_the_original_call(world: World) -> None:
