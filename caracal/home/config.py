@@ -108,7 +108,18 @@ class GatewaySettings(_Section):
         1024**3, ge=1024, le=64 * 1024**3, description="Largest body streamed either way."
     )
 
-    @field_validator("passthrough", mode="before")
+    forward_auth_credential: list[str] = Field(
+        default_factory=list,
+        description="Providers whose credential an allowed `/v1/forward-auth` answer carries "
+        "(`X-Caracal-Credential`) for the gateway in front to inject; off for every provider "
+        "by default.",
+    )
+    credential_peers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Peer addresses that may receive such a credential.",
+    )
+
+    @field_validator("passthrough", "forward_auth_credential", "credential_peers", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # `config set` takes scalars: `config set runtime.gateway.passthrough a,b`.

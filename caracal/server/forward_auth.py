@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from caracal.server.gateway import DECISION, ProviderGateway, Verdict
+from caracal.services.gateway import released_credential
 
 PATH = "/v1/forward-auth"
 PROVIDER = "x-caracal-provider"
@@ -45,21 +46,28 @@ def original_call(scope: dict[str, Any], headers: dict[str, str]) -> tuple[str, 
 async def handle(gateway: ProviderGateway, scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     provider, method, raw_path = original_call(scope, headers)
+    peer = (scope.get("client") or ("unknown",))[0]
     verdict = await gateway.judge(
         provider=provider,
         method=method,
         path=unquote(raw_path),
         raw_path=raw_path,
         headers=headers,
-        client=(scope.get("client") or ("unknown",))[0],
+        client=peer,
         source="forward-auth",
     )
-    await _answer(send, verdict)
+    released: dict[str, str] = {}
+    if verdict.target is not None and verdict.outcome is not None:
+        peers = gateway.runtime.caracal.config.runtime.gateway.credential_peers
+        released = released_credential(verdict.target, peer, peers)
+    await _answer(
+        send, verdict, [(k.lower().encode(), v.encode("latin-1")) for k, v in released.items()]
+    )
 
 
-async def _answer(send: Any, verdict: Verdict) -> None:
+async def _answer(send: Any, verdict: Verdict, released: list[tuple[bytes, bytes]]) -> None:
     data = json.dumps(verdict.body, separators=(",", ":")).encode()
-    extra = [(DECISION, (verdict.decision_id or "").encode())]
+    extra = [(DECISION, (verdict.decision_id or "").encode()), *released]
     if verdict.outcome is not None and verdict.outcome.mandate_id:
         extra.append((MANDATE, verdict.outcome.mandate_id.encode()))
     if verdict.status != 200 and verdict.reason_code:
@@ -73,6 +81,7 @@ async def _answer(send: Any, verdict: Verdict) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(data)).encode()),
+                (b"cache-control", b"no-store"),
                 *extra,
                 *(verdict.extra or []),
             ],

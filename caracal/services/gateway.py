@@ -46,6 +46,8 @@ class GatewayTarget:
     spec: ProviderSpec
     credential: str | None = field(repr=False)
     passthrough_open: bool
+    # Whether forward authentication may hand the credential to the gateway in front.
+    credential_released: bool = False
 
     def credential_headers(self) -> dict[str, str]:
         return auth_headers(self.spec, self.credential)
@@ -80,8 +82,20 @@ def load_target(app: Caracal, name: str) -> GatewayTarget:
     except NotFoundError:
         raise GatewayRefused("PROVIDER_UNKNOWN", f"no provider {name!r}", 404) from None
     credential = app.providers.credential(name) if view.spec.auth != "none" else None
-    opened = name in app.config.runtime.gateway.passthrough
-    return GatewayTarget(view.spec, credential, opened)
+    settings = app.config.runtime.gateway
+    released = name in settings.forward_auth_credential
+    return GatewayTarget(view.spec, credential, name in settings.passthrough, released)
+
+
+def released_credential(target: GatewayTarget, peer: str, peers: list[str]) -> dict[str, str]:
+    """What an allowed forward-auth answer carries for the gateway in front to inject: the
+    credential's header name and value, only for a provider the operator opted in and a peer
+    on the list (an agent asking directly must not walk away with the credential)."""
+    if not target.credential_released or peer not in peers:
+        return {}
+    for name, value in target.credential_headers().items():
+        return {"X-Caracal-Credential-Header": name, "X-Caracal-Credential": value}
+    return {}
 
 
 def route(target: GatewayTarget, method: str, path: str, raw_path: str) -> GatewayRoute:

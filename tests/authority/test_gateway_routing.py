@@ -121,3 +121,16 @@ def test_provider_test_applies_an_api_key_query_the_same_way() -> None:
         spec = ProviderSpec("q", upstream.url + "/v1", auth="api-key-query", health_path="/ping")
         assert probe(spec, "k&1", timeout=10).healthy
     assert upstream.requests[0]["path"] == "/v1/ping?api_key=k%261"
+
+
+def test_a_credential_is_released_only_when_opted_in_and_to_a_listed_peer() -> None:
+    from caracal.services.gateway import released_credential
+
+    spec = ProviderSpec("b", "https://api.example.com", auth="bearer")
+    opted = GatewayTarget(spec, "tok", False, credential_released=True)
+    assert released_credential(opted, "127.0.0.1", ["127.0.0.1"]) == {
+        "X-Caracal-Credential-Header": "Authorization",
+        "X-Caracal-Credential": "Bearer tok",
+    }
+    assert released_credential(opted, "10.0.0.9", ["127.0.0.1"]) == {}
+    assert released_credential(GatewayTarget(spec, "tok", False), "127.0.0.1", ["127.0.0.1"]) == {}

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(180)
 
 WS = "fa"
 NGINX_SECRET = "held-by-nginx-41a7"
+INJECTED_SECRET = "held-by-caracal-released-8e0c"
 READ = "provider:api:action:read"
 REPOS = "provider:api:resource:repos"
 
@@ -56,6 +57,12 @@ http {{
             add_header X-Caracal-Reason $caracal_reason always;
             proxy_set_header Authorization "Bearer {secret}";
             proxy_pass http://127.0.0.1:{upstream}/base/;
+        }}
+        location /injected/ {{
+            auth_request /_caracal;
+            auth_request_set $caracal_credential $upstream_http_x_caracal_credential;
+            proxy_set_header Authorization $caracal_credential;
+            proxy_pass http://127.0.0.1:{upstream}/injected/;
         }}
         location = /_caracal {{
             internal;
@@ -146,6 +153,7 @@ def world(
         env.setenv("CARACAL_HOME", str(base / "home"))
         env.setenv("CARACAL_KEYRING", "off")
         env.setenv("API_TOKEN", "held-by-caracal-unused-here")
+        env.setenv("INJECTED_TOKEN", INJECTED_SECRET)
         for var in ("CARACAL_WORKSPACE", "CARACAL_STORE_URL", "CARACAL_MASTER_KEY"):
             env.delenv(var, raising=False)
         env.delenv("CARACAL_REDIS_URL", raising=False)
@@ -161,13 +169,21 @@ def world(
                 "--action", "repos:read:GET:/repos", "--action", "repos:write:POST:/repos",
             )
         )  # fmt: skip
+        ok(run_cli("provider", "add", "injected", "--base-url", upstream.url + "/injected",
+                   "--auth", "bearer", "--credential-env", "INJECTED_TOKEN",
+                   "--resource", "repos", "--action", "repos:read:GET:/repos"))  # fmt: skip
+        ok(run_cli("config", "set", "runtime.gateway.forward_auth_credential", "injected"))
         ok(run_cli("principal", "register", "--kind", "human", "--name", "alice"))
         ok(run_cli("principal", "register", "--kind", "worker", "--name", "agent"))
         ok(run_cli("policy", "create", "--principal", "agent", "--max-validity", "1h",
-                   "--resource", "provider:api:resource:*", "--action", "provider:api:action:*"))  # fmt: skip
+                   "--resource", "provider:api:resource:*", "--action", "provider:api:action:*",
+                   "--resource", "provider:injected:resource:*",
+                   "--action", "provider:injected:action:*"))  # fmt: skip
         issued = run_cli(
             "mandate", "issue", "--issuer", "alice", "--subject", "agent", "--ttl", "30m",
-            "--resource", REPOS, "--action", READ, "--json",
+            "--resource", REPOS, "--action", READ,
+            "--resource", "provider:injected:resource:repos",
+            "--action", "provider:injected:action:read", "--json",
         )  # fmt: skip
         token = str(ok(issued).json()["token"])
         server = stack.enter_context(serve())
@@ -232,3 +248,18 @@ def test_traefik_and_envoy_headers_name_the_original_call(world: World) -> None:
     envoy = httpx.post(world.server.url + "/v1/forward-auth/api/repos", headers=auth, timeout=30)
     assert envoy.status_code == 403
     assert envoy.headers["x-caracal-reason"] == "ACTION_OUT_OF_SCOPE"
+
+
+def test_an_opted_in_provider_s_credential_is_released_to_nginx_only(world: World) -> None:
+    auth = {"Authorization": f"Bearer {world.token}"}
+    before = len(world.upstream.received)
+    reply = httpx.get(world.nginx + "/injected/repos/x", headers=auth, timeout=30)
+    assert reply.status_code == 200, reply.text
+    (got,) = world.upstream.received[before:]
+    assert got.headers["authorization"] == f"Bearer {INJECTED_SECRET}"
+    assert INJECTED_SECRET not in str(reply.headers) + reply.text
+    # A provider not opted in: an allowed answer carries no credential.
+    plain = httpx.get(world.server.url + "/v1/forward-auth/api/repos/x", headers=auth, timeout=30)
+    assert plain.status_code == 200
+    assert "x-caracal-credential" not in plain.headers
+    assert plain.headers["cache-control"] == "no-store"
