@@ -32,7 +32,9 @@ ServiceType = Annotated[
 ]
 Auth = Annotated[
     str | None,
-    typer.Option("--auth", help="none | api-key | bearer | basic | header (default none)."),
+    typer.Option(
+        "--auth", help="none | api-key | api-key-query | bearer | basic | header (default none)."
+    ),
 ]
 CredentialEnv = Annotated[
     str | None,
@@ -42,7 +44,11 @@ CredentialStdin = Annotated[
     bool, typer.Option("--credential-stdin", help="Read the credential from stdin.")
 ]
 HeaderName = Annotated[
-    str | None, typer.Option("--header-name", help="Header carrying the credential.")
+    str | None,
+    typer.Option(
+        "--header-name",
+        help="Header carrying the credential (api-key-query: the query parameter).",
+    ),
 ]
 HealthPath = Annotated[
     str | None, typer.Option("--health-path", help="Path probed by `provider test` (default /).")

@@ -13,7 +13,7 @@ from caracal.core.errors import ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.scopes import ProviderCatalog
 
-AUTH_SCHEMES = ("none", "api-key", "bearer", "basic", "header")
+AUTH_SCHEMES = ("none", "api-key", "api-key-query", "bearer", "basic", "header")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 # What one provider may declare: far above any real API's catalog, far below what would make
@@ -22,6 +22,7 @@ MAX_RESOURCES = 1000
 MAX_ACTIONS = 5000
 MAX_DESCRIPTION_CHARS = 1000
 MAX_URL_CHARS = 2048
+DEFAULT_API_KEY_QUERY = "api_key"
 _HEADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -67,6 +68,13 @@ class ProviderSpec:
             return self.header_name
         if self.auth in ("bearer", "basic"):
             return "Authorization"
+        return None
+
+    def auth_query_name(self) -> str | None:
+        """The query parameter carrying the credential (`api-key-query`; `header_name` names
+        the parameter)."""
+        if self.auth == "api-key-query":
+            return self.header_name or DEFAULT_API_KEY_QUERY
         return None
 
     def catalog(self) -> ProviderCatalog:
@@ -201,9 +209,10 @@ def validate_spec(spec: ProviderSpec, *, has_credential: bool) -> ProviderSpec:
     if spec.auth == "header" and not spec.header_name:
         raise ValidationError("Auth scheme 'header' needs a header name.", hint="header_name")
     if spec.header_name is not None:
-        if spec.auth not in ("header", "api-key"):
+        if spec.auth not in ("header", "api-key", "api-key-query"):
             raise ValidationError(
-                "A header name only applies to the 'header' and 'api-key' auth schemes."
+                "A header name only applies to the 'header', 'api-key' and 'api-key-query' "
+                "auth schemes (for 'api-key-query' it names the query parameter)."
             )
         if not spec.header_name or set(spec.header_name) - _HEADER_CHARS:
             raise ValidationError(f"Invalid header name {spec.header_name!r}.")
@@ -292,3 +301,43 @@ def _check_catalog(
     missing = sorted(seen_resources - resources_with_actions)
     if missing:
         raise ValidationError(f"Resource {missing[0]!r} has no action.", hint="action")
+
+
+# Whole-provider scopes for a passthrough provider at the gateway: a mandate holds concrete
+# scopes only, so "every call" is spelled with this id.
+PASSTHROUGH_ID = "all"
+
+
+def unsafe_path(path: str) -> str | None:
+    """Why a decoded request path cannot be matched against path prefixes, or None: a dot
+    segment or a backslash could make a path that matches one prefix reach another."""
+    if not path.startswith("/"):
+        return "the path must start with '/'"
+    if "\\" in path or "\x00" in path:
+        return "the path holds a backslash or NUL"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return "the path holds a '.' or '..' segment"
+    return None
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    if prefix in ("/", path):
+        return True
+    # `/repos` covers `/repos/x`, not `/reposx`; a prefix ending in '/' covers what follows.
+    return path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+def select_action(spec: ProviderSpec, method: str, path: str) -> ProviderAction | None:
+    """The declared action a call selects: among the actions for its method (or any method),
+    the one with the longest matching path prefix; an exact method beats `*` at equal length.
+    None when nothing matches (the call is not declared)."""
+    method = method.upper()
+    best: tuple[int, int] | None = None
+    chosen: ProviderAction | None = None
+    for action in spec.actions:
+        if action.method not in (method, "*") or not _prefix_matches(action.path_prefix, path):
+            continue
+        rank = (len(action.path_prefix), 1 if action.method == method else 0)
+        if best is None or rank > best:
+            best, chosen = rank, action
+    return chosen

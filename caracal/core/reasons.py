@@ -45,3 +45,10 @@ ISSUANCE_REFUSALS: Final[dict[str, str]] = {
     "DELEGATION_DEPTH_EXHAUSTED": "the source mandate may not be delegated further",
     "SCOPE_NOT_SUBSET": "delegated scopes must be a subset of the source's",
 }
+
+# The provider gateway's own refusals, before (or instead of) validating a mandate.
+GATEWAY_REFUSALS: Final[dict[str, str]] = {
+    "PROVIDER_UNKNOWN": "no provider of that name in this workspace",
+    "ACTION_NOT_DECLARED": "no declared action of the provider matches the method and path",
+    "PASSTHROUGH_NOT_ENABLED": "the provider has no catalog and is not opened to the gateway",
+}

@@ -126,6 +126,43 @@ class McpUpstreamSettings(_Section):
     )
 
 
+class GatewaySettings(_Section):
+    """The provider gateway (`/v1/providers/<provider>/<path>`)."""
+
+    passthrough: list[str] = Field(
+        default_factory=list,
+        description="Providers without a catalog the gateway forwards to, a list or comma "
+        "separated (a mandate for `provider:<p>:action:all` on `provider:<p>:resource:all` "
+        "is then needed).",
+    )
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(
+        60.0, gt=0, le=3600, description="Longest silence from the provider before a 504."
+    )
+    max_body_bytes: int = Field(
+        1024**3, ge=1024, le=64 * 1024**3, description="Largest body streamed either way."
+    )
+
+    forward_auth_credential: list[str] = Field(
+        default_factory=list,
+        description="Providers whose credential an allowed `/v1/forward-auth` answer carries "
+        "(`X-Caracal-Credential`) for the gateway in front to inject; off for every provider "
+        "by default.",
+    )
+    credential_peers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Peer addresses that may receive such a credential.",
+    )
+
+    @field_validator("passthrough", "forward_auth_credential", "credential_peers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # `config set` takes scalars: `config set runtime.gateway.passthrough a,b`.
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
 class RuntimeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -147,6 +184,8 @@ class RuntimeSettings(_Section):
 
     def mcp_limits(self, server: str) -> McpUpstreamSettings:
         return self.mcp_servers.get(server) or self.mcp
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
 
 class WorkspaceConfig(_Section):

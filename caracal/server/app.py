@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from caracal.server import forward_auth
 from caracal.server.authorize import handle
+from caracal.server.gateway import PREFIX, ProviderGateway
 from caracal.server.health import (
     Check,
     check_ledger_writer,
@@ -22,6 +24,7 @@ from caracal.server.health import (
     check_store,
     failure,
 )
+from caracal.server.jwks import endpoints as verification_endpoints
 from caracal.server.mcp_gate import McpGate
 from caracal.server.runtime import Runtime
 from caracal.services import change_feed
@@ -71,6 +74,12 @@ def create_app(workspace: str | None = None) -> Starlette:
         return JSONResponse({"error": "method_not_allowed"}, status_code=405)
 
     gate = McpGate(runtime)
+    gateway = ProviderGateway(runtime)
+
+    async def provider_call(request: Request) -> Response:
+        # Only for the route table (and its documentation): FastPath answers the gateway
+        # and forward authentication first.
+        return JSONResponse({"error": "not_found"}, status_code=404)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -79,17 +88,33 @@ def create_app(workspace: str | None = None) -> Starlette:
             yield
         finally:
             await gate.aclose()
+            await gateway.aclose()
             await runtime.stop()
 
+    jwks, revocations = verification_endpoints(runtime)
     routes: list[BaseRoute] = [
         Route("/health", health),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/v1/revocations", revocations),
         Route("/metrics", metrics),
         Route("/v1/authorize", authorize, methods=["POST"]),
+        Route(
+            "/v1/providers/{provider}/{path:path}",
+            provider_call,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+        Route(
+            "/v1/forward-auth",
+            provider_call,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
     ]
     routes.append(Mount("/mcp", routes=gate.routes()))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
-    return FastPath(app, runtime, limit, gate)  # type: ignore[return-value]
+    fast = FastPath(app, runtime, limit, gate)
+    fast.gateway = gateway
+    return fast  # type: ignore[return-value]
 
 
 class FastPath:
@@ -102,6 +127,7 @@ class FastPath:
         self.runtime = runtime
         self.limit = limit
         self.gate = gate
+        self.gateway: ProviderGateway | None = None
         self.state = app.state
         # In-flight requests other than /health and /v1/authorize: past the share they are
         # given, they are answered 503 so that decisions and health checks always have room.
@@ -119,11 +145,18 @@ class FastPath:
         if path == "/health":
             await self.app(scope, receive, send)
             return
+        # Forward-auth answers decisions for a gateway in front: it has the decisions' room.
+        if self.gateway is not None and forward_auth.covers(path):
+            await forward_auth.handle(self.gateway, scope, receive, send)
+            return
         if self.others >= self.others_limit:
             await _busy(send)
             return
         self.others += 1
         try:
+            if path.startswith(PREFIX) and self.gateway is not None:
+                await self.gateway.handle(scope, receive, send)
+                return
             server = path[5:] if path.startswith("/mcp/") else ""
             if server and "/" not in server:
                 await self._gate(scope, receive, send, server)

@@ -7,7 +7,7 @@ import http.client
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from caracal.core.providers import ProviderSpec
 
@@ -39,9 +39,20 @@ def auth_headers(spec: ProviderSpec, credential: str | None) -> dict[str, str]:
     return {name: credential}
 
 
+def auth_query(spec: ProviderSpec, credential: str | None) -> dict[str, str]:
+    """The credential as a query parameter, for the `api-key-query` scheme."""
+    name = spec.auth_query_name()
+    if name is None or credential is None:
+        return {}
+    return {name: credential}
+
+
 def probe(spec: ProviderSpec, credential: str | None, timeout: float = 5.0) -> ProbeResult:
     url = urlsplit(spec.base_url)
     path = url.path.rstrip("/") + spec.health_path
+    query = auth_query(spec, credential)
+    if query:
+        path += "?" + urlencode(query)
     conn: http.client.HTTPConnection
     if url.scheme == "https":
         conn = http.client.HTTPSConnection(

@@ -142,3 +142,19 @@ def keys_of(conn: Connection, principal_id: str) -> list[dict[str, object]]:
         .order_by(principal_keys.c.created_at)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def all_keys(conn: Connection) -> list[tuple[str, str, str, str, str]]:
+    """(kid, principal_id, public_pem, key status, principal status) of every key."""
+    rows = conn.execute(
+        select(
+            principal_keys.c.kid,
+            principal_keys.c.principal_id,
+            principal_keys.c.public_pem,
+            principal_keys.c.status,
+            principals.c.status,
+        )
+        .join(principals, principals.c.id == principal_keys.c.principal_id)
+        .order_by(principal_keys.c.created_at, principal_keys.c.kid)
+    )
+    return [(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]

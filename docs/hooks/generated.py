@@ -36,6 +36,10 @@ ENDPOINT_MEANINGS = {
     "/health": "200 when the store (and Redis, when configured) answer; 503 naming the failing one",
     "/metrics": "Prometheus text: decisions by reason code, latency, ledger lag, cache, denials",
     "/v1/authorize": "one decision: `{token, action, resource, caller?, intent?}` → 200 allowed or 403 with a reason code",
+    "/v1/providers/{provider}/{path:path}": "the provider gateway: the call decided as the declared action its method and path select, then forwarded with the provider's credential",
+    "/v1/forward-auth": "the gateway's decision for nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`: 200, 401 or 403 with `X-Caracal-Reason`",
+    "/.well-known/jwks.json": "the public keys (JWK Set, ES256) of every principal key that can still verify a mandate, with status",
+    "/v1/revocations": "`?since=N`: revoked mandates and keys and principal status changes after ledger sequence N, signed by the ledger key",
     "/mcp/{server}": "the MCP gate: every `tools/call` authorised by the bearer mandate before it is forwarded",
 }
 
@@ -150,10 +154,17 @@ def config_keys() -> str:
     return _table(["key", "default", "notes"], rows)
 
 
+def gateway_reasons() -> str:
+    from caracal.core.reasons import GATEWAY_REFUSALS
+
+    return _table(["reason code", "meaning"], [[f"`{c}`", t] for c, t in GATEWAY_REFUSALS.items()])
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "exit-codes": exit_codes,
     "validation-reasons": validation_reasons,
     "issuance-reasons": issuance_reasons,
+    "gateway-reasons": gateway_reasons,
     "endpoints": endpoint_table,
     "flow-keymap": keymap,
     "config-keys": config_keys,
