@@ -13,7 +13,7 @@ from caracal.core.errors import ValidationError
 from caracal.core.names import check_identifier
 from caracal.core.scopes import ProviderCatalog
 
-AUTH_SCHEMES = ("none", "api-key", "api-key-query", "bearer", "basic", "header")
+AUTH_SCHEMES = ("none", "api-key", "bearer", "basic", "header", "api-key-query")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 # What one provider may declare: far above any real API's catalog, far below what would make

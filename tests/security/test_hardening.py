@@ -263,7 +263,7 @@ async def _flow_adds_and_tests_a_provider(url: str, credential: str) -> None:
         await until(pilot, lambda: text_of(app, "#form-error") == "", what="form is valid")
         await save_form(pilot, "ProvidersScreen")
         await choose_row(pilot, "billing")
-        await pilot.press("t")
+        await pilot.press("v")
         await until(pilot, lambda: "billing: healthy" in text_of(app, "#probe-result"))
 
 

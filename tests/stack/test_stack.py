@@ -299,7 +299,7 @@ def _flow_processes(stack: StackEnv) -> list[str]:
         "    if p.isdigit():\n"
         "        try: c = open(f'/proc/{p}/cmdline', 'rb').read().split(b'\\0')\n"
         "        except OSError: continue\n"
-        "        if b'caracal' in c[1:2] + c[0:1] and b'flow' in c: print(p)\n"
+        "        if any(b'caracal' in part for part in c[:2]) and b'flow' in c: print(p)\n"
     )
     found = subprocess.run(
         ["docker", "exec", f"{stack.project}-flow-1", "python3", "-c", script],
