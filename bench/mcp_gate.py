@@ -398,8 +398,9 @@ def _run(
 
 
 def _check_ledger(answered: float, forwarded: int) -> None:
-    """Every answered call was allowed and recorded, the upstream received exactly one call
-    per allowed decision, and the ledger verifies."""
+    """Every answered call was allowed and recorded, the upstream received one call per
+    allowed decision (less the calls cancelled when a load run stopped), and the ledger
+    verifies."""
     from caracal.services.facade import Caracal
     from caracal.services.ledger import LedgerFilter
 
@@ -410,7 +411,10 @@ def _check_ledger(answered: float, forwarded: int) -> None:
             raise RuntimeError(f"{denied} calls were denied")
         if allowed < answered:
             raise RuntimeError(f"{answered:.0f} calls answered, {allowed} recorded")
-        if forwarded != allowed:
+        # Never a call forwarded without an allow. When a load run stops, the calls still in
+        # flight lose their caller and the gate cancels them (allowed and recorded, never sent):
+        # at most one per connection, for the warm-up and for the measured run.
+        if not allowed - 2 * CONNECTIONS <= forwarded <= allowed:
             raise RuntimeError(f"{allowed} calls allowed, {forwarded} reached the upstream")
         report = app.ledger.verify()
         if not report.ok:
