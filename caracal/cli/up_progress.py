@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from caracal.cli.common import note
-from caracal.launcher.watch import Unwatched, UpWatcher
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -18,7 +17,7 @@ Say = Callable[[str], None]
 
 
 class UpDisplay:
-    """An `UpWatcher` drawing one line: phase, bar (when the phase has a size), detail, time."""
+    """The launcher's `UpWatcher`, drawing one line: phase, bar (when the phase has a size), detail, time."""
 
     def __init__(self, display: Progress, task: TaskID) -> None:
         self.display = display
@@ -45,10 +44,11 @@ class UpDisplay:
 
 
 @contextmanager
-def up_display(enabled: bool) -> Iterator[tuple[UpWatcher, Say]]:
-    """Yields the watcher to hand the launcher and the `say` to print its lines with."""
+def up_display(enabled: bool) -> Iterator[tuple[UpDisplay | None, Say]]:
+    """Yields the watcher to hand the launcher (None: nothing to show) and the `say` to print
+    its lines with."""
     if not enabled:
-        yield Unwatched(), note
+        yield None, note
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
