@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.stack.conftest import OFFLINE, ROOT, StackEnv, require_engine
+from tests.stack.conftest import OFFLINE, ROOT, StackEnv, _free_port, require_engine
 from tests.support.tmux import Terminal, terminal
 
 pytestmark = pytest.mark.docker
@@ -122,3 +122,43 @@ def test_up_shows_moving_progress_at_a_terminal_and_none_with_json(
     assert "waited " not in last, last
     table = (tmp_path / "up.txt").read_text()
     assert "postgres" in table and "healthy" in table, table
+
+
+@pytest.fixture
+def full_stack(tmp_path: Path) -> Iterator[StackEnv]:
+    """The stack file Caracal ships, with a runtime image of this test's own to build."""
+    require_engine()
+    project = f"caracal-upbuild-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARACAL_")}
+    env.update({k: os.environ.get(k, v) for k, v in OFFLINE.items()})
+    env.update(
+        CARACAL_HOME=str(home),
+        CARACAL_KEYRING="off",
+        CARACAL_PROJECT_NAME=project,
+        CARACAL_RUNTIME_PORT=str(_free_port()),
+        CARACAL_RUNTIME_IMAGE=f"caracal-e2e/runtime:{project}",
+        CARACAL_DOCKER_COMPOSE_FILE=str(ROOT / "docker-compose.yml"),
+    )
+    handle = StackEnv(project, home, 0, env)
+    try:
+        yield handle
+    finally:
+        handle.run("purge", "--force", timeout=300)
+        shutil.rmtree(home, ignore_errors=True)
+        for kind in ("container", "volume", "network", "image"):
+            assert handle.labelled(kind) == [], f"{kind}s of {project} were left behind"
+
+
+def test_up_shows_the_image_builds_steps(full_stack: StackEnv, tmp_path: Path) -> None:
+    screens, last = _up_in_terminal(full_stack, tmp_path / "up.txt", "--build")
+    assert "EXIT=0" in last, last
+    steps = {
+        m[1]
+        for screen in screens
+        for m in re.finditer(r"building caracal-e2e/runtime:\S+ .*step (\d+)/\d+: ", screen)
+    }
+    # The build's step moved at least twice on the one line, then the display went away.
+    assert len(steps) >= 3, screens[-20:]
+    assert "step " not in last, last
