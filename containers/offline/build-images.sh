@@ -111,7 +111,13 @@ start_ticker() {
 	((SHOW_PHASES)) || return 0
 	local tag=$1 started=$SECONDS
 	(
-		while sleep 15; do
+		# Stopped with TERM: the pending sleep goes too, so nothing outlives the build.
+		nap=
+		trap 'kill ${nap:-} 2>/dev/null; exit 0' TERM
+		while :; do
+			sleep 15 &
+			nap=$!
+			wait "$nap"
 			printf 'build-images: [%d/%d] %s: still building, %ss for this image\n' \
 				"$image_number" "$TOTAL" "$tag" $((SECONDS - started)) >&2
 		done
