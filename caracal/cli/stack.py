@@ -100,6 +100,11 @@ def up(
     from caracal.cli.up_progress import up_display
 
     with up_display(wanted(ctx, as_json)) as (watch, say):
+        if as_json:  # stdout is the JSON, stderr only ever an error object
+
+            def say(_: str) -> None:
+                return None
+
         stack = launcher(compose_file, say=say, watch=watch)
         say(f"Starting stack {stack.project} from {stack.stack.path}")
         statuses = stack.up(build=build, timeout=timeout)
