@@ -48,15 +48,6 @@ class GatewayAddress:
     hint: str
 
 
-@dataclass(frozen=True)
-class GatewayView:
-    """A provider's gateway address and its recent gated calls, newest first."""
-
-    provider: str
-    address: GatewayAddress
-    calls: list[GatewayCall]
-
-
 class GatewayCallService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
@@ -92,9 +83,6 @@ class GatewayCallService:
             f"`caracal serve --port {parsed.port or 80}` (or set {RUNTIME_URL_VARIABLE} to where "
             "yours runs).",
         )
-
-    def view(self, provider: str, limit: int = 20) -> GatewayView:
-        return GatewayView(provider, self.address(provider), self.recent(provider, limit))
 
     def recent(self, provider: str, limit: int = 20) -> list[GatewayCall]:
         """The provider's gated calls, newest first: decisions recorded by the gateway or

@@ -15,7 +15,7 @@ from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.row_table import RowTable
 
 if TYPE_CHECKING:
-    from caracal.services.gateway_calls import GatewayView
+    from caracal.services.gateway_calls import GatewayAddress, GatewayCall
     from caracal.services.probe import ProbeResult
     from caracal.services.providers import ProviderView
 
@@ -49,19 +49,19 @@ def describe_catalog(view: ProviderView) -> str:
     return "\n".join(lines)
 
 
-def describe_gateway(view: GatewayView) -> Text:
-    """The provider's gateway address (or how to get one), then its recent gated calls."""
+def describe_gateway(provider: str, address: GatewayAddress, calls: list[GatewayCall]) -> Text:
+    """The provider's gateway address (and how to start a runtime when none answers there),
+    then its recent gated calls."""
     from caracal.core.durations import when
 
-    address = view.address
     text = Text("Gateway  ", style="bold")
     text.append(address.url, style="cyan" if address.live else "dim")
     text.append(f"\n{address.hint}", style="dim" if address.live else "yellow")
-    if not view.calls:
-        text.append(f"\n\nNo gated calls to {view.provider} recorded yet.", style="dim")
+    if not calls:
+        text.append(f"\n\nNo gated calls to {provider} recorded yet.", style="dim")
         return text
     text.append("\n\nRecent gated calls (newest first)\n", style="bold")
-    for call in view.calls:
+    for call in calls:
         verdict = ("allowed", "green") if call.allowed else ("denied", "red")
         times = f" x{call.count}" if call.count > 1 else ""
         text.append(f"{when(call.ts_us / 1e6)}  {call.principal:<14} {call.call:<32} ")
@@ -171,20 +171,36 @@ class ProvidersScreen(AreaScreen):
         self._load_gateway(name)
 
     def _load_gateway(self, name: str | None) -> None:
+        """The address (a network probe, outside the store lock) and the recent calls (a
+        ledger read) load apart; the pane shows both once both are in, if still selected."""
         pane = self.query_one("#gateway", Static)
         if name is None:
             pane.update("")
             return
         caracal = self.context.caracal
+        parts: dict[str, Any] = {}
 
-        def shown(view: GatewayView) -> None:
-            if view.provider == self._cursor_name():
-                pane.update(describe_gateway(view))
+        def arrived(part: str) -> Any:
+            def keep(value: Any) -> None:
+                parts[part] = value
+                if len(parts) == 2 and name == self._cursor_name():
+                    pane.update(describe_gateway(name, parts["address"], parts["calls"]))
+
+            return keep
 
         run_in_background(
             self,
-            lambda: caracal.gateway_calls.view(name),
-            done=shown,
+            lambda: caracal.gateway_calls.address(name),
+            done=arrived("address"),
+            group="gateway-address",
+            exclusive=True,
+            description=f"gateway address of {name}",
+            locked=False,  # a runtime that does not answer must not hold up store calls
+        )
+        run_in_background(
+            self,
+            lambda: caracal.gateway_calls.recent(name),
+            done=arrived("calls"),
             group="gateway-calls",
             exclusive=True,
             description=f"gateway calls of {name}",
