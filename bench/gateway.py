@@ -27,10 +27,12 @@ The upstream alone: `python -m bench.gateway upstream --port P --secret S`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +41,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, Sizes, temporary_home
-from bench.runtime import _drop, _free_port, _pg_dsn, _recorded_when_settled, _start_server
+from bench.common import Result, Sizes, _Profiling, temporary_home
+from bench.runtime import _drop, _free_port, _pg_dsn, _recorded_when_settled
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "gateway"
@@ -123,6 +125,42 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+# ---- the runtime (its own process) ---------------------------------------------------------
+def _start_server(port: int, profile: Path | None) -> subprocess.Popen[bytes]:
+    """`caracal serve`; under `--profile`, inside cProfile (its event loop thread), the
+    statistics written to `profile` when it stops."""
+    prefix = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    process = subprocess.Popen(
+        [sys.executable, *prefix, "-m", "caracal", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("caracal serve did not start") from None
+            time.sleep(0.1)
+
+
+def _profile_report(label: str, path: Path) -> None:
+    import io
+    import pstats
+
+    if not path.exists():
+        print(f"    no profile of {label} was written", flush=True)
+        return
+    buf = io.StringIO()
+    stats = pstats.Stats(str(path), stream=buf).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
+    _Profiling.reports.append((label, buf.getvalue()))
 
 
 # ---- the workspace -------------------------------------------------------------------------
@@ -276,38 +314,62 @@ def _run(
             out["upstream"] = _load(upstream_url + PATH, plain, OK_BODY, seconds)
             _check_answers(out["upstream"][0], "the upstream alone")
         port = _free_port()
-        server = _start_server(port)
+        profile = Path(tempfile.mkdtemp()) / "serve.prof" if _Profiling.kind else None
+        server = _start_server(port, profile)
         try:
             bearer = {"Authorization": f"Bearer {token}"}
             if shutil.which("wrk"):
-                gateway = f"http://127.0.0.1:{port}/v1/providers/{PROVIDER}{PATH}"
-                start, sent = _recorded_when_settled(), _upstream_count(upstream_port)
-                _load(gateway, bearer, OK_BODY, warm)
-                before = _recorded_when_settled()
-                out["gateway"] = _load(gateway, bearer, OK_BODY, seconds)
-                settled = _recorded_when_settled()
-                _check_answers(out["gateway"][0], "the gateway")
-                _check_recorded(out["gateway"][0], settled - before, "the gateway")
-                _check_forwarded(settled - start, _upstream_count(upstream_port) - sent)
+                out["gateway"] = _through_gateway(port, upstream_port, bearer, seconds, warm)
             if forward:
-                auth = {
-                    **bearer,
-                    "X-Original-Method": "GET",
-                    "X-Original-URI": f"/{PROVIDER}{PATH}",
-                }
-                checks = f"http://127.0.0.1:{port}/v1/forward-auth"
-                _load(checks, auth, ALLOWED_PREFIX, warm)
-                before = _recorded_when_settled()
-                out["forward-auth"] = _load(checks, auth, ALLOWED_PREFIX, seconds)
-                recorded = _recorded_when_settled() - before
-                _check_answers(out["forward-auth"][0], "forward authentication")
-                _check_recorded(out["forward-auth"][0], recorded, "forward authentication")
+                out["forward-auth"] = _forward_auth(port, bearer, seconds, warm)
         finally:
-            _stop(server)
+            _stop_server(server, profile, "PostgreSQL" if store_url else "SQLite")
     finally:
         _stop(upstream)
     _check_ledger()
     return out
+
+
+def _through_gateway(
+    port: int, upstream_port: int, bearer: dict[str, str], seconds: float, warm: float
+) -> tuple[dict[str, float], str]:
+    url = f"http://127.0.0.1:{port}/v1/providers/{PROVIDER}{PATH}"
+    start, sent = _recorded_when_settled(), _upstream_count(upstream_port)
+    _load(url, bearer, OK_BODY, warm)
+    before = _recorded_when_settled()
+    found = _load(url, bearer, OK_BODY, seconds)
+    settled = _recorded_when_settled()
+    _check_answers(found[0], "the gateway")
+    _check_recorded(found[0], settled - before, "the gateway")
+    _check_forwarded(settled - start, _upstream_count(upstream_port) - sent)
+    return found
+
+
+def _forward_auth(
+    port: int, bearer: dict[str, str], seconds: float, warm: float
+) -> tuple[dict[str, float], str]:
+    """As nginx `auth_request` asks: the original method and URI in headers."""
+    auth = {**bearer, "X-Original-Method": "GET", "X-Original-URI": f"/{PROVIDER}{PATH}"}
+    url = f"http://127.0.0.1:{port}/v1/forward-auth"
+    _load(url, auth, ALLOWED_PREFIX, warm)
+    before = _recorded_when_settled()
+    found = _load(url, auth, ALLOWED_PREFIX, seconds)
+    recorded = _recorded_when_settled() - before
+    _check_answers(found[0], "forward authentication")
+    _check_recorded(found[0], recorded, "forward authentication")
+    return found
+
+
+def _stop_server(server: subprocess.Popen[bytes], profile: Path | None, store: str) -> None:
+    if profile is not None:
+        # uvicorn re-raises SIGTERM after its shutdown, which would end the process before
+        # cProfile writes; SIGINT becomes a KeyboardInterrupt that it writes through.
+        server.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(60)
+    _stop(server)
+    if profile is not None:
+        _profile_report(f"gateway: caracal serve on {store}", profile)
 
 
 def _check_forwarded(allowed: int, forwarded: int) -> None:
