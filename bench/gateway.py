@@ -370,6 +370,7 @@ def _stop_server(server: subprocess.Popen[bytes], profile: Path | None, store: s
     _stop(server)
     if profile is not None:
         _profile_report(f"gateway: caracal serve on {store}", profile)
+        shutil.rmtree(profile.parent, ignore_errors=True)
 
 
 def _check_forwarded(allowed: int, forwarded: int) -> None:
