@@ -90,6 +90,9 @@ class ProviderGateway:
                 auto_decompress=False,  # bodies pass through byte for byte
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
                 connector=aiohttp.TCPConnector(limit=256),
+                # One client serves every agent: a cookie kept from one answer would go out
+                # with the next agent's call. Cookies pass through as headers, never kept.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
