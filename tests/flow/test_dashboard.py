@@ -186,3 +186,27 @@ async def test_a_second_visit_verifies_only_the_new_events(
         await settle(pilot)
         assert pulse.events_walked == walked + new
         assert f"{before + new:,} events" in text(app, "#ledger-status")
+
+
+async def test_the_dashboard_fits_80x24_with_whole_labels(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    decide(world["root"], allowed=2, denied=1)
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_dashboard(pilot)
+        screen = app.screen
+        elements = ["#stat-principals", "#stat-active", "#stat-denials", "DecisionGraph"]
+        elements += ["#denials", "#expiring", "#busiest", "#ledger-status", "#drift"]
+        for selector in elements:
+            region = screen.query_one(selector).region
+            assert region.width and region.right <= 80 and region.bottom <= 23, selector
+        for label in screen.query("#area Label, #ledger-status"):
+            if not label.display or not label.parent.display:
+                continue
+            shown = str(label.render())
+            assert label.region.height == 1, shown  # not wrapped
+            assert len(shown) <= label.content_region.width, shown  # not cut
+        titles = [str(t.render()) for t in screen.query(".column-title")]
+        assert titles == ["Denials by reason (1 h)", "Expiring within 1 h", "Busiest (all/denied)"]
+        assert options(app, "denials")[1] == "ACTION_OUT_OF_SCOPE 1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 COMMANDS = [("Verify the ledger now", "verify")]
 REFRESH_SECONDS = 2.0
 DRIFT_EVERY = 5  # ticks: the declarative state is read less often than the figures
+PACE = 10  # the timer spends at most 1/PACE of the time refreshing (a large, busy ledger)
 # Other filters of the areas opened from here, reset so the figures and the list agree.
 RESET_FILTERS = {
     "ledger": {"type-filter": ""},
@@ -43,6 +45,7 @@ class DashboardScreen(AreaScreen):
     AUTO_FOCUS = HOME
     DEFAULT_CSS = """
     DashboardScreen #headline { height: 1; margin-bottom: 1; }
+    DashboardScreen.-narrow #stat-events { display: none; }  /* the ledger line has it */
     DashboardScreen #columns { height: auto; margin-top: 1; }
     DashboardScreen #ledger-status { margin-top: 1; }
     """
@@ -52,6 +55,8 @@ class DashboardScreen(AreaScreen):
         self._ticks = 0
         self._follow_up = False  # after the next figures: check the ledger and the drift
         self._busy: set[str] = set()  # refreshes in flight (a slow one is never queued twice)
+        self._failed: set[str] = set()  # refreshes that failed: the timer leaves them be
+        self._next: dict[str, float] = {}  # when the timer may run each refresh again
         self.drift: Plan | None = None
         self.pulse: Pulse | None = None
 
@@ -85,42 +90,53 @@ class DashboardScreen(AreaScreen):
         if self.app.screen is not self or not self.context.has_workspace:
             return  # hidden, or under a dialog: no work for figures nobody sees
         self._ticks += 1
-        self._refresh_pulse()
-        self.verify_if_moved()
+        self._refresh_pulse(paced=True)
+        self.verify_if_moved(paced=True)
         if self._ticks % DRIFT_EVERY == 0:
-            self._refresh_drift()
+            self._refresh_drift(paced=True)
 
-    def _once(self, key: str, work: Any, done: Any, *, locked: bool = True) -> None:
+    def _once(
+        self, key: str, work: Any, done: Any, *, locked: bool = True, paced: bool = False
+    ) -> None:
+        """Run `work` unless it is still running. `paced` (the timer): not after a failure
+        until the next visit, and on a slow store at most a tenth of the time."""
+        now = time.monotonic()
         if key in self._busy:
             return
+        if paced and (key in self._failed or now < self._next.get(key, 0.0)):
+            return
         self._busy.add(key)
+        self._failed.discard(key)
 
         def finished(result: Any) -> None:
             self._busy.discard(key)
+            self._next[key] = now + PACE * (time.monotonic() - now)
             done(result)
 
         def failed(message: str) -> None:
             self._busy.discard(key)
+            self._failed.add(key)
             self.flow.show_problem(message)
 
         run_in_background(
             self, work, done=finished, failed=failed, group=key, description=key, locked=locked
         )
 
-    def _refresh_pulse(self) -> None:
-        self._once("pulse", self.context.caracal.pulse.pulse, self._show_pulse)
+    def _refresh_pulse(self, *, paced: bool = False) -> None:
+        self._once("pulse", self.context.caracal.pulse.pulse, self._show_pulse, paced=paced)
 
-    def _refresh_drift(self) -> None:
-        self._once("drift", self.context.caracal.declarative.drift, self._show_drift)
+    def _refresh_drift(self, *, paced: bool = False) -> None:
+        drift = self.context.caracal.declarative.drift
+        self._once("drift", drift, self._show_drift, paced=paced)
 
-    def verify_if_moved(self) -> None:
+    def verify_if_moved(self, *, paced: bool = False) -> None:
         """Verify what was recorded since the last check; nothing when the head has not moved.
         Not under the workspace lock: a first, full check of a large ledger takes seconds and
         must not hold up the other areas."""
         pulse = self.context.caracal.pulse
         if pulse.last_check is None:
             self.query_one("#ledger-status", Link).update("Ledger: verifying…")
-        self._once("verify", pulse.check_ledger, self._show_check, locked=False)
+        self._once("verify", pulse.check_ledger, self._show_check, locked=False, paced=paced)
 
     def action_verify(self) -> None:
         self.verify_if_moved()
@@ -179,7 +195,7 @@ class DashboardScreen(AreaScreen):
         at = check.verified_at.strftime("%H:%M:%S")
         if check.ok:
             text = f"Ledger: [green]verified[/green] {at}, {check.head_seq:,} events"
-            if check.since:  # an incremental check: what it walked
+            if check.since and check.walked:  # an incremental check: what it walked
                 text += f" ({check.walked:,} new since the last check)"
         else:
             text = f"Ledger: [red b]NOT VERIFIED[/red b] (checked {at}) — {escape(check.problem or '')}"

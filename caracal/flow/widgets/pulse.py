@@ -69,7 +69,7 @@ class Link(Static, can_focus=True):
     """One focusable line; `enter` opens what it summarises."""
 
     DEFAULT_CSS = """
-    Link { height: 1; width: 1fr; }
+    Link { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     Link:focus { background: $accent 30%; }
     """
     BINDINGS = [Binding("enter", "open", "Open list", id="dashboard-open")]
@@ -125,7 +125,7 @@ class DecisionGraph(Vertical, can_focus=True):
         peak = max((*allowed, *denied), default=0)
         self.query_one("#decisions-title", Label).update(
             f"Decisions per minute, last hour: [green]{total_allowed:,} allowed[/green] · "
-            f"[red]{total_denied:,} denied[/red] · busiest minute {peak:,}"
+            f"[red]{total_denied:,} denied[/red] · peak {peak:,}/min"
         )
         self.query_one("#bars-allowed", Static).update(bars(allowed, peak))
         self.query_one("#bars-denied", Static).update(bars(denied, peak))
