@@ -7,25 +7,19 @@ last verified head (see `LedgerService.verify`), and none at all when the head h
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, func, select
 
-from caracal.services.denial_aggregator import EVENT_TYPE as AGGREGATED
+from caracal.services.decision_window import DecisionWindow
 from caracal.store import ledger_rows, mandate_rows
-from caracal.store.schema import ledger_events, mandates, principals
+from caracal.store.schema import mandates, principals
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
-
-MINUTES = 60
-ALLOWED, DENIED = "validation.allowed", "validation.denied"
-_DECISIONS = (ALLOWED, DENIED)
-_MINUTE_US = 60_000_000
 
 
 @dataclass(frozen=True)
@@ -87,50 +81,38 @@ class PulseService:
         self._checked: tuple[int, str] | None = None  # the head the last check covered
         self.last_check: LedgerCheck | None = None
         self.events_walked = 0  # every event the checks walked in this process (observable)
+        self.window = DecisionWindow()
+        self._window_lock = threading.Lock()
 
     def pulse(self, limit: int = 5) -> Pulse:
         now = self.app.clock()
-        now_us = int(now * 1_000_000)
-        since = now_us - MINUTES * _MINUTE_US
-        allowed = [0] * MINUTES
-        denied = [0] * MINUTES
-        reasons: dict[str, int] = {}
-        with self.app.store.read() as conn:
+        with self.app.store.read(snapshot=True) as conn:
+            head_seq, _ = ledger_rows.head(conn)
             principal_count = int(
                 conn.execute(select(func.count()).select_from(principals)).scalar() or 0
             )
             active = mandate_rows.count(conn, status="active", now=int(now))
-            minute = ((ledger_events.c.ts - since) / _MINUTE_US).label("minute")
-            recent = and_(ledger_events.c.ts >= since, ledger_events.c.ts <= now_us)
-            for kind, at, n in conn.execute(
-                select(ledger_events.c.type, minute, func.count())
-                .where(recent, ledger_events.c.type.in_(_DECISIONS))
-                .group_by(ledger_events.c.type, minute)
-            ):
-                index = min(max(int(at), 0), MINUTES - 1)
-                (allowed if kind == ALLOWED else denied)[index] += int(n)
-            for code, n in conn.execute(
-                select(ledger_events.c.reason_code, func.count())
-                .where(recent, ledger_events.c.type == DENIED)
-                .group_by(ledger_events.c.reason_code)
-            ):
-                reasons[code or "UNKNOWN"] = reasons.get(code or "UNKNOWN", 0) + int(n)
-            for code, payload in conn.execute(
-                select(ledger_events.c.reason_code, ledger_events.c.payload).where(
-                    recent, ledger_events.c.type == AGGREGATED
-                )
-            ):
-                reasons[code or "UNKNOWN"] = reasons.get(code or "UNKNOWN", 0) + _count(payload)
+            with self._window_lock:
+                counts = self.window.refresh(conn, head_seq, int(now * 1_000_000))
+            top = counts.by_principal[:limit]
+            names = dict(
+                conn.execute(
+                    select(principals.c.id, principals.c.name).where(
+                        principals.c.id.in_([pid for pid, _, _ in top])
+                    )
+                ).all()
+            )
             expiring = self._expiring(conn, int(now), limit)
-            busiest = self._busiest(conn, since, limit)
-            head_seq, _ = ledger_rows.head(conn)
+        busiest = tuple(
+            BusyPrincipal(pid, str(names.get(pid, pid)), n, refused) for pid, n, refused in top
+        )
         return Pulse(
             self.app.name,
             principal_count,
             active,
-            tuple(allowed),
-            tuple(denied),
-            tuple(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+            counts.allowed_per_minute,
+            counts.denied_per_minute,
+            counts.by_reason,
             expiring,
             busiest,
             head_seq,
@@ -155,30 +137,17 @@ class PulseService:
         )
         return tuple(Expiring(str(i), str(s), str(by), int(at)) for i, s, by, at in rows)
 
-    @staticmethod
-    def _busiest(conn: Connection, since: int, limit: int) -> tuple[BusyPrincipal, ...]:
-        denied = func.sum(case((ledger_events.c.type == DENIED, 1), else_=0))
-        total = func.count().label("total")
-        rows = conn.execute(
-            select(principals.c.id, principals.c.name, total, denied)
-            .select_from(ledger_events)
-            .join(principals, principals.c.id == ledger_events.c.principal_id)
-            .where(ledger_events.c.ts >= since, ledger_events.c.type.in_(_DECISIONS))
-            .group_by(principals.c.id, principals.c.name)
-            .order_by(total.desc(), principals.c.name)
-            .limit(limit)
-        )
-        return tuple(BusyPrincipal(str(i), str(n), int(t), int(d or 0)) for i, n, t, d in rows)
-
     # ---- the ledger head ---------------------------------------------------------------
-    def check_ledger(self) -> LedgerCheck:
+    def check_ledger(self, *, again: bool = False) -> LedgerCheck:
         """Verify what was recorded since the last check (everything after the last verified
-        tree the first time), or nothing when the head has not moved."""
+        tree the first time), or nothing when the head has not moved (unless `again`: the
+        signed head and its copies are checked anew, still without walking old events)."""
         with self._lock:
             with self.app.store.read() as conn:
                 head = ledger_rows.head(conn)
-            if self.last_check is not None and self.last_check.ok and head == self._checked:
-                return self.last_check
+            last = self.last_check
+            if not again and last is not None and last.ok and head == self._checked:
+                return last
             report = self.app.ledger.verify(incremental=True)
             self.events_walked += report.events
             self._checked = (report.head_seq, report.head_hash) if report.ok else None
@@ -191,11 +160,3 @@ class PulseService:
                 report.problem,
             )
             return self.last_check
-
-
-def _count(payload: str) -> int:
-    try:
-        count = json.loads(payload).get("count", 0)
-    except (ValueError, AttributeError):
-        return 0
-    return count if isinstance(count, int) and count > 0 else 0

@@ -89,6 +89,8 @@ async def test_the_figures_refresh_while_the_dashboard_is_open(
         await open_dashboard(pilot)
         assert "0 allowed · 0 denied" in text(app, "#decisions-title")
         before = text(app, "#ledger-status")
+        window = app.context.caracal.pulse.window
+        read = window.events_read
         decide(world["root"], allowed=1, denied=1)  # recorded by another process's CLI
         head = app.context.caracal.ledger.head()[0]
         await until(
@@ -99,6 +101,7 @@ async def test_the_figures_refresh_while_the_dashboard_is_open(
         await until(pilot, lambda: f"{head:,} events" in text(app, "#ledger-status"))
         assert text(app, "#ledger-status") != before
         assert options(app, "denials")[0] == "all denials 1"
+        assert window.events_read == read + 2  # a refresh reads the new decisions, not the hour
 
 
 async def test_enter_on_denials_opens_the_ledger_filtered_and_esc_comes_back(
@@ -141,6 +144,12 @@ async def test_enter_on_an_expiring_mandate_opens_mandates_filtered_to_it(
         await until(pilot, lambda: table.total == 1 and table.row_at(0)["id"] == soon)
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+
+        app.screen.query_one("#stat-active").focus()  # the count opens the mandates it counts
+        await pilot.press("enter")
+        await until(pilot, lambda: screen_name(app) == "MandatesScreen")
+        await until(pilot, lambda: table.total == 2 and app.screen.query_one("#filter").value == "")
+        assert app.screen.query_one("#status-filter").value == "active"
 
 
 async def test_drift_since_the_last_apply(

@@ -62,10 +62,14 @@ class DashboardScreen(AreaScreen):
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(id="headline"):
-            yield Figure("principals", "stat-principals")
-            yield Figure("active mandates", "stat-active")
-            yield Figure("denied (1 h)", "stat-denials")
-            yield Figure("ledger events", "stat-events")
+            yield Figure("principals", "stat-principals", Drilled("principals"))
+            yield Figure(
+                "active mandates",
+                "stat-active",
+                Drilled("mandates", "", {"status-filter": "active"}),
+            )
+            yield Figure("denied (1 h)", "stat-denials", Drilled("ledger", "denied"))
+            yield Figure("ledger events", "stat-events", Drilled("ledger"))
         yield DecisionGraph()
         with Horizontal(id="columns"):
             yield PulseColumn("Denials by reason (1 h)", "denials")
@@ -123,7 +127,10 @@ class DashboardScreen(AreaScreen):
         )
 
     def _refresh_pulse(self, *, paced: bool = False) -> None:
-        self._once("pulse", self.context.caracal.pulse.pulse, self._show_pulse, paced=paced)
+        # Outside the workspace lock (it only reads, on its own connection): the first count
+        # of a very busy hour takes seconds, and must not hold up the other areas.
+        pulse = self.context.caracal.pulse.pulse
+        self._once("pulse", pulse, self._show_pulse, paced=paced, locked=False)
 
     def _refresh_drift(self, *, paced: bool = False) -> None:
         drift = self.context.caracal.declarative.drift
@@ -139,7 +146,9 @@ class DashboardScreen(AreaScreen):
         self._once("verify", pulse.check_ledger, self._show_check, locked=False, paced=paced)
 
     def action_verify(self) -> None:
-        self.verify_if_moved()
+        """The palette's "verify now": the head, its signature and copies, checked now."""
+        check = self.context.caracal.pulse.check_ledger
+        self._once("verify", lambda: check(again=True), self._show_check, locked=False)
 
     # ---- painting --------------------------------------------------------------------------
     def _show_pulse(self, pulse: Pulse) -> None:
@@ -169,7 +178,7 @@ class DashboardScreen(AreaScreen):
         denials += [(code, n, f"ledger:{code}") for code, n in pulse.denials_by_reason]
         lists["denials"].show(
             [(_row(label, f"{n:,}", width), key) for label, n, key in denials],
-            "No denials in the last hour.",
+            "None in the last hour.",
         )
         width = lists["expiring"].text_width
         lists["expiring"].show(
@@ -180,7 +189,7 @@ class DashboardScreen(AreaScreen):
                 )
                 for m in pulse.expiring
             ],
-            "Nothing expires within 1 h.",
+            "None within the hour.",
         )
         width = lists["busiest"].text_width
         lists["busiest"].show(
@@ -188,7 +197,7 @@ class DashboardScreen(AreaScreen):
                 (_row(p.name, f"{p.decisions:,}/{p.denied:,}", width), f"ledger:{p.name}")
                 for p in pulse.busiest
             ],
-            "No decisions in the last hour.",
+            "None in the last hour.",
         )
 
     def _show_check(self, check: LedgerCheck) -> None:
@@ -228,7 +237,8 @@ class DashboardScreen(AreaScreen):
         if message.area == DRIFT:
             self._open_drift()
             return
-        view = {"filters": {**RESET_FILTERS.get(message.area, {}), "filter": message.search}}
+        filters = {**RESET_FILTERS.get(message.area, {}), **message.choices}
+        view = {"filters": {**filters, "filter": message.search}}
         flow = self.flow
         if flow.is_screen_installed(message.area):
             flow.get_screen(message.area).apply_view(view)  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@ behind it (a `Drilled` message naming the area and the filter to show)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,10 +28,12 @@ def middle(text: str, width: int) -> str:
 
 @dataclass
 class Drilled(Message):
-    """`enter` on a dashboard element: show `area` filtered by `search` (the area's `/` box)."""
+    """`enter` on a dashboard element: show `area` filtered by `search` (the area's `/` box)
+    and `choices` (its toolbar's lists, by id: `{"status-filter": "active"}`)."""
 
     area: str
     search: str = ""
+    choices: dict[str, str] = field(default_factory=dict)
 
 
 def target(option_id: str | None) -> Drilled | None:
@@ -42,18 +44,26 @@ def target(option_id: str | None) -> Drilled | None:
     return Drilled(area, search)
 
 
-class Figure(Horizontal):
-    """A count and what it counts (`4 principals`); the count fills in when the data loads."""
+class Figure(Horizontal, can_focus=True):
+    """A count and what it counts (`4 principals`); the count fills in when the data loads.
+    `enter` opens the list it counts."""
 
     DEFAULT_CSS = """
     Figure { width: auto; height: 1; margin-right: 2; }
+    Figure:focus { background: $accent 30%; }
     Figure .value { width: auto; text-style: bold; margin-right: 1; }
     Figure .label { width: auto; color: $text-muted; }
     """
+    BINDINGS = [Binding("enter", "open", "Open list", id="dashboard-open-figure")]
 
-    def __init__(self, label: str, figure_id: str) -> None:
+    def __init__(self, label: str, figure_id: str, opens: Drilled) -> None:
         super().__init__(id=figure_id)
         self.label_text = label
+        self.opens = opens
+
+    def action_open(self) -> None:
+        o = self.opens
+        self.post_message(Drilled(o.area, o.search, dict(o.choices)))
 
     def compose(self) -> ComposeResult:
         yield Label("…", classes="value")
