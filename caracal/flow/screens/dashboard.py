@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import OptionList
 
@@ -43,6 +44,7 @@ class DashboardScreen(AreaScreen):
     AREA = "dashboard"
     HOME = "#area DecisionGraph"
     AUTO_FOCUS = HOME
+    BINDINGS = [Binding("enter", "open", "Open the list behind it", id="dashboard-open")]
     DEFAULT_CSS = """
     DashboardScreen #headline { height: 1; margin-bottom: 1; }
     DashboardScreen.-narrow #stat-events { display: none; }  /* the ledger line has it */
@@ -194,7 +196,11 @@ class DashboardScreen(AreaScreen):
         width = lists["busiest"].text_width
         lists["busiest"].show(
             [
-                (_row(p.name, f"{p.decisions:,}/{p.denied:,}", width), f"ledger:{p.name}")
+                (
+                    _row(p.name, f"{p.decisions:,}/{p.denied:,}", width),
+                    # The Ledger's filter reads a name as one word; an id always works.
+                    f"ledger:{p.name if p.name.split() == [p.name] else p.principal_id}",
+                )
                 for p in pulse.busiest
             ],
             "None in the last hour.",
@@ -223,6 +229,13 @@ class DashboardScreen(AreaScreen):
         link.update(f"[yellow]Changed since last apply ({len(drift.changes)})[/yellow]: {listed}")
 
     # ---- opening what is behind an element -------------------------------------------------
+    def action_open(self) -> None:
+        focused = self.focused
+        if isinstance(focused, PulseList):
+            focused.action_select()
+        elif isinstance(focused, DecisionGraph | Figure | Link):
+            focused.action_open()
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if isinstance(event.option_list, PulseList):
             event.stop()

@@ -1,12 +1,12 @@
-"""The dashboard's elements: each one can take the focus, and `enter` on it asks for the list
-behind it (a `Drilled` message naming the area and the filter to show)."""
+"""The dashboard's elements: each one can take the focus, and `enter` on it (the dashboard's
+binding calls `action_open`) asks for the list behind it (a `Drilled` message naming the area
+and the filter to show)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, OptionList, Static
@@ -54,7 +54,6 @@ class Figure(Horizontal, can_focus=True):
     Figure .value { width: auto; text-style: bold; margin-right: 1; }
     Figure .label { width: auto; color: $text-muted; }
     """
-    BINDINGS = [Binding("enter", "open", "Open list", id="dashboard-open-figure")]
 
     def __init__(self, label: str, figure_id: str, opens: Drilled) -> None:
         super().__init__(id=figure_id)
@@ -82,7 +81,6 @@ class Link(Static, can_focus=True):
     Link { height: 1; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     Link:focus { background: $accent 30%; }
     """
-    BINDINGS = [Binding("enter", "open", "Open list", id="dashboard-open")]
 
     def __init__(self, text: str, area: str, search: str = "", *, id: str | None = None) -> None:
         super().__init__(text, id=id)
@@ -118,7 +116,6 @@ class DecisionGraph(Vertical, can_focus=True):
     DecisionGraph #bars-denied { color: $error; }
     DecisionGraph #axis { color: $text-muted; }
     """
-    BINDINGS = [Binding("enter", "open", "Open list", id="dashboard-open-decisions")]
 
     def compose(self) -> ComposeResult:
         yield Label("Decisions per minute, last hour: …", id="decisions-title")
