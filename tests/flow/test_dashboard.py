@@ -68,7 +68,7 @@ async def test_each_element_shows_its_figures_by_name(
             "denials": "2",
             "events": f"{head:,}",
         }
-        assert "3 allowed · 2 denied" in text(app, "#decisions-title")
+        assert "3 allowed · 2 denied" in text(app, "DecisionGraph")
         assert options(app, "denials") == ["all denials 2", "ACTION_OUT_OF_SCOPE 2"]
         expiring = options(app, "expiring")
         assert len(expiring) == 1 and re.fullmatch(r"orch in (29m\d*s?|30m)", expiring[0])
@@ -87,7 +87,7 @@ async def test_the_figures_refresh_while_the_dashboard_is_open(
     app = app_factory()
     async with app.run_test(size=SIZE) as pilot:
         await open_dashboard(pilot)
-        assert "0 allowed · 0 denied" in text(app, "#decisions-title")
+        assert "0 allowed · 0 denied" in text(app, "DecisionGraph")
         before = text(app, "#ledger-status")
         window = app.context.caracal.pulse.window
         read = window.events_read
@@ -95,7 +95,7 @@ async def test_the_figures_refresh_while_the_dashboard_is_open(
         head = app.context.caracal.ledger.head()[0]
         await until(
             pilot,
-            lambda: "1 allowed · 1 denied" in text(app, "#decisions-title"),
+            lambda: "1 allowed · 1 denied" in text(app, "DecisionGraph"),
             what="live decisions",
         )
         await until(pilot, lambda: f"{head:,} events" in text(app, "#ledger-status"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -102,40 +103,42 @@ def bars(values: tuple[int, ...], peak: int) -> str:
     return "".join(BARS[min(top, (v * top + peak - 1) // peak)] if v > 0 else " " for v in values)
 
 
-class DecisionGraph(Vertical, can_focus=True):
+class DecisionGraph(Static, can_focus=True):
     """Decisions per minute over the last hour, one column per minute, oldest on the left:
-    allowed above, denied below, on the same scale."""
+    allowed above, denied below, on the same scale. One widget, four lines."""
 
     DEFAULT_CSS = """
-    DecisionGraph { height: auto; }
-    DecisionGraph:focus #decisions-title { background: $accent 30%; }
-    DecisionGraph Horizontal { height: 1; }
-    DecisionGraph .legend { width: 9; color: $text-muted; }
-    DecisionGraph .bars { width: 62; border-left: outer $primary 30%; padding: 0; }
-    DecisionGraph #bars-allowed { color: $success; }
-    DecisionGraph #bars-denied { color: $error; }
-    DecisionGraph #axis { color: $text-muted; }
+    DecisionGraph { height: 4; width: 1fr; }
+    DecisionGraph:focus { background: $accent 20%; }
     """
+    AXIS = f"{'':9}▕{'60 min ago':<57}now"
 
-    def compose(self) -> ComposeResult:
-        yield Label("Decisions per minute, last hour: …", id="decisions-title")
-        with Horizontal():
-            yield Label("allowed", classes="legend")
-            yield Static("", classes="bars", id="bars-allowed", markup=False)
-        with Horizontal():
-            yield Label("denied", classes="legend")
-            yield Static("", classes="bars", id="bars-denied", markup=False)
-        yield Label(f"{'':10}{'60 min ago':<57}now", id="axis")
+    def __init__(self) -> None:
+        super().__init__(self._graph("Decisions per minute, last hour: …", "", ""))
+
+    def _graph(self, title: str | Text, allowed: str, denied: str) -> Text:
+        return Text.assemble(
+            title,
+            ("\nallowed  ", "dim"),
+            ("▕", "dim"),
+            (allowed, "green"),
+            ("\ndenied   ", "dim"),
+            ("▕", "dim"),
+            (denied, "red"),
+            ("\n" + self.AXIS, "dim"),
+        )
 
     def show(self, allowed: tuple[int, ...], denied: tuple[int, ...], aggregated: int) -> None:
         total_allowed, total_denied = sum(allowed), sum(denied) + aggregated
         peak = max((*allowed, *denied), default=0)
-        self.query_one("#decisions-title", Label).update(
-            f"Decisions per minute, last hour: [green]{total_allowed:,} allowed[/green] · "
-            f"[red]{total_denied:,} denied[/red] · peak {peak:,}/min"
+        title = Text.assemble(
+            "Decisions per minute, last hour: ",
+            (f"{total_allowed:,} allowed", "green"),
+            " · ",
+            (f"{total_denied:,} denied", "red"),
+            f" · peak {peak:,}/min",
         )
-        self.query_one("#bars-allowed", Static).update(bars(allowed, peak))
-        self.query_one("#bars-denied", Static).update(bars(denied, peak))
+        self.update(self._graph(title, bars(allowed, peak), bars(denied, peak)))
 
     def action_open(self) -> None:
         self.post_message(Drilled("ledger", "validation"))
@@ -145,12 +148,14 @@ class PulseList(OptionList):
     """A short list of figures; each option opens its filtered list (ids: `area:search`)."""
 
     DEFAULT_CSS = """
-    PulseList { border: none; height: 6; padding: 0; background: transparent; }
+    PulseList { border: none; height: 6; padding: 0; background: transparent; display: none; }
+    PulseList.-loaded { display: block; }
     PulseList:focus { border: none; }
     """
 
     def show(self, options: list[tuple[str, str | None]], empty: str) -> None:
         highlighted = self.highlighted
+        self.add_class("-loaded")  # hidden until then: the first frame does not draw it empty
         self.clear_options()
         if not options:
             self.add_option(Option(empty, disabled=True))
