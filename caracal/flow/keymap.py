@@ -148,6 +148,7 @@ MEANINGS: dict[str, Meaning] = {
     ),
     "i": _meaning("issue a mandate", "mandate-issue"),
     "d": _meaning("delegate from the selected mandate", "mandate-delegate"),
+    "enter": _meaning("open the list behind the dashboard element", "dashboard-open"),
     "t": _meaning("the selected mandate's token", "mandate-token"),
     "T": _meaning("the selected mandate's delegation tree", "mandate-graph"),
     "R": _meaning("rotate the selected principal's key", "principal-rotate"),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from caracal.services.policies import PolicyService
     from caracal.services.principals import PrincipalService
     from caracal.services.providers import ProviderService
+    from caracal.services.pulse import PulseService
     from caracal.services.secrets import SecretVault
     from caracal.services.signing import SigningKeys
     from caracal.services.tools import ToolService
@@ -194,6 +195,13 @@ class Caracal:
         from caracal.services.overview import OverviewService
 
         return OverviewService(self)
+
+    @cached_property
+    def pulse(self) -> PulseService:
+        """The dashboard's live figures and its remembered, incremental ledger check."""
+        from caracal.services.pulse import PulseService
+
+        return PulseService(self)
 
     @cached_property
     def backups(self) -> BackupService:

@@ -32,7 +32,8 @@ async def test_dashboard_shows_counts_and_a_verified_ledger(
             for s in ("principals", "active", "denials")
         }
         assert text == {"principals": "4", "active": "1", "denials": "1"}
-        assert "validation.denied" in str(app.screen.query_one("#recent").render())
+        denials = app.screen.query_one("#denials")
+        assert "ACTION_OUT_OF_SCOPE" in str(denials.get_option_at_index(1).prompt)
 
 
 async def test_ledger_screen_filters_and_reports_tampering(

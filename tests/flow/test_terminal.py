@@ -34,7 +34,7 @@ def test_onboarding_to_an_issued_mandate_in_a_real_terminal(home: Path) -> None:
             term.type(text)
             term.send("Tab")
         term.send("Enter")  # the focus is on "Add provider"
-        term.wait_for("Recent activity")
+        term.wait_for("Decisions per minute")
         # A subject with a policy, made with the CLI while Flow runs: Flow reads the shared store.
         assert run_cli("principal", "register", "--kind", "worker", "--name", "w1").code == 0
         assert (

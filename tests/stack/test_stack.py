@@ -282,7 +282,7 @@ def test_flow_attaches_in_a_real_terminal_and_quits_cleanly(stack: StackEnv) -> 
     }
     command = [*_caracal(stack), "flow"]
     with terminal(["sh", "-c", f'{shlex.join(command)}; echo "[flow exited $?]"'], env) as term:
-        shown = term.wait_for("Recent activity", timeout=120)
+        shown = term.wait_for("Decisions per minute", timeout=120)
         assert "PostgreSQL" in shown
         term.send("q")
         after = term.wait_for("[flow exited 0]", timeout=30)
@@ -318,7 +318,7 @@ def test_detaching_from_flow_restores_the_terminal_and_ends_that_flow(stack: Sta
     command = [*_caracal(stack), "flow"]
     script = f'{shlex.join(command)}; echo "[flow exited $?]"; stty -a | head -1'
     with terminal(["sh", "-c", script], env) as term:
-        term.wait_for("Recent activity", timeout=120)
+        term.wait_for("Decisions per minute", timeout=120)
         assert len(_flow_processes(stack)) == 1
         term.send("C-]", "C-]")
         after = term.wait_for("[flow exited 0]", timeout=30)
@@ -326,7 +326,7 @@ def test_detaching_from_flow_restores_the_terminal_and_ends_that_flow(stack: Sta
     assert _flow_processes(stack) == []  # nothing left running unseen
     # The next `caracal flow` starts one Flow, not a second beside a leftover.
     with terminal(["sh", "-c", f'{shlex.join(command)}; echo "[flow exited $?]"'], env) as term:
-        term.wait_for("Recent activity", timeout=120)
+        term.wait_for("Decisions per minute", timeout=120)
         assert len(_flow_processes(stack)) == 1
         term.send("q")
         term.wait_for("[flow exited 0]", timeout=30)

@@ -1,130 +1,274 @@
-"""Dashboard: the workspace at a glance."""
+"""Dashboard: the workspace's pulse, live, by name. Every element opens the list behind it."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
-from textual.widgets import Label, Static
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import OptionList
 
 from caracal.flow.screens.base import AreaScreen
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.pulse import (
+    DRIFT,
+    DecisionGraph,
+    Drilled,
+    Figure,
+    Link,
+    PulseColumn,
+    PulseList,
+    middle,
+    target,
+)
+
+if TYPE_CHECKING:
+    from caracal.core.state_diff import Plan
+    from caracal.services.pulse import LedgerCheck, Pulse
 
 COMMANDS = [("Verify the ledger now", "verify")]
-
-
-class Stat(Vertical):
-    DEFAULT_CSS = """
-    Stat { border: round $primary 40%; height: 5; padding: 0 0; }
-    Stat .value { text-style: bold; content-align: center middle; height: 2; }
-    Stat .label { color: $text-muted; content-align: center middle; }
-    """
-
-    def __init__(self, label: str, stat_id: str) -> None:
-        super().__init__(id=stat_id)
-        self.label_text = label
-
-    def compose(self) -> ComposeResult:
-        yield Label("…", classes="value")
-        yield Label(self.label_text, classes="label")
-
-    def set(self, value: Any) -> None:
-        self.query_one(".value", Label).update(str(value))
+REFRESH_SECONDS = 2.0
+DRIFT_EVERY = 5  # ticks: the declarative state is read less often than the figures
+PACE = 10  # the timer spends at most 1/PACE of the time refreshing (a large, busy ledger)
+# Other filters of the areas opened from here, reset so the figures and the list agree.
+RESET_FILTERS = {
+    "ledger": {"type-filter": ""},
+    "mandates": {"status-filter": "", "subject-filter": ""},
+}
 
 
 class DashboardScreen(AreaScreen):
     AREA = "dashboard"
+    HOME = "#area DecisionGraph"
+    AUTO_FOCUS = HOME
+    BINDINGS = [Binding("enter", "open", "Open the list behind it", id="dashboard-open")]
     DEFAULT_CSS = """
-    DashboardScreen Grid { grid-size: 5; grid-gutter: 1 1; height: auto; margin-top: 1; }
-    DashboardScreen.-narrow Grid { grid-size: 3; }
+    DashboardScreen #headline { height: 1; margin-bottom: 1; }
+    DashboardScreen.-narrow #stat-events { display: none; }  /* the ledger line has it */
+    DashboardScreen #columns { height: auto; margin-top: 1; }
     DashboardScreen #ledger-status { margin-top: 1; }
-    DashboardScreen #recent { height: 1fr; margin-top: 1; }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._ticks = 0
+        self._follow_up = False  # after the next figures: check the ledger and the drift
+        self._busy: set[str] = set()  # refreshes in flight (a slow one is never queued twice)
+        self._failed: set[str] = set()  # refreshes that failed: the timer leaves them be
+        self._next: dict[str, float] = {}  # when the timer may run each refresh again
+        self.drift: Plan | None = None
+        self.pulse: Pulse | None = None
+
     def compose_area(self) -> ComposeResult:
-        with Grid():
-            yield Stat("workspace", "stat-workspace")
-            yield Stat("store", "stat-store")
-            yield Stat("principals", "stat-principals")
-            yield Stat("active mandates", "stat-active")
-            yield Stat("denials (1 h)", "stat-denials")
-        yield Static("Ledger: not checked yet", id="ledger-status")
-        yield Label("Recent activity", classes="section-title")
-        yield Static("", id="recent", markup=False)
+        with Horizontal(id="headline"):
+            yield Figure("principals", "stat-principals", Drilled("principals"))
+            yield Figure(
+                "active mandates",
+                "stat-active",
+                Drilled("mandates", "", {"status-filter": "active"}),
+            )
+            yield Figure("denied (1 h)", "stat-denials", Drilled("ledger", "denied"))
+            yield Figure("ledger events", "stat-events", Drilled("ledger"))
+        yield DecisionGraph()
+        with Horizontal(id="columns"):
+            yield PulseColumn("Denials by reason (1 h)", "denials")
+            yield PulseColumn("Expiring within 1 h", "expiring")
+            yield PulseColumn("Busiest (all/denied)", "busiest")
+        yield Link("Ledger: not checked yet", "ledger", id="ledger-status")
+        yield Link("Changes since the last apply: …", DRIFT, id="drift")
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(REFRESH_SECONDS, self._tick)
+
+    # ---- loading ---------------------------------------------------------------------------
     def load(self) -> None:
-        caracal = self.context.caracal
-        run_in_background(self, caracal.overview.summary, done=self._show, description="dashboard")
-        self.verify_if_moved()
+        self._ticks = 0
+        # The figures first: the ledger check and the drift start once they are painted, so
+        # that the first frame with real counts does not wait behind them.
+        self._follow_up = True
+        self._refresh_pulse()
 
-    def verify_if_moved(self) -> None:
-        """A visit re-verifies only when the ledger head moved since the last check."""
-        caracal = self.context.caracal
+    def _tick(self) -> None:
+        if self.app.screen is not self or not self.context.has_workspace:
+            return  # hidden, or under a dialog: no work for figures nobody sees
+        self._ticks += 1
+        self._refresh_pulse(paced=True)
+        self.verify_if_moved(paced=True)
+        if self._ticks % DRIFT_EVERY == 0:
+            self._refresh_drift(paced=True)
 
-        def checked(head: tuple[int, str]) -> None:
-            key = (caracal.name, *head)
-            if key not in (self.flow.verified_head, self.flow.checking_head):
-                self.flow.checking_head = key
-                self.action_verify()
-            elif self.flow.ledger_status:
-                self.query_one("#ledger-status", Static).update(self.flow.ledger_status)
+    def _once(
+        self, key: str, work: Any, done: Any, *, locked: bool = True, paced: bool = False
+    ) -> None:
+        """Run `work` unless it is still running. `paced` (the timer): not after a failure
+        until the next visit, and on a slow store at most a tenth of the time."""
+        now = time.monotonic()
+        if key in self._busy:
+            return
+        if paced and (key in self._failed or now < self._next.get(key, 0.0)):
+            return
+        self._busy.add(key)
+        self._failed.discard(key)
 
-        run_in_background(self, caracal.ledger.head, done=checked, group="verify-head")
+        def finished(result: Any) -> None:
+            self._busy.discard(key)
+            self._next[key] = now + PACE * (time.monotonic() - now)
+            done(result)
 
-    def _show(self, overview: Any) -> None:
-        self.query_one("#stat-workspace", Stat).set(overview.workspace)
-        self.query_one("#stat-store", Stat).set(overview.store)
-        self.query_one("#stat-principals", Stat).set(overview.principals)
-        self.query_one("#stat-active", Stat).set(overview.active_mandates)
-        self.query_one("#stat-denials", Stat).set(overview.denials_last_hour)
-        from caracal.core.durations import when
-
-        lines = [
-            f"{when(e['ts'] / 1e6)}  {e['type']:<24} {e['reason_code'] or '':<24} {e['mandate_id'] or e['principal_id'] or ''}"
-            for e in overview.recent
-        ]
-        self.query_one("#recent", Static).update("\n".join(lines) or "Nothing yet.")
-
-    def action_verify(self) -> None:
-        """Verify what was added since the last verified head (a full verify, the first time):
-        a visit costs the new events, not the whole ledger."""
-        status = self.query_one("#ledger-status", Static)
-        status.update("Ledger: verifying…")
-        caracal = self.context.caracal
-
-        def shown(result: tuple[Any, tuple[int, str]]) -> None:
-            from datetime import datetime
-
-            report, head = result
-            self.flow.checking_head = None
-            self.flow.verified_head = (caracal.name, *head) if report.ok else None
-            at = datetime.now().strftime("%H:%M:%S")
-            if report.ok:
-                new = f", {report.events} new since the last check" if report.since else ""
-                text = (
-                    f"Ledger: [green]verified[/green] at {at} — {report.head_seq} events{new}, "
-                    "head signed and not rolled back"
-                )
-            else:
-                text = f"Ledger: [red b]NOT VERIFIED[/red b] (checked {at}) — {report.problem}"
-            self.flow.ledger_status = text
-            # The dashboard on screen may be another instance than the one that asked.
-            for screen in {self, self.app.screen}:
-                if isinstance(screen, DashboardScreen):
-                    screen.query_one("#ledger-status", Static).update(text)
-
-        def work() -> tuple[Any, tuple[int, str]]:
-            head = caracal.ledger.head()
-            return caracal.ledger.verify(incremental=True), head
+        def failed(message: str) -> None:
+            self._busy.discard(key)
+            self._failed.add(key)
+            self.flow.show_problem(message)
 
         run_in_background(
-            self,
-            work,
-            done=shown,
-            group="verify",
-            exclusive=True,
+            self, work, done=finished, failed=failed, group=key, description=key, locked=locked
         )
+
+    def _refresh_pulse(self, *, paced: bool = False) -> None:
+        # Outside the workspace lock (it only reads, on its own connection): the first count
+        # of a very busy hour takes seconds, and must not hold up the other areas.
+        pulse = self.context.caracal.pulse.pulse
+        self._once("pulse", pulse, self._show_pulse, paced=paced, locked=False)
+
+    def _refresh_drift(self, *, paced: bool = False) -> None:
+        drift = self.context.caracal.declarative.drift
+        self._once("drift", drift, self._show_drift, paced=paced)
+
+    def verify_if_moved(self, *, paced: bool = False) -> None:
+        """Verify what was recorded since the last check; nothing when the head has not moved.
+        Not under the workspace lock: a first, full check of a large ledger takes seconds and
+        must not hold up the other areas."""
+        pulse = self.context.caracal.pulse
+        if pulse.last_check is None:
+            self.query_one("#ledger-status", Link).update("Ledger: verifying…")
+        self._once("verify", pulse.check_ledger, self._show_check, locked=False, paced=paced)
+
+    def action_verify(self) -> None:
+        """The palette's "verify now": the head, its signature and copies, checked now."""
+        check = self.context.caracal.pulse.check_ledger
+        self._once("verify", lambda: check(again=True), self._show_check, locked=False)
+
+    # ---- painting --------------------------------------------------------------------------
+    def _show_pulse(self, pulse: Pulse) -> None:
+        from caracal.core.durations import relative
+
+        self.pulse = pulse
+        if self._follow_up:
+            self._follow_up = False
+            self.verify_if_moved()
+            self._refresh_drift()
+        people = "principal" if pulse.principals == 1 else "principals"
+        mandates = "active mandate" if pulse.active_mandates == 1 else "active mandates"
+        events = "ledger event" if pulse.head_seq == 1 else "ledger events"
+        self.query_one("#stat-principals", Figure).set(pulse.principals, people)
+        self.query_one("#stat-active", Figure).set(pulse.active_mandates, mandates)
+        self.query_one("#stat-denials", Figure).set(pulse.denied)
+        self.query_one("#stat-events", Figure).set(pulse.head_seq, events)
+        aggregated = pulse.denied - sum(pulse.denied_per_minute)
+        self.query_one(DecisionGraph).show(
+            pulse.allowed_per_minute, pulse.denied_per_minute, aggregated
+        )
+        lists = {
+            key: self.query_one(f"#{key}", PulseList) for key in ("denials", "expiring", "busiest")
+        }
+        width = lists["denials"].text_width
+        denials = [("all denials", pulse.denied, "ledger:denied")] * bool(pulse.denied)
+        denials += [(code, n, f"ledger:{code}") for code, n in pulse.denials_by_reason]
+        lists["denials"].show(
+            [(_row(label, f"{n:,}", width), key) for label, n, key in denials],
+            "None in the last hour.",
+        )
+        width = lists["expiring"].text_width
+        lists["expiring"].show(
+            [
+                (
+                    _row(m.subject, relative(m.expires_at, pulse.at), width),
+                    f"mandates:{m.mandate_id}",
+                )
+                for m in pulse.expiring
+            ],
+            "None within the hour.",
+        )
+        width = lists["busiest"].text_width
+        lists["busiest"].show(
+            [
+                (
+                    _row(p.name, f"{p.decisions:,}/{p.denied:,}", width),
+                    # The Ledger's filter reads a name as one word; an id always works.
+                    f"ledger:{p.name if p.name.split() == [p.name] else p.principal_id}",
+                )
+                for p in pulse.busiest
+            ],
+            "None in the last hour.",
+        )
+
+    def _show_check(self, check: LedgerCheck) -> None:
+        at = check.verified_at.strftime("%H:%M:%S")
+        if check.ok:
+            text = f"Ledger: [green]verified[/green] {at}, {check.head_seq:,} events"
+            if check.since and check.walked:  # an incremental check: what it walked
+                text += f" ({check.walked:,} new since the last check)"
+        else:
+            text = f"Ledger: [red b]NOT VERIFIED[/red b] (checked {at}) — {escape(check.problem or '')}"
+        self.query_one("#ledger-status", Link).update(text)
+
+    def _show_drift(self, drift: Plan | None) -> None:
+        self.drift = drift
+        link = self.query_one("#drift", Link)
+        if drift is None:
+            link.update("Changes since the last apply: nothing was applied from a file yet")
+            return
+        if not drift.changes:
+            link.update("Changed since last apply (0): the workspace is as the file says")
+            return
+        listed = escape(", ".join(f"{c.op} {c.kind} {c.name}" for c in drift.changes))
+        link.update(f"[yellow]Changed since last apply ({len(drift.changes)})[/yellow]: {listed}")
+
+    # ---- opening what is behind an element -------------------------------------------------
+    def action_open(self) -> None:
+        focused = self.focused
+        if isinstance(focused, PulseList):
+            focused.action_select()
+        elif isinstance(focused, DecisionGraph | Figure | Link):
+            focused.action_open()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if isinstance(event.option_list, PulseList):
+            event.stop()
+            drilled = target(event.option.id)
+            if drilled is not None:
+                self.on_drilled(drilled)
+            return
+        super().on_option_list_option_selected(event)
+
+    def on_drilled(self, message: Drilled) -> None:
+        message.stop()
+        if message.area == DRIFT:
+            self._open_drift()
+            return
+        filters = {**RESET_FILTERS.get(message.area, {}), **message.choices}
+        view = {"filters": {**filters, "filter": message.search}}
+        flow = self.flow
+        if flow.is_screen_installed(message.area):
+            flow.get_screen(message.area).apply_view(view)  # type: ignore[attr-defined]
+        else:
+            flow.saved_views[message.area] = view  # applied when the screen is built
+        flow.goto(message.area)
+
+    def _open_drift(self) -> None:
+        from caracal.flow.modals.drift import DriftModal
+
+        self.app.push_screen(DriftModal(self.drift))
+
+
+def _row(name: str, figure: str, width: int) -> str:
+    """A name (middle-ellipsised to what is left) and its figure, right-aligned."""
+    room = max(width - len(figure) - 1, 4)
+    return f"{middle(name, room):<{room}} {figure}"
 
 
 SCREEN = DashboardScreen
