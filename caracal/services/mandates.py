@@ -26,6 +26,7 @@ from caracal.store import ledger_rows, mandate_rows, policy_rows
 
 if TYPE_CHECKING:
     from caracal.services.bulk_issue import LineOutcome
+    from caracal.services.delegation_options import DelegationOptions
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,13 @@ class MandateService:
             return issued
 
         return self._commit(work)
+
+    def delegation_options(self, source_id: str) -> DelegationOptions:
+        """Who the rules let receive a delegation from `source_id` (and how deep), who not and
+        why, or why nothing can be delegated from it (see delegation_options)."""
+        from caracal.services.delegation_options import delegation_options
+
+        return delegation_options(self.app, source_id)
 
     def _sign_and_store(
         self,

@@ -241,8 +241,18 @@ class MandatesScreen(AreaScreen):
             return
         from caracal.flow.modals.mandate_delegate import DelegateMandateModal
 
-        self.app.push_screen(
-            DelegateMandateModal(row, self.principals), self._after("Delegated as {result.id}")
+        caracal = self.context.caracal
+
+        def offered(options: Any) -> None:
+            if options.problem is not None:  # refused before a form is filled in for nothing
+                self.flow.show_problem(options.problem, title="Cannot delegate")
+                return
+            self.app.push_screen(
+                DelegateMandateModal(row, options), self._after("Delegated as {result.id}")
+            )
+
+        run_in_background(
+            self, lambda: caracal.mandates.delegation_options(row["id"]), done=offered
         )
 
     def action_revoke(self) -> None:
