@@ -218,6 +218,7 @@ def subtree(conn: Connection, mandate_id: str) -> list[dict[str, Any]]:
             mandates.c.issuer_id,
             mandates.c.expires_at,
             mandates.c.revoked_at,
+            mandates.c.revoked_reason,
             tree.c.level,
         )
         .join(tree, tree.c.id == mandates.c.id)

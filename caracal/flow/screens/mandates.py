@@ -263,8 +263,12 @@ class MandatesScreen(AreaScreen):
 
         caracal = self.context.caracal
 
-        def previewed(preview: list[dict[str, Any]]) -> None:
-            problem = caracal.mandates.nothing_to_revoke(preview)
+        def look() -> tuple[list[dict[str, Any]], str | None]:
+            preview = caracal.mandates.preview_revocation(row["id"])
+            return preview, caracal.mandates.nothing_to_revoke(preview)
+
+        def previewed(found: tuple[list[dict[str, Any]], str | None]) -> None:
+            preview, problem = found
             if problem is not None:
                 self.flow.show_problem(problem, title="Already revoked")
                 return
@@ -273,9 +277,7 @@ class MandatesScreen(AreaScreen):
                 self._after("Revoked {result.mandate_id} and its descendants"),
             )
 
-        run_in_background(
-            self, lambda: caracal.mandates.preview_revocation(row["id"]), done=previewed
-        )
+        run_in_background(self, look, done=previewed)
 
     def action_token(self) -> None:
         row = self._selected()
