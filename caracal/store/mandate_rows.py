@@ -202,14 +202,15 @@ _ID_CHARACTERS = frozenset("mnd_0123456789abcdef")
 
 
 def _matches(term: str) -> Any:
-    """A mandate whose id, scopes, subject or issuer name holds `term` (ignoring case).
+    """A mandate whose id, scopes, subject or issuer name holds `term` (ids and names in any
+    case).
     An id's start is a range of the primary key; a term no id can hold skips the ids."""
     lowered = term.lower()
     if lowered.startswith("mnd_"):
         # Ids go on in hex digits, which sort below "z" in any collation.
         return and_(mandates.c.id >= lowered, mandates.c.id < lowered + "z")
     pattern = "%" + term.replace("\\", "").replace("%", "\\%").replace("_", "\\_") + "%"
-    named = select(principals.c.id).where(principals.c.name.like(pattern, escape="\\"))
+    named = select(principals.c.id).where(principals.c.name.ilike(pattern, escape="\\"))
     anywhere = [
         mandates.c.resources.like(pattern, escape="\\"),
         mandates.c.actions.like(pattern, escape="\\"),
