@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, false, or_, select
 from sqlalchemy.sql import literal_column
 
 from caracal.core.mandates import MandateClaims
-from caracal.store import meta, raw
+from caracal.store import mandate_search, meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import mandates, principal_keys, principals
 
@@ -134,7 +134,7 @@ def listing(
     blocked_set = blocked_ids(now, conn)
     blocked = mandates.c.id.in_(blocked_set).label("blocked")
     query = select(*(c for c in mandates.c if c.name != "token"), blocked)
-    query = query.where(*_filters(subject_id, status, now, search, blocked=blocked_set))
+    query = query.where(*_filters(subject_id, status, now, search, blocked=blocked_set, conn=conn))
     # Mandate ids start with their creation time: newest first is the primary key, backwards.
     newest_first = mandates.c.id.desc()
     if search and not search.strip().lower().startswith("mnd_"):
@@ -165,6 +165,7 @@ def _filters(
     issuer_id: str | None = None,
     *,
     blocked: Any = None,
+    conn: Connection | None = None,
 ) -> list[Any]:
     if blocked is None:
         blocked = blocked_ids(now)
@@ -194,32 +195,9 @@ def _filters(
     elif status == "revoked":
         where.append(mandates.c.revoked_at.is_not(None))
     if search:
-        where.append(_matches(search.strip()))
+        assert conn is not None, "a search reads what it can match first"
+        where.append(mandate_search.matches(conn, search.strip()))
     return where
-
-
-_ID_CHARACTERS = frozenset("mnd_0123456789abcdef")
-
-
-def _matches(term: str) -> Any:
-    """A mandate whose id, scopes, subject or issuer name holds `term` (ids and names in any
-    case).
-    An id's start is a range of the primary key; a term no id can hold skips the ids."""
-    lowered = term.lower()
-    if lowered.startswith("mnd_"):
-        # Ids go on in hex digits, which sort below "z" in any collation.
-        return and_(mandates.c.id >= lowered, mandates.c.id < lowered + "z")
-    pattern = "%" + term.replace("\\", "").replace("%", "\\%").replace("_", "\\_") + "%"
-    named = select(principals.c.id).where(principals.c.name.ilike(pattern, escape="\\"))
-    anywhere = [
-        mandates.c.resources.like(pattern, escape="\\"),
-        mandates.c.actions.like(pattern, escape="\\"),
-        mandates.c.subject_id.in_(named),
-        mandates.c.issuer_id.in_(named),
-    ]
-    if set(lowered) <= _ID_CHARACTERS:
-        anywhere.append(mandates.c.id.like(pattern, escape="\\"))
-    return or_(*anywhere)
 
 
 def count(
@@ -234,7 +212,7 @@ def count(
     from sqlalchemy import func
 
     blocked = blocked_ids(now, conn) if status in ("active", "pending", "blocked") else None
-    where = _filters(subject_id, status, now, search, issuer_id, blocked=blocked)
+    where = _filters(subject_id, status, now, search, issuer_id, blocked=blocked, conn=conn)
     query = select(func.count()).select_from(mandates).where(*where)
     return int(conn.execute(query).scalar() or 0)
 
