@@ -450,6 +450,14 @@ class MandateService:
             row["status"] = status_of(row, now)
         return rows
 
+    def prepare_search(self) -> None:
+        """Read what a search matches against ahead of the first keystroke (see
+        store.mandate_search); later searches read only what is new."""
+        from caracal.store import mandate_search
+
+        with self.app.store.read() as conn:
+            mandate_search.scope_lists(conn)
+
     def count(
         self,
         *,

@@ -144,6 +144,9 @@ class MandatesScreen(AreaScreen):
             group="principals",
             description="principals",
         )
+        run_in_background(
+            self, caracal.mandates.prepare_search, group="search", description="search"
+        )
 
     def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
         self.principals = principals

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import Worker
 
 from caracal.flow.tasks import run_in_background
 
@@ -101,6 +102,7 @@ class PagedTable(ScrollView, can_focus=True):
         self.counting = False
         self._fetching = False  # a first page is being read: newer sources wait for it
         self._again = False
+        self._fetch_worker: Worker[None] | None = None  # a cancelled one never calls back
         self.columns = columns
         self.empty = empty
         self.source: PageSource | None = None
@@ -123,10 +125,11 @@ class PagedTable(ScrollView, can_focus=True):
         if self.source is None:
             return
         self._generation += 1
-        if self._fetching:
+        worker = self._fetch_worker
+        if self._fetching and worker is not None and not worker.is_finished:
             self._again = True
             return
-        self._fetching = True
+        self._fetching, self._again = True, False
         generation, source, later = self._generation, self.source, self.count_later
         self._pending = {0}
 
@@ -140,7 +143,7 @@ class PagedTable(ScrollView, can_focus=True):
             self._fetched()
             self.app.show_problem(message)  # type: ignore[attr-defined]
 
-        run_in_background(
+        self._fetch_worker = run_in_background(
             self,
             first_page,
             done=lambda result: self._fetched(generation, result[0], result[1]),
