@@ -41,3 +41,23 @@ async def test_keys_after_choosing_a_subject_tick_what_they_pointed_at(
         second = str(actions.get_option_at_index(1).value)
         assert set(actions.selected) == ticked | {second}
         assert actions.highlighted == 1
+
+
+async def test_a_chosen_subject_is_an_edit_that_esc_asks_about(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("i")
+        await until(pilot, lambda: screen_name(app) == "IssueMandateModal")
+        choose(app, "issuer", world["alice"])
+        choose(app, "subject", world["w1"])
+        actions = app.screen.query_one("#actions", SelectionList)
+        await until(pilot, lambda: actions.option_count == 3, what="w1's bounds")
+        await settle(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(app) == "ConfirmModal", what="asked first")
+        await pilot.press("escape")  # keep the form, with the choices made
+        await until(pilot, lambda: screen_name(app) == "IssueMandateModal")
+        assert app.screen.query_one("#subject").value == world["w1"]

@@ -46,9 +46,18 @@ class IssueMandateModal(FormModal[Any]):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "subject" or not isinstance(event.value, str):
             return
+        from caracal.flow.tasks import run_in_background
+
         subject = event.value
         caracal = self.flow.context.caracal
-        self.load(lambda: caracal.mandates.issue_bounds(subject), self._show_bounds)
+        # Not `load`: choosing the subject is an edit, and what it fills in stays one (esc asks).
+        run_in_background(
+            self,
+            lambda: caracal.mandates.issue_bounds(subject),
+            done=self._show_bounds,
+            failed=self.show_error,
+            description="subject's bounds",
+        )
 
     def _show_bounds(self, bounds: dict[str, Any]) -> None:
         from caracal.core.durations import format_duration
