@@ -26,6 +26,7 @@ from caracal.store import ledger_rows, mandate_rows, policy_rows
 
 if TYPE_CHECKING:
     from caracal.services.bulk_issue import LineOutcome
+    from caracal.services.delegation_options import DelegationOptions
     from caracal.services.facade import Caracal
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,13 @@ class MandateService:
 
         return self._commit(work)
 
+    def delegation_options(self, source_id: str) -> DelegationOptions:
+        """Who the rules let receive a delegation from `source_id` (and how deep), who not and
+        why, or why nothing can be delegated from it (see delegation_options)."""
+        from caracal.services.delegation_options import delegation_options
+
+        return delegation_options(self.app, source_id)
+
     def _sign_and_store(
         self,
         conn: Connection,
@@ -305,15 +313,24 @@ class MandateService:
         return outcome  # type: ignore[no-any-return]
 
     # ---- revoking -------------------------------------------------------------------------
-    @staticmethod
-    def nothing_to_revoke(preview: list[dict[str, Any]]) -> str | None:
-        """Why revoking would change nothing (None when something would be revoked)."""
-        if preview and all(row["revoked_at"] is not None for row in preview):
-            return (
-                f"Mandate {preview[0]['id']} is already revoked, and so is everything delegated "
-                "from it: there is nothing left to revoke."
-            )
-        return None
+    def nothing_to_revoke(self, preview: list[dict[str, Any]]) -> str | None:
+        """Why revoking would change nothing: when it was revoked, by whom and why (None when
+        something would be revoked)."""
+        if not preview or any(row["revoked_at"] is None for row in preview):
+            return None
+        from caracal.core.durations import when
+        from caracal.services.ledger import LedgerFilter
+
+        first = preview[0]
+        found = self.app.ledger.events(
+            LedgerFilter(types=["mandate.revoked"], mandate_id=first["id"]), limit=1
+        )
+        by = f" by {found[0]['actor']}" if found and found[0].get("actor") else ""
+        why = f" ({first['revoked_reason']})" if first.get("revoked_reason") else ""
+        return (
+            f"Mandate {first['id']} is already revoked: since {when(first['revoked_at'])}{by}"
+            f"{why}. Everything delegated from it is revoked too; there is nothing left to revoke."
+        )
 
     def preview_revocation(self, mandate_id: str) -> list[dict[str, Any]]:
         """The mandate and every descendant that a revocation would reach."""
@@ -432,6 +449,14 @@ class MandateService:
         for row in rows:
             row["status"] = status_of(row, now)
         return rows
+
+    def prepare_search(self) -> None:
+        """Read what a search matches against ahead of the first keystroke (see
+        store.mandate_search); later searches read only what is new."""
+        from caracal.store import mandate_search
+
+        with self.app.store.read() as conn:
+            mandate_search.scope_lists(conn)
 
     def count(
         self,

@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, false, or_, select
 from sqlalchemy.sql import literal_column
 
 from caracal.core.mandates import MandateClaims
-from caracal.store import meta, raw
+from caracal.store import mandate_search, meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import mandates, principal_keys, principals
 
@@ -79,14 +79,22 @@ def _decode(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def blocked_ids(now: int) -> Any:
+def blocked_ids(now: int, conn: Connection | None = None) -> Any:
     """The ids of mandates validation denies although they are neither revoked nor expired:
     signed with a revoked key, from or to a principal that is not active, or delegated (at
     any depth) below such a mandate (the same checks validation makes on every link).
     Expired and revoked mandates are not seeds: what is delegated below them is expired or
-    revoked too."""
-    revoked_keys = select(principal_keys.c.kid).where(principal_keys.c.status == "revoked")
-    inactive = select(principals.c.id).where(principals.c.status != "active")
+    revoked too.
+
+    Given `conn`, the (few) revoked keys and inactive principals are read first: with none,
+    nothing is blocked and no mandate is scanned; else the seeds are found from those lists."""
+    revoked_keys: Any = select(principal_keys.c.kid).where(principal_keys.c.status == "revoked")
+    inactive: Any = select(principals.c.id).where(principals.c.status != "active")
+    if conn is not None:
+        revoked_keys = list(conn.execute(revoked_keys).scalars())
+        inactive = list(conn.execute(inactive).scalars())
+        if not revoked_keys and not inactive:
+            return select(mandates.c.id).where(false())
     seeds = select(mandates.c.id).where(
         mandates.c.revoked_at.is_(None),
         mandates.c.expires_at > now,
@@ -107,7 +115,7 @@ def blocked_among(conn: Connection, ids: Sequence[str], now: int) -> set[str]:
         return set()
     found = conn.execute(
         select(mandates.c.id).where(
-            mandates.c.id.in_(list(ids)), mandates.c.id.in_(blocked_ids(now))
+            mandates.c.id.in_(list(ids)), mandates.c.id.in_(blocked_ids(now, conn))
         )
     )
     return {r.id for r in found}
@@ -123,15 +131,30 @@ def listing(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    blocked_set = blocked_ids(now)
+    blocked_set = blocked_ids(now, conn)
     blocked = mandates.c.id.in_(blocked_set).label("blocked")
     query = select(*(c for c in mandates.c if c.name != "token"), blocked)
-    query = query.where(*_filters(subject_id, status, now, search, blocked=blocked_set))
+    query = query.where(*_filters(subject_id, status, now, search, blocked=blocked_set, conn=conn))
     # Mandate ids start with their creation time: newest first is the primary key, backwards.
-    query = query.order_by(mandates.c.id.desc()).offset(offset)
+    newest_first = mandates.c.id.desc()
+    if search and not search.strip().lower().startswith("mnd_"):
+        # Walking the key newest first finds common matches at once but reads every row
+        # through the index for rare ones: try the newest rows that way, else read the table
+        # once and sort what matches (`id || ''` is not the index).
+        if limit is not None and offset + limit <= SEARCH_PROBE // 4:
+            recent = select(mandates.c.id).order_by(newest_first).limit(SEARCH_PROBE)
+            probe = query.where(mandates.c.id.in_(recent.scalar_subquery()))
+            rows = conn.execute(probe.order_by(newest_first).offset(offset).limit(limit)).all()
+            if len(rows) == limit:
+                return [_decode(dict(r._mapping)) for r in rows]
+        newest_first = mandates.c.id.concat("").desc()
+    query = query.order_by(newest_first).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return [_decode(dict(r._mapping)) for r in conn.execute(query)]
+
+
+SEARCH_PROBE = 2_000  # the newest mandates a search looks through first
 
 
 def _filters(
@@ -142,6 +165,7 @@ def _filters(
     issuer_id: str | None = None,
     *,
     blocked: Any = None,
+    conn: Connection | None = None,
 ) -> list[Any]:
     if blocked is None:
         blocked = blocked_ids(now)
@@ -171,14 +195,8 @@ def _filters(
     elif status == "revoked":
         where.append(mandates.c.revoked_at.is_not(None))
     if search:
-        pattern = "%" + search.replace("%", "").replace("_", "\\_") + "%"
-        where.append(
-            or_(
-                mandates.c.id.like(pattern, escape="\\"),
-                mandates.c.resources.like(pattern, escape="\\"),
-                mandates.c.actions.like(pattern, escape="\\"),
-            )
-        )
+        assert conn is not None, "a search reads what it can match first"
+        where.append(mandate_search.matches(conn, search.strip()))
     return where
 
 
@@ -193,7 +211,8 @@ def count(
 ) -> int:
     from sqlalchemy import func
 
-    where = _filters(subject_id, status, now, search, issuer_id)
+    blocked = blocked_ids(now, conn) if status in ("active", "pending", "blocked") else None
+    where = _filters(subject_id, status, now, search, issuer_id, blocked=blocked, conn=conn)
     query = select(func.count()).select_from(mandates).where(*where)
     return int(conn.execute(query).scalar() or 0)
 
@@ -218,6 +237,7 @@ def subtree(conn: Connection, mandate_id: str) -> list[dict[str, Any]]:
             mandates.c.issuer_id,
             mandates.c.expires_at,
             mandates.c.revoked_at,
+            mandates.c.revoked_reason,
             tree.c.level,
         )
         .join(tree, tree.c.id == mandates.c.id)
@@ -269,7 +289,7 @@ def live_held_by(conn: Connection, principal_id: str, now: int) -> list[str]:
             mandates.c.subject_id == principal_id,
             mandates.c.revoked_at.is_(None),
             mandates.c.expires_at > now,
-            mandates.c.id.not_in(blocked_ids(now)),
+            mandates.c.id.not_in(blocked_ids(now, conn)),
         )
         .order_by(mandates.c.id)
     )

@@ -185,6 +185,9 @@ async def test_revoke_on_an_already_revoked_mandate_says_so(
         await until(pilot, lambda: screen_name(app) == "ProblemModal", what="explained")
         message = str(app.screen.query_one("#message").render())
         assert "already revoked" in message and "0 mandate" not in message
+        # When, by whom and why, from the revocation itself.
+        assert "since 20" in message and "(done with it)" in message
+        assert " by " in message
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "MandatesScreen")
         await settle(pilot)

@@ -46,9 +46,18 @@ class IssueMandateModal(FormModal[Any]):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "subject" or not isinstance(event.value, str):
             return
+        from caracal.flow.tasks import run_in_background
+
         subject = event.value
         caracal = self.flow.context.caracal
-        self.load(lambda: caracal.mandates.issue_bounds(subject), self._show_bounds)
+        # Not `load`: choosing the subject is an edit, and what it fills in stays one (esc asks).
+        run_in_background(
+            self,
+            lambda: caracal.mandates.issue_bounds(subject),
+            done=self._show_bounds,
+            failed=self.show_error,
+            description="subject's bounds",
+        )
 
     def _show_bounds(self, bounds: dict[str, Any]) -> None:
         from caracal.core.durations import format_duration
@@ -62,11 +71,7 @@ class IssueMandateModal(FormModal[Any]):
         )
         self.query_one("#bounds", Static).update(text)
         for list_id in ("resources", "actions"):
-            selection = self.query_one(f"#{list_id}", SelectionList)
-            selection.clear_options()
-            selection.add_options([(scope, scope) for scope in bounds[list_id]])
-            if bounds[list_id]:
-                selection.highlighted = 0  # so space selects at once, without a first arrow key
+            refill(self.query_one(f"#{list_id}", SelectionList), bounds[list_id])
 
     def prepare(self) -> Callable[[], Any]:
         from caracal.core.canonical import parse_intent
@@ -97,3 +102,19 @@ class IssueMandateModal(FormModal[Any]):
             intent=intent,
             starts_in=starts_in,
         )
+
+
+def refill(selection: SelectionList[str], scopes: list[str]) -> None:
+    """Offer `scopes`, keeping what the operator did meanwhile: the bounds arrive a moment
+    after the subject is chosen, and keys pressed in that moment must act on what they
+    pointed at (same list: untouched; else the ticks and the highlighted scope carried over)."""
+    current = [str(selection.get_option_at_index(i).value) for i in range(selection.option_count)]
+    if current == scopes:
+        return
+    at = selection.highlighted
+    pointed = current[at] if at is not None and 0 <= at < len(current) else None
+    ticked = set(selection.selected) & set(scopes)
+    selection.clear_options()
+    selection.add_options([(scope, scope, scope in ticked) for scope in scopes])
+    if scopes:  # so space selects at once, without a first arrow key
+        selection.highlighted = scopes.index(pointed) if pointed in scopes else 0

@@ -17,10 +17,13 @@ class ValidateMandateModal(FormModal[Any]):
     TITLE = "Validate a mandate"
     SUBMIT = "Validate"
 
-    def __init__(self, mandate: dict[str, Any], scopes: list[str]) -> None:
+    def __init__(
+        self, mandate: dict[str, Any], scopes: list[str], names: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.mandate = mandate
         self.scopes = scopes
+        self.names = names or {}
 
     @property
     def dirty(self) -> bool:
@@ -96,7 +99,7 @@ class ValidateMandateModal(FormModal[Any]):
         self.show_decision("Validating…")
 
         def shown(decision: Any) -> None:
-            self.show_decision(verdict_text(decision))
+            self.show_decision(verdict_text(decision, self.names))
             self.flow.data_changed("ledger")
 
         from caracal.flow.tasks import run_in_background
@@ -104,15 +107,19 @@ class ValidateMandateModal(FormModal[Any]):
         run_in_background(self, work, done=shown, failed=self.show_error)
 
 
-def verdict_text(decision: Any) -> str:
-    """ALLOWED, or DENIED with its code, and the reason only when it says more than that."""
+def verdict_text(decision: Any, names: dict[str, str] | None = None) -> str:
+    """ALLOWED, or DENIED with its code, and the reason only when it says more than that
+    (principals named, not numbered)."""
     from textual.markup import escape
+
+    from caracal.flow.text import names_for_ids
 
     if decision.allowed:
         verdict = "[green b]ALLOWED[/]"
     else:
         verdict = f"[red b]DENIED[/] {escape(decision.reason_code)}"
-    reason = (decision.reason or "").strip()
+    reason = names_for_ids((decision.reason or "").strip(), names or {})
+    reason = reason.replace("caller unknown:", "caller ")  # a name no principal has
     if not reason or reason.lower() in ("allowed", "denied", decision.reason_code.lower()):
         return verdict
     return f"{verdict} — {escape(reason)}"

@@ -83,6 +83,7 @@ class LedgerScreen(AreaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.following = True
+        self.names: dict[str, str] = {}
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
@@ -98,24 +99,32 @@ class LedgerScreen(AreaScreen):
         with Horizontal(id="verify-bar"):
             yield Static("", id="verify-status")
             yield ProgressBar(total=100, show_eta=False, id="verify-progress")
-        yield PagedTable(self._columns(), empty="No matching events.", id="events")
+        yield PagedTable(
+            self._columns(),
+            empty="No events match. Clear the filter with esc, or choose every event.",
+            id="events",
+        )
         yield Static("", id="event", markup=False)
 
-    @staticmethod
-    def _columns() -> list[Column]:
+    def _columns(self) -> list[Column]:
         from caracal.core.durations import when
+        from caracal.flow.text import middle_ellipsis
+
+        def principal(row: Row) -> str:
+            ident = row["principal_id"]
+            return middle_ellipsis(self.names.get(ident) or ident, 20) if ident else ""
 
         return [
             Column("seq", "SEQ", 9),
             Column("ts", "TIME", 20, render=lambda r: when(r["ts"] / 1e6)),
-            Column("type", "TYPE", 24),
+            Column("type", "TYPE", 28),  # mandate.delegation_refused, whole
             Column(
                 "reason_code",
                 "REASON",
                 26,
                 style=lambda r: "red" if r["type"].endswith(("denied", "refused")) else "",
             ),
-            Column("principal_id", "PRINCIPAL", 20),
+            Column("principal_id", "PRINCIPAL", 20, render=principal),
             Column("mandate_id", "MANDATE", 0),
         ]
 
@@ -132,8 +141,20 @@ class LedgerScreen(AreaScreen):
     def load(self) -> None:
         self._refresh_table()
         self.table.focus()
+        run_in_background(
+            self,
+            self.context.caracal.principals.all,
+            done=self._principals_loaded,
+            group="principals",
+            description="principals",
+        )
         self._show_head()
         self.action_verify_new()
+
+    def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
+        self.names = {p["id"]: p["name"] for p in principals}
+        self.table.refresh()
+        self.on_paged_table_highlighted(PagedTable.Highlighted(self.table, self.table.current_row))
 
     def _show_head(self) -> None:
         """The signed head and every copy kept outside the store."""
@@ -218,6 +239,11 @@ class LedgerScreen(AreaScreen):
             ""
             if row is None
             else f"{row['type']}  actor {row['actor']}  hash {row['hash'][:16]}…\n"
+            + (
+                f"principal {self.names.get(row['principal_id'], '?')} ({row['principal_id']})\n"
+                if row.get("principal_id")
+                else ""
+            )
             + json.dumps(row["payload"], sort_keys=True)
         )
 

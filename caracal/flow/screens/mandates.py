@@ -30,6 +30,9 @@ STATUS_STYLE = {
     "pending": "cyan",
     "blocked": "magenta",
 }
+NAME_WIDTH = 18
+NO_MANDATES = "No mandates yet. Press i to issue one."
+NO_MATCH = "No mandates match. Clear the filter with esc, or press i to issue one."
 STATUSES = [
     ("any status", ""),
     ("active", "active"),
@@ -88,26 +91,33 @@ class MandatesScreen(AreaScreen):
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="/ search id or scope", id="filter")
+            yield Input(placeholder="/ search id, scope or principal name", id="filter")
             yield Select(STATUSES, value="", allow_blank=False, id="status-filter")
             yield Select([("any subject", "")], value="", allow_blank=False, id="subject-filter")
         yield Static("", id="count")
-        yield PagedTable(self._columns(), empty="No mandates match.", id="mandates")
+        yield PagedTable(
+            self._columns(),
+            empty=NO_MANDATES,
+            count_later=True,
+            id="mandates",
+        )
         yield Static("Select a mandate to see it here.", id="detail", markup=False)
 
     def _columns(self) -> list[Column]:
         from caracal.core.durations import relative
+        from caracal.flow.text import middle_ellipsis
 
         def name(key: str) -> Any:
-            return lambda r: self.names.get(r[key], r[key])
+            # Long names cut in the middle (their ends tell them apart); whole on the detail pane.
+            return lambda r: middle_ellipsis(self.names.get(r[key], r[key]), NAME_WIDTH)
 
         return [
             Column("id", "ID", 25),
             Column(
                 "status", "STATUS", 8, style=lambda r: STATUS_STYLE.get(r.get("status", ""), "")
             ),
-            Column("issuer", "ISSUER", 12, render=name("issuer_id")),
-            Column("subject", "SUBJECT", 12, render=name("subject_id")),
+            Column("issuer", "ISSUER", NAME_WIDTH, render=name("issuer_id")),
+            Column("subject", "SUBJECT", NAME_WIDTH, render=name("subject_id")),
             Column("expires", "EXPIRES", 12, render=lambda r: relative(r["expires_at"])),
             Column("depth", "DEPTH", 5),
             Column("parent", "PARENT", 25, render=lambda r: r["parent_id"] or "-"),
@@ -134,6 +144,9 @@ class MandatesScreen(AreaScreen):
             group="principals",
             description="principals",
         )
+        run_in_background(
+            self, caracal.mandates.prepare_search, group="search", description="search"
+        )
 
     def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
         self.principals = principals
@@ -150,6 +163,8 @@ class MandatesScreen(AreaScreen):
         status = self.query_one("#status-filter", Select).value
         subject = self.query_one("#subject-filter", Select).value
         search = self.query_one("#filter", Input).value.strip()
+        filtered = any(isinstance(v, str) and v for v in (status, subject, search))
+        self.table.empty = NO_MATCH if filtered else NO_MANDATES
         self.table.set_source(
             MandatePages(
                 self.context.caracal,
@@ -172,7 +187,9 @@ class MandatesScreen(AreaScreen):
             self._refresh_table()
 
     def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:
-        self.query_one("#count", Static).update(f"{event.total} mandate(s)")
+        self.query_one("#count", Static).update(
+            f"{event.total}+ mandates, counting…" if event.counting else f"{event.total} mandate(s)"
+        )
 
     def on_paged_table_highlighted(self, event: PagedTable.Highlighted) -> None:
         row = event.row
@@ -232,7 +249,7 @@ class MandatesScreen(AreaScreen):
         run_in_background(
             self,
             caracal.providers.scopes,
-            done=lambda scopes: self.app.push_screen(ValidateMandateModal(row, scopes)),
+            done=lambda scopes: self.app.push_screen(ValidateMandateModal(row, scopes, self.names)),
         )
 
     def action_delegate(self) -> None:
@@ -241,8 +258,18 @@ class MandatesScreen(AreaScreen):
             return
         from caracal.flow.modals.mandate_delegate import DelegateMandateModal
 
-        self.app.push_screen(
-            DelegateMandateModal(row, self.principals), self._after("Delegated as {result.id}")
+        caracal = self.context.caracal
+
+        def offered(options: Any) -> None:
+            if options.problem is not None:  # refused before a form is filled in for nothing
+                self.flow.show_problem(options.problem, title="Cannot delegate")
+                return
+            self.app.push_screen(
+                DelegateMandateModal(row, options), self._after("Delegated as {result.id}")
+            )
+
+        run_in_background(
+            self, lambda: caracal.mandates.delegation_options(row["id"]), done=offered
         )
 
     def action_revoke(self) -> None:
@@ -253,8 +280,12 @@ class MandatesScreen(AreaScreen):
 
         caracal = self.context.caracal
 
-        def previewed(preview: list[dict[str, Any]]) -> None:
-            problem = caracal.mandates.nothing_to_revoke(preview)
+        def look() -> tuple[list[dict[str, Any]], str | None]:
+            preview = caracal.mandates.preview_revocation(row["id"])
+            return preview, caracal.mandates.nothing_to_revoke(preview)
+
+        def previewed(found: tuple[list[dict[str, Any]], str | None]) -> None:
+            preview, problem = found
             if problem is not None:
                 self.flow.show_problem(problem, title="Already revoked")
                 return
@@ -263,9 +294,7 @@ class MandatesScreen(AreaScreen):
                 self._after("Revoked {result.mandate_id} and its descendants"),
             )
 
-        run_in_background(
-            self, lambda: caracal.mandates.preview_revocation(row["id"]), done=previewed
-        )
+        run_in_background(self, look, done=previewed)
 
     def action_token(self) -> None:
         row = self._selected()

@@ -60,6 +60,10 @@ class PolicyPages:
         return len(self._matching())
 
 
+NO_POLICIES = "No policies yet. Press n to create one."
+NO_MATCH = "No policies match. Clear the filter with esc, or press n to create one."
+
+
 class PoliciesScreen(AreaScreen):
     AREA = "policies"
     BINDINGS = [
@@ -81,7 +85,7 @@ class PoliciesScreen(AreaScreen):
             yield Input(placeholder="/ search id, principal or pattern", id="filter")
             yield Select(STATUSES, value="", allow_blank=False, id="status-filter")
         yield Static("", id="count")
-        yield PagedTable(self._columns(), empty="No policies match.", id="policies")
+        yield PagedTable(self._columns(), empty=NO_POLICIES, id="policies")
         yield Static("Select a policy to see it here.", id="detail", markup=False)
 
     def _columns(self) -> list[Column]:
@@ -124,6 +128,8 @@ class PoliciesScreen(AreaScreen):
     def _refresh_table(self) -> None:
         status = self.query_one("#status-filter", Select).value
         search = self.query_one("#filter", Input).value.strip()
+        filtered = bool(search) or (isinstance(status, str) and bool(status))
+        self.table.empty = NO_MATCH if filtered else NO_POLICIES
         self.table.set_source(
             PolicyPages(
                 self.context.caracal,

@@ -82,8 +82,8 @@ class SettingsScreen(AreaScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#config", DataTable)
-        table.add_column("KEY", key="key", width=34)
-        table.add_column("VALUE", key="value", width=50)
+        table.add_column("SETTING", key="key", width=46)
+        table.add_column("VALUE", key="value", width=40)
         table.add_column("", key="note")
         super().on_mount()
         table.focus()
@@ -99,6 +99,7 @@ class SettingsScreen(AreaScreen):
         run_in_background(self, work, done=self._loaded, description="settings")
 
     def _loaded(self, loaded: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        from caracal.flow.text import setting_label
         from caracal.home.config import secret_keys
 
         values, prefs = loaded
@@ -112,7 +113,7 @@ class SettingsScreen(AreaScreen):
             fixed = settings.read_only(key) or settings.locates_store(key)
             note = "secret" if key in secrets else ("read-only" if fixed else "")
             shown = _secret_cell(value) if key in secrets else _cell(value)
-            table.add_row(Text(key), shown, Text(note, style="dim"), key=key)
+            table.add_row(Text(setting_label(key)), shown, Text(note, style="dim"), key=key)
         if selected in values:
             table.move_cursor(row=table.get_row_index(selected))
         self.prefs = {

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import Worker
 
 from caracal.flow.tasks import run_in_background
 
@@ -82,11 +83,26 @@ class PagedTable(ScrollView, can_focus=True):
     class Loaded(Message):
         table: PagedTable
         total: int
+        counting: bool = False  # total is the rows so far; the count follows (count_later)
+
+    COUNT_DELAY = 0.3  # seconds a source must stay unchanged before it is counted
 
     def __init__(
-        self, columns: list[Column], *, empty: str = "Nothing here yet.", **kwargs: Any
+        self,
+        columns: list[Column],
+        *,
+        empty: str = "Nothing here yet.",
+        count_later: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Count a full first page only once the source has stayed the same for a moment (a
+        # count reads every matching row): the page is painted without waiting for it.
+        self.count_later = count_later
+        self.counting = False
+        self._fetching = False  # a first page is being read: newer sources wait for it
+        self._again = False
+        self._fetch_worker: Worker[None] | None = None  # a cancelled one never calls back
         self.columns = columns
         self.empty = empty
         self.source: PageSource | None = None
@@ -103,40 +119,87 @@ class PagedTable(ScrollView, can_focus=True):
         self.reload()
 
     def reload(self) -> None:
-        """Fetch the first page (shown at once), then the total; keeps the cursor if it can."""
+        """Fetch the first page (shown at once), then the total; keeps the cursor if it can.
+        While a first page is being read, newer reloads wait for it and only the latest runs
+        (typing fast does not queue a read per keystroke)."""
         if self.source is None:
             return
         self._generation += 1
-        generation, source = self._generation, self.source
+        worker = self._fetch_worker
+        if self._fetching and worker is not None and not worker.is_finished:
+            self._again = True
+            return
+        self._fetching, self._again = True, False
+        generation, source, later = self._generation, self.source, self.count_later
         self._pending = {0}
 
-        def first_page() -> tuple[list[Row], int]:
+        def first_page() -> tuple[list[Row], int | None]:
             rows = source.fetch(0, self.PAGE)
-            total = len(rows) if len(rows) < self.PAGE else source.count()
-            return rows, total
+            if len(rows) < self.PAGE:
+                return rows, len(rows)
+            return rows, None if later else source.count()
 
-        run_in_background(
+        def failed(message: str) -> None:
+            self._fetched()
+            self.app.show_problem(message)  # type: ignore[attr-defined]
+
+        self._fetch_worker = run_in_background(
             self,
             first_page,
-            done=lambda result: self._loaded(generation, result[0], result[1]),
+            done=lambda result: self._fetched(generation, result[0], result[1]),
+            failed=failed,
             group=f"table-{id(self)}",
-            exclusive=True,
             description="table first page",
         )
 
-    def _loaded(self, generation: int, rows: list[Row], total: int) -> None:
+    def _fetched(
+        self, generation: int = -1, rows: list[Row] | None = None, total: int | None = None
+    ) -> None:
+        self._fetching = False
+        if self._again:
+            self._again = False
+            self.reload()
+        elif rows is not None:
+            self._loaded(generation, rows, total)
+
+    def _loaded(self, generation: int, rows: list[Row], total: int | None) -> None:
         if generation != self._generation:
             return
         self._pages = {0: rows}
         self._pending.clear()
-        self.total = total
+        self.counting = total is None
+        self.total = len(rows) if total is None else total
         self.loaded = True
         self.loaded_at = time.monotonic()
-        self.cursor = min(self.cursor, max(total - 1, 0))
+        self.cursor = min(self.cursor, max(self.total - 1, 0))
         self._resize()
         self.refresh()
-        self.post_message(self.Loaded(self, total))
+        self.post_message(self.Loaded(self, self.total, self.counting))
         self.post_message(self.Highlighted(self, self.current_row))
+        if self.counting:
+            self.set_timer(self.COUNT_DELAY, lambda: self._count(generation))
+
+    def _count(self, generation: int) -> None:
+        if generation != self._generation or self.source is None:
+            return  # the source changed since: its own count follows
+        source = self.source
+
+        def counted(total: int) -> None:
+            if generation != self._generation:
+                return
+            self.counting = False
+            self.total = max(total, 0)
+            self._resize()
+            self.refresh()
+            self.post_message(self.Loaded(self, self.total))
+
+        run_in_background(
+            self,
+            source.count,
+            done=counted,
+            group=f"table-count-{id(self)}",
+            description="table count",
+        )
 
     def _want(self, page: int) -> None:
         if page in self._pages or page in self._pending or self.source is None:
