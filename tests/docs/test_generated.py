@@ -44,3 +44,14 @@ def test_the_tables_cover_the_codes_the_keys_and_the_routes() -> None:
         if binding.description:
             assert re.search(rf"\| Mandates \| `{binding.key}` \| {binding.description} \|", keymap)
     assert "`store.url`" in hook.config_keys()
+
+
+def test_the_readme_keymap_is_the_bindings() -> None:
+    """The README's key table is generated from Flow's bindings: a key added, moved or renamed
+    without `python -m caracal.flow.keymap` fails here, so the README never lists stale keys."""
+    from pathlib import Path
+
+    from caracal.flow.keymap import readme_with_keymap
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_with_keymap(readme) == readme, "run: python -m caracal.flow.keymap README.md"
