@@ -53,7 +53,7 @@ def test_onboarding_to_an_issued_mandate_in_a_real_terminal(home: Path) -> None:
             == 0
         )
         term.send("6")
-        term.wait_for("No mandates match.")
+        term.wait_for("No mandates yet. Press i to issue one.")
         term.send("i")
         term.wait_for("Issue a mandate")
         term.send("Enter")  # open the issuer list (focused first)
