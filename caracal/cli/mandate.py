@@ -144,7 +144,7 @@ def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     import json
 
     from caracal.cli.exit_codes import exit_code_of
-    from caracal.cli.progress import progress, wanted
+    from caracal.cli.progress import interruptible, progress, wanted
 
     issued = failed = 0
     first_error: Any = None
@@ -158,6 +158,12 @@ def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     show = wanted(ctx, as_json) and not sys.stdout.isatty()
     total = None if stdin or not show else _count_lines(path)
     with (
+        interruptible(
+            lambda: (
+                f"{issued} mandate(s) issued before the stop, each complete (their ids are "
+                "above); no later line was issued"
+            )
+        ),
         open_workspace(ctx) as caracal,
         source as lines,
         progress("Issuing mandates", "lines", enabled=show) as shown,
