@@ -177,23 +177,12 @@ class BackupsScreen(AreaScreen):
         row = self._selected()
         if row is None:
             return
-        if row["locked"]:
-            from caracal.flow.modals.backup_verify import VerifyArchiveModal
+        # In a dialog, locked or not: it shows the progress and esc stops it.
+        from caracal.flow.modals.backup_verify import VerifyArchiveModal
 
-            self.app.push_screen(
-                VerifyArchiveModal(row),
-                lambda report: self._show_report(row, report) if report else None,
-            )
-            return
-        from caracal.services.backup.archive_check import verify_archive
-
-        path = Path(row["path"])
-        self._show_outcome(f"Verifying {escape(row['file'])}…")
-        run_in_background(
-            self,
-            lambda: verify_archive(path),
-            done=lambda report: self._show_report(row, report),
-            description="verify archive",
+        self.app.push_screen(
+            VerifyArchiveModal(row),
+            lambda report: self._show_report(row, report) if report else None,
         )
 
     def _show_report(self, row: Row, report: Any) -> None:
