@@ -16,8 +16,8 @@ from tests.support.tmux import Terminal, terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 RC = re.compile(r"^rc=(\d+)$", re.MULTILINE)
-# A display line: a phase, then `done/total` (a count or a size) before the rate.
-DISPLAY = re.compile(r"^(\w[\w ]+?) .*?(\d[\d.]*(?: [KMG]iB| B)?)/(\S+)", re.MULTILINE)
+# A display line: the phase, the bar, then `done/total` (a count or a size) and the rate.
+DISPLAY = re.compile(r"^(\S.*?) [━╸╺]+ +([\d.]+(?: [KMG]iB| B)?)/(\S+)")
 
 
 def build_big_workspace(home: Path, name: str, events: int) -> None:
@@ -66,7 +66,7 @@ class Watched:
 
     def positions(self) -> list[tuple[str, str]]:
         found = (DISPLAY.search(line) for line in self.displays)
-        return [(m.group(1), m.group(2)) for m in found if m]
+        return [(m.group(1), m.group(2)) for m in found if m and m.group(1) != "Preparing"]
 
 
 def _display(screen: str) -> str | None:
