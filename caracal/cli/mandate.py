@@ -160,8 +160,7 @@ def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     with (
         interruptible(
             lambda: (
-                f"{issued} mandate(s) issued before the stop, each complete (their ids are "
-                "above); no later line was issued"
+                f"the {issued} mandate(s) listed were issued before the stop; none was half issued"
             )
         ),
         open_workspace(ctx) as caracal,

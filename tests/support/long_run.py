@@ -76,19 +76,22 @@ def _display(screen: str) -> str | None:
     return None
 
 
-def _run_line(home: Path, args: tuple[str, ...]) -> list[str]:
-    command = shlex.join(caracal_argv(*args))
-    # bash goes on after a child that handled ctrl+c itself (exit 130), to print its status.
-    return ["bash", "-c", f"cd {shlex.quote(str(ROOT))} && {command}; echo rc=$?"]
-
-
 def watch(
     home: Path, *args: str, timeout: float = 240.0, interrupt_after: int | None = None
 ) -> Watched:
     """Run `caracal ARGS` at a 120x30 terminal until it exits; with `interrupt_after`, send
     ctrl+c once the display has moved that many times."""
+    return watch_command(home, shlex.join(caracal_argv(*args)), timeout, interrupt_after)
+
+
+def watch_command(
+    home: Path, command: str, timeout: float = 240.0, interrupt_after: int | None = None
+) -> Watched:
+    """`watch` for a shell command line (to redirect stdout, say)."""
+    # bash goes on after a child that handled ctrl+c itself (exit 130), to print its status.
+    line = ["bash", "-c", f"cd {shlex.quote(str(ROOT))} && {command}; echo rc=$?"]
     seen = Watched()
-    with terminal(_run_line(home, args), env_for(home), width=120, height=30) as term:
+    with terminal(line, env_for(home), width=120, height=30) as term:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = term.screen()
@@ -104,7 +107,7 @@ def watch(
                     interrupt_after = None
             time.sleep(0.05)
         else:
-            raise AssertionError(f"caracal {args} did not finish; the screen:\n{term.screen()}")
+            raise AssertionError(f"{command} did not finish; the screen:\n{term.screen()}")
     return seen
 
 
