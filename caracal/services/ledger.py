@@ -495,5 +495,6 @@ class LedgerService:
                     report(count)
             out.write("\n]\n")
         out.flush()
+        report(count)  # the last moment a stop leaves no file
         out.detach()  # the caller owns (and closes) the stream
         return count

@@ -254,10 +254,9 @@ class BackupService:
                 plan.add_bytes("secrets.jsonl", self._secrets_lines(conn))
             for table in tables.dumped_tables():
                 path = work / f"{table.name}.jsonl"
-                count = tables.count_rows(conn, table)
-                rows, size, digest = tables.dump_table(
-                    conn, table, path, progress.counter(f"Dumping {table.name}", count)
-                )
+                report = progress.counter(f"Dumping {table.name}", tables.count_rows(conn, table))
+                report(0)
+                rows, size, digest = tables.dump_table(conn, table, path, report)
                 plan.add_file(f"tables/{table.name}.jsonl", path, size, digest)
                 counts[table.name] = {"rows": rows}
         manifest = {
