@@ -108,11 +108,12 @@ def _benchmarks() -> dict[str, Any]:
     from bench.backup import BENCHMARKS as BACKUP
     from bench.cli import BENCHMARKS as CLI
     from bench.flow import BENCHMARKS as FLOW
+    from bench.gateway import BENCHMARKS as GATEWAY
     from bench.mcp_gate import BENCHMARKS as MCP_GATE
     from bench.runtime import BENCHMARKS as RUNTIME
     from bench.stack import BENCHMARKS as STACK
 
-    return {**AUTHORITY, **CLI, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE}
+    return {**AUTHORITY, **CLI, **BACKUP, **FLOW, **STACK, **RUNTIME, **MCP_GATE, **GATEWAY}
 
 
 def main(argv: list[str] | None = None) -> int:

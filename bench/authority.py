@@ -143,16 +143,21 @@ def bench_validate_warm(sizes: Sizes) -> list[Result]:
             results.append(_duration(name, label, samples, target))
 
         # The same through the store, one StoreAuthorityState per decision.
-        token = scenario.root.token
         with app.store.read() as conn:
             fresh_state = _store_state(app, conn)
-            expect_allowed(validator.validate(token, ACTION, RESOURCE, fresh_state(), now), name)
+            for token, label in (
+                (scenario.root.token, "root mandate, store-backed state"),
+                (scenario.leaf.token, "depth-3 chain leaf, store-backed state"),
+            ):
+                expect_allowed(
+                    validator.validate(token, ACTION, RESOURCE, fresh_state(), now), label
+                )
 
-            def call_store() -> None:
-                validator.validate(token, ACTION, RESOURCE, fresh_state(), now)
+                def call_store(token: str = token) -> None:
+                    validator.validate(token, ACTION, RESOURCE, fresh_state(), now)
 
-            samples = sample(call_store, sizes.warm // 4, warmup=200, label=f"{name}: store-backed")
-        results.append(_duration(name, "root mandate, store-backed state", samples))
+                samples = sample(call_store, sizes.warm // 4, warmup=200, label=f"{name}: {label}")
+                results.append(_duration(name, label, samples))
     return results
 
 

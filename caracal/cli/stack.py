@@ -24,7 +24,10 @@ from caracal.cli.common import (
 from caracal.core.errors import RefusedError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from caracal.launcher.stack import Launcher, ServiceStatus
+    from caracal.launcher.watch import UpWatcher
 
 ComposeFile = Annotated[
     Path | None,
@@ -47,7 +50,13 @@ def compose_path(option: Path | None) -> Path:
     return default_compose_file()
 
 
-def launcher(compose_file: Path | None, client: Any = None) -> Launcher:
+def launcher(
+    compose_file: Path | None,
+    client: Any = None,
+    *,
+    say: Callable[[str], None] = note,
+    watch: UpWatcher | None = None,
+) -> Launcher:
     from caracal.launcher.compose import load
     from caracal.launcher.engine import connect
     from caracal.launcher.stack import Launcher
@@ -59,7 +68,7 @@ def launcher(compose_file: Path | None, client: Any = None) -> Launcher:
     first = load(path, project=project)
     state = StackState.for_project(first.project)
     env = {**state.environment(), **os.environ}
-    return Launcher(load(path, env, project=project), client, state, say=note)
+    return Launcher(load(path, env, project=project), client, state, say=say, watch=watch)
 
 
 def _show(statuses: list[ServiceStatus], as_json: bool) -> None:
@@ -73,18 +82,33 @@ def _show(statuses: list[ServiceStatus], as_json: bool) -> None:
 
 
 def up(
+    ctx: typer.Context,
     build: Annotated[
         bool, typer.Option("--build", help="Rebuild the runtime image first.")
     ] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds to wait for health.")
     ] = 180,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the services' status as JSON only.")
+    ] = False,
     compose_file: ComposeFile = None,
 ) -> None:
-    """Start the container stack and wait until every service is healthy."""
-    stack = launcher(compose_file)
-    note(f"Starting stack {stack.project} from {stack.stack.path}")
-    _show(stack.up(build=build, timeout=timeout), as_json=False)
+    """Start the container stack and wait until every service is healthy. At a terminal a
+    progress line shows the phase, the image build's step and the health waits."""
+    from caracal.cli.progress import wanted
+    from caracal.cli.up_progress import up_display
+
+    with up_display(wanted(ctx, as_json)) as (watch, say):
+        if as_json:  # stdout is the JSON, stderr only ever an error object
+
+            def say(_: str) -> None:
+                return None
+
+        stack = launcher(compose_file, say=say, watch=watch)
+        say(f"Starting stack {stack.project} from {stack.stack.path}")
+        statuses = stack.up(build=build, timeout=timeout)
+    _show(statuses, as_json=as_json)
 
 
 def down(compose_file: ComposeFile = None) -> None:

@@ -56,8 +56,35 @@ def _duplicate_path(text: str | bytes) -> tuple[str | int, ...]:
     return walk(tree, ()) or ()
 
 
+def _not_serializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# `json.dumps(..., sort_keys=True, ...)` builds an encoder on every call; this one is built
+# once (the same C encoder `json.dumps` uses). Without circular-reference markers: a cycle
+# ends in RecursionError rather than ValueError, and nothing read from JSON has one.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE: Any = (
+    _C_ENCODER(
+        None,
+        _not_serializable,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    if _C_ENCODER is not None
+    else None
+)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(
+    if _ENCODE is not None:
+        return "".join(_ENCODE(value, 0))
+    return json.dumps(  # pragma: no cover - CPython always has the C encoder
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     )
 

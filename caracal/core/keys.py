@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -100,12 +101,27 @@ def b64url(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    if not text or len(text) % 4 == 1 or not _B64URL.issuperset(text):
+    """Strict base64url without padding: the alphabet only, and one spelling per byte string
+    (the unused low bits of the last character must be zero)."""
+    if not isinstance(text, str):
         raise ValueError("invalid base64url")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if b64url(raw) != text:  # one byte string, one encoding: no alternative spellings
-        raise ValueError("non-canonical base64url")
-    return raw
+    size = len(text) % 4
+    if not text or size == 1 or not text.isascii():
+        raise ValueError("invalid base64url")
+    # `+`, `/` and `=` are mapped to a character strict mode refuses.
+    standard = text.encode("ascii").translate(_TO_STANDARD)
+    if size:
+        if _UNUSED_BITS[size] & _VALUE.get(text[-1], 0):
+            raise ValueError("non-canonical base64url")
+        standard += b"==" if size == 2 else b"="
+    try:
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error:
+        raise ValueError("invalid base64url") from None
 
 
-_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALUE = {c: i for i, c in enumerate(_ALPHABET)}
+# A last character carrying 4 (2 leftover chars) or 2 (3 leftover chars) data bits.
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")

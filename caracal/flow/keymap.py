@@ -155,6 +155,9 @@ MEANINGS: dict[str, Meaning] = {
     "a": _meaning("activate the selected principal", "principal-activate"),
     "u": _meaning("use (switch to) the selected workspace", "workspace-switch"),
     "r": _meaning("restore the selected archive", "backup-restore"),
+    "I": _meaning(
+        "restore (import) a backup archive from any file", "backup-import", "workspace-import"
+    ),
     "o": _meaning("open the selected provider's catalog", "provider-catalog"),
     "w": _meaning("write to a file", "ledger-export"),
     "f": _meaning("follow what arrives (press again to pause)", "ledger-follow", "logs-follow"),

@@ -63,6 +63,7 @@ def pull(launcher: Launcher, ref: str) -> str:
         ref.rpartition(":") if ":" in ref.rsplit("/", maxsplit=1)[-1] else (ref, "", "latest")
     )
     launcher.say(f"  pulling {ref}")
+    launcher.watch.phase(f"pulling {ref}")
     done: set[str] = set()
     try:
         for event in launcher.client.api.pull(repository, tag=tag, stream=True, decode=True):
@@ -72,6 +73,7 @@ def pull(launcher: Launcher, ref: str) -> str:
             if layer and status in ("Pull complete", "Already exists") and layer not in done:
                 done.add(layer)
                 launcher.say(f"    {ref}: {len(done)} layer(s) ready")
+                launcher.watch.step(len(done), None, f"layer {layer}")
     except APIError as exc:
         raise UnavailableError(
             f"Cannot pull {ref}: {exc.explanation or exc}; {OFFLINE_HINT}."
@@ -90,6 +92,7 @@ def build_image(launcher: Launcher, service: Service) -> str:
         pull(launcher, base)
     prepare_wheelhouse(launcher, spec.context, base)
     launcher.say(f"  building {service.image} from {spec.context / spec.dockerfile}")
+    launcher.watch.phase(f"building {service.image}")
     labels = {
         "com.docker.compose.project": launcher.project,
         "com.docker.compose.service": service.name,
@@ -113,6 +116,9 @@ def build_image(launcher: Launcher, service: Service) -> str:
             stages.read(line)
             if line.startswith("Step "):
                 launcher.say(f"    {line}")
+                step = _STEP.match(line)
+                if step is not None:
+                    launcher.watch.step(int(step[1]), int(step[2]), step[3])
     finally:
         _remove_untagged(launcher, stages.finished[:-1])
     image_id = _image_id(launcher, service.image)
@@ -121,6 +127,7 @@ def build_image(launcher: Launcher, service: Service) -> str:
     return image_id
 
 
+_STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
 _FROM_STEP = re.compile(r"Step \d+/\d+ : FROM ", re.IGNORECASE)
 
 
@@ -208,6 +215,7 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
         launcher.say("  wheelhouse is up to date")
         return target
     launcher.say(f"  preparing wheels for Python {python}")
+    launcher.watch.phase(f"preparing wheels for Python {python}")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

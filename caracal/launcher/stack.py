@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from caracal.core.errors import ConflictError, UnavailableError
 from caracal.launcher.compose import Service, Stack
 from caracal.launcher.state import CONTAINER_UID, StackState
+from caracal.launcher.watch import Unwatched, UpWatcher
 
 if TYPE_CHECKING:
     import docker
@@ -51,12 +52,18 @@ class ServiceStatus:
 
 class Launcher:
     def __init__(
-        self, stack: Stack, client: docker.DockerClient, state: StackState, say: Say = print
+        self,
+        stack: Stack,
+        client: docker.DockerClient,
+        state: StackState,
+        say: Say = print,
+        watch: UpWatcher | None = None,
     ) -> None:
         self.stack = stack
         self.client = client
         self.state = state
         self.say = say
+        self.watch: UpWatcher = watch or Unwatched()
 
     # ---- names and lookups ----------------------------------------------------------------
     @property
@@ -93,22 +100,25 @@ class Launcher:
     ) -> list[ServiceStatus]:
         """Bring the default services (or `targets` and what they depend on) to healthy."""
         services = self._selection(targets)
+        self.watch.phase("network and volumes")
         self.state.prepare()
         self._ensure_network()
         self._ensure_volumes()
         from caracal.launcher.images import ensure_images
 
+        self.watch.phase("images")
         image_ids = ensure_images(self, services, build=build)
         sharing = next((s for s in services if _mounts(s, self.state.host_io)), None)
         if sharing is not None:
             self._share_host_io(sharing.image)
-        deadline = time.monotonic() + timeout
+        clock = _Clock(timeout)
         for service in services:
             for dependency, condition in service.depends_on.items():
-                self._wait(dependency, condition, deadline)
+                self._wait(dependency, condition, clock)
+            self.watch.phase(f"starting {service.name}")
             self._ensure_container(service, image_ids[service.image])
         for service in services:
-            self._wait(service.name, "service_healthy", deadline)
+            self._wait(service.name, "service_healthy", clock)
         return self.status([s.name for s in services])
 
     def _selection(self, targets: Iterable[str] | None) -> list[Service]:
@@ -272,7 +282,8 @@ class Launcher:
             args["restart_policy"] = {"Name": service.restart}
         return {k: v for k, v in args.items() if v is not None}
 
-    def _wait(self, name: str, condition: str, deadline: float) -> None:
+    def _wait(self, name: str, condition: str, clock: _Clock) -> None:
+        deadline = clock.deadline
         announced = False
         while True:
             container = self.container(name)
@@ -301,7 +312,9 @@ class Launcher:
                 )
             if not announced:
                 self.say(f"  {name}: waiting for health")
+                self.watch.phase(f"waiting for {name} to be healthy")
                 announced = True
+            self.watch.waiting(name, clock.waited, clock.timeout)
             time.sleep(0.2)
             container.reload()
 
@@ -372,6 +385,19 @@ class Launcher:
             self.state.remove()
             removed.append(f"local state {self.state.root}")
         return removed
+
+
+class _Clock:
+    """The one health budget of an `up`: every service's wait counts against it."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+
+    @property
+    def waited(self) -> float:
+        return time.monotonic() - self.started
 
 
 def _tail(container: Container, lines: int = 3) -> str:

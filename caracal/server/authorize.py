@@ -8,6 +8,7 @@ from typing import Any
 
 from caracal.server.requests import DRAIN_BYTES, BadRequest, authorize_request, drain
 from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime
+from caracal.server.statuses import challenge, denial_status
 
 Scope = dict[str, Any]
 _JSON = [(b"content-type", b"application/json")]
@@ -20,7 +21,7 @@ def answer(outcome: Outcome) -> tuple[int, dict[str, Any]]:
             "mandate_id": outcome.mandate_id,
             "decision_id": outcome.decision_id,
         }
-    return 403, {
+    return denial_status(outcome.reason_code), {
         "allowed": False,
         "reason_code": outcome.reason_code,
         "reason": outcome.reason,
@@ -102,4 +103,4 @@ async def handle(runtime: Runtime, limit: int, scope: Scope, receive: Any, send:
         await _send(send, 503, {**UNRECORDED, "reason": exc.reason})
         return
     status, body = answer(outcome)
-    await _send(send, status, body)
+    await _send(send, status, body, None if outcome.allowed else challenge(outcome.reason_code))

@@ -72,8 +72,6 @@ async def _answer(send: Any, verdict: Verdict, released: list[tuple[bytes, bytes
         extra.append((MANDATE, verdict.outcome.mandate_id.encode()))
     if verdict.status != 200 and verdict.reason_code:
         extra.append((REASON, verdict.reason_code.encode()))
-    if verdict.status == 401:
-        extra.append((b"www-authenticate", b'Bearer realm="caracal"'))
     await send(
         {
             "type": "http.response.start",

@@ -17,6 +17,7 @@ import aiohttp
 
 from caracal.server.requests import DRAIN_BYTES, BadRequest, drain, parse_json
 from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime, lazy_connection
+from caracal.server.statuses import challenge, denial_status
 from caracal.services.denial_aggregator import ANONYMOUS
 from caracal.services.gateway import (
     GatewayRefused,
@@ -89,6 +90,9 @@ class ProviderGateway:
                 auto_decompress=False,  # bodies pass through byte for byte
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
                 connector=aiohttp.TCPConnector(limit=256),
+                # One client serves every agent: a cookie kept from one answer would go out
+                # with the next agent's call. Cookies pass through as headers, never kept.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -145,7 +149,8 @@ class ProviderGateway:
                 decision = authorizer.denials.count(
                     "TOKEN_MISSING", client, {"source": source, "provider": provider[:64]}
                 )
-                return Verdict(401, _denied("TOKEN_MISSING", "no bearer token", decision))
+                body = _denied("TOKEN_MISSING", "no bearer token", decision)
+                return Verdict(401, body, challenge("TOKEN_MISSING"))
             authorizer.admit(client)
             try:
                 target = self._target(provider)
@@ -185,7 +190,8 @@ class ProviderGateway:
                 "decision_id": outcome.decision_id,
             }
             return Verdict(200, body, target=target, pair=pair, outcome=outcome)
-        return Verdict(401 if outcome.reason_code in ANONYMOUS else 403, body)
+        code = outcome.reason_code
+        return Verdict(denial_status(code), body, challenge(code))
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]

@@ -6,6 +6,13 @@ principal, inject a key or a mandate row. Every row read here is compared with i
 (found through partial indexes, a few rows each): a row no event made is unknown, a token that
 is not the one the event recorded is unknown, and a revocation, key retirement or suspension
 the events recorded stands whatever the row says. A disagreement is logged as tampering.
+
+What was checked is kept for the next decisions of the process (`AuthoritySnapshot`) for as
+long as the store's authority version stays the same: every change that can turn an allow into
+a deny (a revocation, a status change, a key retired or revoked) moves the version in the
+transaction that makes it, so a decision that reads the version unchanged may reuse every answer checked at
+that version; one that reads another version starts afresh. Absent rows are never kept (a row
+added later, such as a new mandate or key, is read when first asked for).
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from sqlalchemy import Connection
 from caracal.core.keys import pem_sha256
 from caracal.core.state_replay import ExpectedState, ReplayError
 from caracal.core.validation import KeyInfo, MandateState
+from caracal.services.life_cache import Checked
 from caracal.services.signing import SigningKeys
-from caracal.store import mandate_rows, principal_rows
+from caracal.store import mandate_rows, meta, principal_rows
 
 log = logging.getLogger(__name__)
 # From least to most restrictive: a row may never be less restrictive than its events.
@@ -41,16 +49,25 @@ def _tampered(kind: str, ident: str, detail: str) -> None:
 
 
 class StoreAuthorityState:
-    """Answers from one open connection; memoises within one decision only."""
+    """Answers from one open connection, or from what the process checked at the authority
+    version this connection reads (read once, on the first question)."""
 
     def __init__(self, conn: Connection, workspace_id: str, keys: SigningKeys) -> None:
         self.conn = conn
         self._workspace_id = workspace_id
         self._keys = keys
+        self._checked: Checked | None = None
         self._key_memo: dict[str, KeyInfo | None] = {}
         self._mandate_memo: dict[str, MandateState | None] = {}
         self._status_memo: dict[str, str | None] = {}
         self._lives: dict[str, ExpectedState | None] = {}
+
+    def _shared(self) -> Checked:
+        checked = self._checked
+        if checked is None:
+            version = meta.authority_version(self.conn)
+            checked = self._checked = self._keys.snapshot.at(self._workspace_id, version)
+        return checked
 
     @property
     def workspace_id(self) -> str:
@@ -66,9 +83,15 @@ class StoreAuthorityState:
         return self._lives[principal_id]
 
     def key(self, kid: str) -> KeyInfo | None:
-        if kid not in self._key_memo:
-            self._key_memo[kid] = self._checked_key(kid)
-        return self._key_memo[kid]
+        shared = self._shared().keys
+        found = shared.get(kid)
+        if found is None:
+            if kid not in self._key_memo:
+                self._key_memo[kid] = found = self._checked_key(kid)
+                if found is not None:
+                    shared[kid] = found
+            found = self._key_memo[kid]
+        return found
 
     def _checked_key(self, kid: str) -> KeyInfo | None:
         row = principal_rows.key(self.conn, kid)
@@ -90,9 +113,15 @@ class StoreAuthorityState:
         return KeyInfo(kid, principal_id, self._keys.public(kid, pem), status)
 
     def mandate(self, mandate_id: str) -> MandateState | None:
-        if mandate_id not in self._mandate_memo:
-            self._mandate_memo[mandate_id] = self._checked_mandate(mandate_id)
-        return self._mandate_memo[mandate_id]
+        shared = self._shared().mandates
+        found = shared.get(mandate_id)
+        if found is None:
+            if mandate_id not in self._mandate_memo:
+                self._mandate_memo[mandate_id] = found = self._checked_mandate(mandate_id)
+                if found is not None:
+                    shared[mandate_id] = found
+            found = self._mandate_memo[mandate_id]
+        return found
 
     def _checked_mandate(self, mandate_id: str) -> MandateState | None:
         row = mandate_rows.state(self.conn, mandate_id)
@@ -124,9 +153,15 @@ class StoreAuthorityState:
         return MandateState(mandate_id, token, revoked)
 
     def principal_status(self, principal_id: str) -> str | None:
-        if principal_id not in self._status_memo:
-            self._status_memo[principal_id] = self._checked_status(principal_id)
-        return self._status_memo[principal_id]
+        shared = self._shared().statuses
+        found = shared.get(principal_id)
+        if found is None:
+            if principal_id not in self._status_memo:
+                self._status_memo[principal_id] = found = self._checked_status(principal_id)
+                if found is not None:
+                    shared[principal_id] = found
+            found = self._status_memo[principal_id]
+        return found
 
     def _checked_status(self, principal_id: str) -> str | None:
         found = principal_rows.get(self.conn, principal_id)

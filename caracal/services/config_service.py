@@ -167,7 +167,29 @@ class ConfigService:
             raise ValidationError(
                 f"The value for {key} is over {MAX_VALUE_BYTES:,} bytes; nothing was saved."
             )
-        value: Any = cfg.parse_cli_value(text)
+        return self._store(key, cfg.parse_cli_value(text))
+
+    def set_secret(self, key: str, text: str | None) -> bool:
+        """Set (or with None, clear) a secret setting from a masked input: the text is taken
+        literally (never read as YAML, so `yes` or `0123` stay text), stored sealed, and never
+        handed back; returns whether the setting now holds a value."""
+        if key not in cfg.secret_keys():
+            raise ValidationError(f"{key} is not a secret setting; change it as a plain value.")
+        reason = self.read_only(key) or (
+            "it points the workspace at another store" if self.locates_store(key) else None
+        )
+        if reason is not None:
+            raise ValidationError(f"{key} cannot be changed here: {reason}.")
+        if text is not None and not text:
+            raise ValidationError(f"Type the new value for {key}, or clear it.")
+        if text is not None and len(text.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+            raise ValidationError(
+                f"The value for {key} is over {MAX_VALUE_BYTES:,} bytes; nothing was saved."
+            )
+        self._store(key, text)
+        return text is not None
+
+    def _store(self, key: str, value: Any) -> Any:
         value = seal_if_secret(key, value, self.app.cipher.encrypt_value)
         raw = cfg.set_path(self._raw(), key, value)
         decrypt = self.app.cipher.decrypt_value if cfg.has_encrypted(raw) else None

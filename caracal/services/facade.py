@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from caracal.services.backup.service import BackupService
     from caracal.services.config_service import ConfigService
     from caracal.services.declarative.service import DeclarativeService
+    from caracal.services.gateway_calls import GatewayCallService
     from caracal.services.ledger import LedgerService
     from caracal.services.ledger_head import LedgerHeads
     from caracal.services.log_tail import LogLine
@@ -235,6 +236,12 @@ class Caracal:
         from caracal.services.providers import ProviderService
 
         return ProviderService(self)
+
+    @cached_property
+    def gateway_calls(self) -> GatewayCallService:
+        from caracal.services.gateway_calls import GatewayCallService
+
+        return GatewayCallService(self)
 
     @cached_property
     def tools(self) -> ToolService:

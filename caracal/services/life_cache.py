@@ -5,17 +5,20 @@ Replaying an entity's events costs a query for their payloads, JSON decoding and
 every decision; the events of a life only ever grow, so a replay stays right for as long as
 the newest event of that life is the one it ended with. Checking that is one index lookup
 (`ledger_state_events`, the same rows the replay reads): reuse it then, replay again
-otherwise. The rows themselves are still read on every decision and compared."""
+otherwise. The rows themselves are read and compared again whenever the authority version
+moved (`AuthoritySnapshot`)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
 from caracal.core.ledger import Row
 from caracal.core.state_replay import ExpectedState, replay
+from caracal.core.validation import KeyInfo, MandateState
 from caracal.store import ledger_rows
 
 _Life = Callable[[Connection, str], list[Row]]
@@ -61,3 +64,36 @@ class LifeCache:
     def forget(self) -> None:
         with self._lock:
             self._lives.clear()
+
+
+@dataclass
+class Checked:
+    """The answers checked at one authority version of one workspace."""
+
+    version: tuple[str, str]
+    keys: dict[str, KeyInfo] = field(default_factory=dict)
+    mandates: dict[str, MandateState] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return len(self.keys) + len(self.mandates) + len(self.statuses)
+
+
+class AuthoritySnapshot:
+    """Checked answers shared by the decisions of one process, by authority version. A
+    decision takes the answers of the version it read once; another version replaces them
+    whole, so answers of two versions never mix (a decision still holding replaced ones only
+    adds to what nobody reads any more)."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._size = size
+        self._current = Checked(("", ""))
+
+    def at(self, workspace_id: str, version: str) -> Checked:
+        current = self._current
+        if current.version != (workspace_id, version) or current.size() >= self._size:
+            current = self._current = Checked((workspace_id, version))
+        return current
+
+    def forget(self) -> None:
+        self._current = Checked(("", ""))

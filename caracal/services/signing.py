@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from caracal.core.errors import ConflictError
 from caracal.core.keys import KeyPair, generate_key_pair, load_private, load_public
-from caracal.services.life_cache import LifeCache
+from caracal.services.life_cache import AuthoritySnapshot, LifeCache
 from caracal.store import principal_rows, secret_rows
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ class SigningKeys:
         # The replayed event lives that every decision checks the key, principal and mandate
         # rows against (see life_cache): per process, like the keys.
         self.lives = LifeCache()
+        # What validation checked, kept while the authority version stays (authority_state).
+        self.snapshot = AuthoritySnapshot()
 
     def create(self, conn: Connection, principal_id: str) -> KeyPair:
         pair = generate_key_pair()

@@ -92,6 +92,46 @@ system_account_hook() {
 		if [ -e \"\$1/etc/gshadow\" ]; then printf '%s:!::\n' $name >>\"\$1/etc/gshadow\"; fi"
 }
 
+# At a terminal, a phase line per step on stderr (which image of how many, what it is doing,
+# time so far) and a line every 15 s while mmdebstrap works; without one (CI, a log file) the
+# output is exactly what it always was.
+SHOW_PHASES=0
+[[ -t 2 ]] && SHOW_PHASES=1
+readonly SHOW_PHASES
+readonly TOTAL=${#wanted[@]}
+image_number=0
+TICKER=
+
+phase() {
+	((SHOW_PHASES)) || return 0
+	printf 'build-images: [%d/%d] %s: %s (%ss so far)\n' "$image_number" "$TOTAL" "$1" "$2" "$SECONDS" >&2
+}
+
+start_ticker() {
+	((SHOW_PHASES)) || return 0
+	local tag=$1 started=$SECONDS
+	(
+		# Stopped with TERM: the pending sleep goes too, so nothing outlives the build.
+		nap=
+		trap 'kill ${nap:-} 2>/dev/null; exit 0' TERM
+		while :; do
+			sleep 15 &
+			nap=$!
+			wait "$nap"
+			printf 'build-images: [%d/%d] %s: still building, %ss for this image\n' \
+				"$image_number" "$TOTAL" "$tag" $((SECONDS - started)) >&2
+		done
+	) &
+	TICKER=$!
+}
+
+stop_ticker() {
+	[[ -n $TICKER ]] || return 0
+	kill "$TICKER" 2>/dev/null || true
+	wait "$TICKER" 2>/dev/null || true
+	TICKER=
+}
+
 declare -A BUILD_SECONDS=()
 declare -A SKIPPED=()
 declare -a BUILT_ORDER=()
@@ -108,8 +148,10 @@ build_image() {
 	while (($#)); do changes+=(--change "$1") && shift; done
 
 	BUILT_ORDER+=("$tag")
+	image_number=$((image_number + 1))
 	if ((!force)) && docker image inspect "$tag" >/dev/null 2>&1; then
 		echo "build-images: $tag exists; keeping it (use --force to rebuild)."
+		phase "$tag" "kept"
 		SKIPPED[$tag]=1
 		return
 	fi
@@ -117,10 +159,14 @@ build_image() {
 	previous=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
 	local started=$SECONDS
 	echo "build-images: building $tag"
-	trap 'docker rmi "'"$staging"'" >/dev/null 2>&1 || true' EXIT
+	trap 'stop_ticker; docker rmi "'"$staging"'" >/dev/null 2>&1 || true' EXIT
+	phase "$tag" "root file system from Debian packages (mmdebstrap), into docker import"
+	start_ticker "$tag"
 	mmdebstrap "${MMDEBSTRAP_COMMON[@]}" "${mm_opts[@]}" "$SUITE" - "${SOURCES[@]}" |
 		docker import --change "LABEL $LABEL" --change "ENV PATH=$DEFAULT_PATH" "${changes[@]}" \
 			--message "built by containers/offline/build-images.sh from Debian $SUITE" - "$staging" >/dev/null
+	stop_ticker
+	phase "$tag" "tagging"
 	# One image, no parent: `docker import --change` cannot set STOPSIGNAL, so the stack file
 	# sets postgres's stop_signal instead of a second build on top of this one.
 	docker tag "$staging" "$tag"
@@ -131,6 +177,7 @@ build_image() {
 		docker rmi "$previous" >/dev/null 2>&1 || true
 	fi
 	BUILD_SECONDS[$tag]=$((SECONDS - started))
+	phase "$tag" "built in ${BUILD_SECONDS[$tag]}s"
 }
 
 for name in "${wanted[@]}"; do

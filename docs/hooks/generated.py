@@ -36,7 +36,7 @@ EXIT_MEANINGS = {
 ENDPOINT_MEANINGS = {
     "/health": "200 when the store (and Redis, when configured) answer; 503 naming the failing one",
     "/metrics": "Prometheus text: decisions by reason code, latency, ledger lag, cache, denials",
-    "/v1/authorize": "one decision: `{token, action, resource, caller?, intent?}` → 200 allowed or 403 with a reason code",
+    "/v1/authorize": "one decision: `{token, action, resource, caller?, intent?}` → 200 allowed, or 401 (no usable mandate) or 403 (not allowed) with a reason code",
     "/v1/providers/{provider}/{path:path}": "the provider gateway: the call decided as the declared action its method and path select, then forwarded with the provider's credential",
     "/v1/forward-auth": "the gateway's decision for nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`: 200, 401 or 403 with `X-Caracal-Reason`",
     "/.well-known/jwks.json": "the public keys (JWK Set, ES256) of every principal key that can still verify a mandate, with status",

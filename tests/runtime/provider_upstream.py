@@ -79,6 +79,10 @@ def _app(state: ProviderUpstream) -> web.Application:
             return reply
         if tail == "slow":
             await asyncio.sleep(30)
+        if tail == "set-cookie":
+            reply = web.json_response({"ok": True})
+            reply.set_cookie("session", "for-whoever-called-first", path="/")
+            return reply
         if tail == "redirect":
             raise web.HTTPFound("http://127.0.0.1:9/elsewhere")
         if tail == "echo-credential":

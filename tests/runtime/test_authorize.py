@@ -180,7 +180,7 @@ def test_a_token_of_another_workspace_is_denied_and_only_that_recorded(
     foreign = make_workspace("other")
     before = len(ledger_events())
     reply = server.authorize(token=foreign, action=READ, resource=REPOS)
-    assert reply.status == 403 and reply.json()["reason_code"] == "WORKSPACE_MISMATCH"
+    assert reply.status == 401 and reply.json()["reason_code"] == "WORKSPACE_MISMATCH"
     after = ledger_events()
     assert len(after) == before + 1 and after[0]["reason_code"] == "WORKSPACE_MISMATCH"
 
@@ -195,7 +195,7 @@ def test_revocation_through_the_cli_is_honoured_at_once_without_redis(
     ]
     assert run_cli("mandate", "revoke", mandate_id, "--yes").code == 0
     reply = server.authorize(token=world["token"], action=READ, resource=REPOS)
-    assert reply.status == 403 and reply.json()["reason_code"] == "MANDATE_REVOKED"
+    assert reply.status == 401 and reply.json()["reason_code"] == "MANDATE_REVOKED"
 
 
 def test_metrics_count_decisions_by_reason_and_expose_the_ledger_lag(
@@ -276,7 +276,7 @@ def test_unattributable_denials_are_recorded_in_aggregate_and_limited_per_client
         ]
         replies.append(server.authorize(action=READ, resource=REPOS, token=""))  # 400: required
         statuses = [r.status for r in replies]
-        denied = [r for r in replies if r.status == 403]
+        denied = [r for r in replies if r.status == 401]
         limited = [r for r in replies if r.status == 429]
         assert 20 <= len(denied) < 40 and len(limited) >= 20, statuses
         assert {r.json()["reason_code"] for r in denied} == {"TOKEN_MALFORMED"}

@@ -135,12 +135,16 @@ def world(
                 "--resource", "things", "--action", "things:list:GET:/things",
             )
         )  # fmt: skip
+        # By host name: a cookie jar would keep cookies of a named host (never of an address).
+        named = upstream.url.replace("127.0.0.1", "localhost")
+        ok(run_cli("provider", "add", "cookies", "--base-url", named + "/cookies",
+                   "--resource", "jar", "--action", "jar:get:GET:/"))  # fmt: skip
         ok(run_cli("provider", "add", "open", "--base-url", upstream.url + "/open"))
         ok(run_cli("provider", "add", "closed", "--base-url", upstream.url + "/closed"))
         ok(run_cli("principal", "register", "--kind", "human", "--name", "alice"))
         ok(run_cli("principal", "register", "--kind", "worker", "--name", "agent"))
         policy = ["policy", "create", "--principal", "agent", "--max-validity", "1h"]
-        for provider in ("api", "keyed", "queried", "open", "closed"):
+        for provider in ("api", "keyed", "queried", "open", "closed", "cookies"):
             policy += ["--resource", scope(provider, "resource", "*")]
             policy += ["--action", scope(provider, "action", "*")]
         ok(run_cli(*policy))
@@ -154,6 +158,7 @@ def world(
         world.issue("queried", "queried", ["things"], ["list"])
         world.issue("open", "open", ["all"], ["all"])
         world.issue("closed", "closed", ["all"], ["all"])
+        world.issue("cookies", "cookies", ["jar"], ["get"])
         yield world
 
 
@@ -324,6 +329,19 @@ def test_a_provider_echoing_the_credential_does_not_hand_it_to_the_agent(world: 
     assert reply.status_code == 200
     assert "x-seen" not in reply.headers
     assert API_SECRET not in str(reply.headers)
+
+
+def test_a_cookie_one_call_got_is_never_sent_on_a_later_call(world: World) -> None:
+    """The gateway is one client for every agent: a cookie it kept from one agent's answer
+    would go out with the next agent's call."""
+    first = world.call("GET", "/v1/providers/cookies/set-cookie", world.tokens["cookies"])
+    assert first.status_code == 200, first.text
+    assert "session=for-whoever-called-first" in first.headers["set-cookie"]  # the agent's own
+    before = len(world.upstream.received)
+    second = world.call("GET", "/v1/providers/cookies/later", world.tokens["cookies"])
+    assert second.status_code == 200, second.text
+    (got,) = world.upstream.received[before:]
+    assert "cookie" not in got.headers
 
 
 def test_server_sent_events_pass_through_as_they_are_sent(world: World) -> None:

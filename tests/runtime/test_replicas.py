@@ -85,7 +85,7 @@ def _denied_within(server: Server, token: str, seconds: float) -> float:
     while True:
         reply = server.authorize(token=token, action=READ, resource=REPOS)
         elapsed = time.monotonic() - started
-        if reply.status == 403:
+        if reply.status == 401:
             assert reply.json()["reason_code"] == "MANDATE_REVOKED"
             return elapsed
         assert elapsed < seconds, f"still allowed after {elapsed:.2f} s"
@@ -110,7 +110,7 @@ def test_a_revocation_reaches_every_replica_within_a_second(
         assert max(delays) < 1.0
         # And it stays denied.
         for server in (one, two):
-            assert server.authorize(token=token, action=READ, resource=REPOS).status == 403
+            assert server.authorize(token=token, action=READ, resource=REPOS).status == 401
 
 
 def test_a_replica_that_loses_redis_reads_the_store_and_never_allows_a_revoked_mandate(
@@ -131,5 +131,5 @@ def test_a_replica_that_loses_redis_reads_the_store_and_never_allows_a_revoked_m
         mandate_id = server.authorize(token=token, action=READ, resource=REPOS).json()["mandate_id"]
         assert run_cli("mandate", "revoke", mandate_id, "--yes").code == 0
         reply = server.authorize(token=token, action=READ, resource=REPOS)
-        assert reply.status == 403 and reply.json()["reason_code"] == "MANDATE_REVOKED"
+        assert reply.status == 401 and reply.json()["reason_code"] == "MANDATE_REVOKED"
         assert server.request("GET", "/health").json()["failing"] == ["redis"]

@@ -29,6 +29,7 @@ from hypothesis import example, given
 from sqlalchemy import text
 
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamPool
+from caracal.server.statuses import denial_status
 from caracal.services.denial_aggregator import ANONYMOUS
 from caracal.services.facade import Caracal
 from caracal.store import ledger_rows
@@ -383,7 +384,7 @@ def check_authorize(service: Service, rng: random.Random) -> None:
             assert set(answer) == {"error", "field", "message"}, answer
             assert after == before, "a rejected request reached the ledger"
             return
-        assert reply.status in (200, 403), reply
+        assert reply.status in (200, 401, 403), reply
         anonymous = answer.get("reason_code") in ANONYMOUS
         assert after == before + (0 if anonymous else 1), "a decision was not recorded once"
         service.authorize.saw(answer.get("reason_code", "ALLOWED"))
@@ -393,6 +394,7 @@ def check_authorize(service: Service, rng: random.Random) -> None:
                 raise FalseAllow(f"allowed: {body[:300]!r} -> {answer}")
         else:
             assert answer["allowed"] is False and answer["reason_code"] != "ALLOWED", answer
+            assert reply.status == denial_status(answer["reason_code"]), answer
 
 
 @example(rng=random.Random(0))
@@ -407,7 +409,7 @@ def test_pathological_authorize_bodies(service: Service, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     with service.authorize.case():
         reply = service.driver.request("POST", "/v1/authorize", headers, [body])
-    assert reply.status in (400, 403, 413), reply
+    assert reply.status in (400, 401, 403, 413), reply
 
 
 # ---- the MCP gate ------------------------------------------------------------------------

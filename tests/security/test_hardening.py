@@ -233,7 +233,7 @@ def _serve_and_sample(scenario: Scenario, token: str, env: dict[str, str]) -> No
         base = f"http://127.0.0.1:{port}/v1/authorize"
         for _ in range(5):
             assert _http(base, {"token": token, "action": READ, "resource": REPOS}) == 200
-            assert _http(base, {"token": token + "x", "action": READ, "resource": REPOS}) == 403
+            assert _http(base, {"token": token + "x", "action": READ, "resource": REPOS}) == 401
             samples.append(process_list())
         assert any(b"--workers 2" in sample for sample in samples), "serve not in the listing"
     finally:

@@ -22,6 +22,7 @@ COMMANDS = [
     ("Create a backup", "create"),
     ("Verify the selected archive", "verify"),
     ("Restore the selected archive into a new workspace", "restore"),
+    ("Restore an archive from any file into a new workspace", "import_file"),
 ]
 
 
@@ -86,6 +87,7 @@ class BackupsScreen(AreaScreen):
         Binding("n", "create", "New backup", id="backup-create"),
         Binding("v", "verify", "Verify", id="backup-verify"),
         Binding("r", "restore", "Restore", id="backup-restore"),
+        Binding("I", "import_file", "Restore a file", id="backup-import"),
     ]
     DEFAULT_CSS = """
     BackupsScreen #count { color: $text-muted; }
@@ -97,7 +99,7 @@ class BackupsScreen(AreaScreen):
         yield PagedTable(self._columns(), empty="No backups yet: press n.", id="archives")
         yield Static(
             "n writes a backup; v verifies the selected archive; r restores it into a new "
-            "workspace.",
+            "workspace; I restores an archive from any file.",
             id="outcome",
         )
 
@@ -201,46 +203,22 @@ class BackupsScreen(AreaScreen):
     # ---- restore ---------------------------------------------------------------------------
     def action_restore(self) -> None:
         row = self._selected()
-        if row is None:
-            return
-        from caracal.flow.modals.backup_restore import RestoreArchiveModal
+        if row is not None:
+            from caracal.flow.restore_flow import restore_row
 
-        def restored(result: Any) -> None:
-            if result is None:
-                return
-            self._show_outcome(
-                f"[green b]Restored[/] {escape(row['file'])} into workspace {result.name} "
-                f"({result.store}, {result.seconds:.2f}s)"
-                + "".join(f"\n{escape(notice)}" for notice in result.notices)
-            )
-            self.remember(f"restored {row['file']} into workspace {result.name}")
-            self._offer_switch(result.name)
+            restore_row(self, row, self._restored)
 
-        self.app.push_screen(RestoreArchiveModal(row), restored)
+    def action_import_file(self) -> None:
+        from caracal.flow.restore_flow import pick_and_restore
 
-    def _offer_switch(self, name: str) -> None:
-        from caracal.flow.modals.confirm import ConfirmModal
+        pick_and_restore(self, "Restore an archive from a file", self._restored)
 
-        context = self.context
+    def _restored(self, file: str, result: Any) -> None:
+        from caracal.flow.restore_flow import offer_switch, outcome
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                run_in_background(
-                    self,
-                    lambda: context.switch(name),
-                    done=lambda _: self.flow.workspace_changed(),
-                    description="switch workspace",
-                )
-
-        self.app.push_screen(
-            ConfirmModal(
-                f"Restored into workspace {name}. Switch to it now?",
-                "Flow then opens its config, logs, store and state; the current workspace "
-                "stays as it is.",
-                confirm_label="Switch",
-            ),
-            answered,
-        )
+        self._show_outcome(outcome(file, result))
+        self.remember(f"restored {file} into workspace {result.name}")
+        offer_switch(self, result)
 
 
 SCREEN = BackupsScreen

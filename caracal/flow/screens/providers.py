@@ -15,6 +15,7 @@ from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.row_table import RowTable
 
 if TYPE_CHECKING:
+    from caracal.services.gateway_calls import GatewayAddress, GatewayCall
     from caracal.services.probe import ProbeResult
     from caracal.services.providers import ProviderView
 
@@ -48,6 +49,27 @@ def describe_catalog(view: ProviderView) -> str:
     return "\n".join(lines)
 
 
+def describe_gateway(provider: str, address: GatewayAddress, calls: list[GatewayCall]) -> Text:
+    """The provider's gateway address (and how to start a runtime when none answers there),
+    then its recent gated calls."""
+    from caracal.core.durations import when
+
+    text = Text("Gateway  ", style="bold")
+    text.append(address.url, style="cyan" if address.live else "dim")
+    text.append(f"\n{address.hint}", style="dim" if address.live else "yellow")
+    if not calls:
+        text.append(f"\n\nNo gated calls to {provider} recorded yet.", style="dim")
+        return text
+    text.append("\n\nRecent gated calls (newest first)\n", style="bold")
+    for call in calls:
+        verdict = ("allowed", "green") if call.allowed else ("denied", "red")
+        times = f" x{call.count}" if call.count > 1 else ""
+        text.append(f"{when(call.ts_us / 1e6)}  {call.principal:<14} {call.call:<32} ")
+        text.append(verdict[0] + times, style=verdict[1])
+        text.append(f"  {call.reason_code}: {call.reason}\n" if call.reason_code else "\n")
+    return text
+
+
 def describe_probe(name: str, result: ProbeResult) -> Text:
     """One line: the verdict, the HTTP status and reason (or why there was none), latency."""
     verdict = ("healthy", "bold green") if result.healthy else ("unhealthy", "bold red")
@@ -67,8 +89,9 @@ class ProvidersScreen(AreaScreen):
     DEFAULT_CSS = """
     ProvidersScreen #providers { height: 1fr; }
     ProvidersScreen #probe-result { height: auto; min-height: 1; }
-    ProvidersScreen #detail-pane { height: 12; border-top: solid $primary 30%; padding: 0 1; }
+    ProvidersScreen #detail-pane { height: 14; border-top: solid $primary 30%; padding: 0 1; }
     ProvidersScreen #count { color: $text-muted; }
+    ProvidersScreen #gateway { margin-top: 1; }
     """
 
     def __init__(self) -> None:
@@ -86,6 +109,7 @@ class ProvidersScreen(AreaScreen):
         yield Static("", id="probe-result")
         with VerticalScroll(id="detail-pane"):
             yield Static("Select a provider to see its catalog here.", id="detail", markup=False)
+            yield Static("", id="gateway")
 
     @property
     def table(self) -> DataTable[Any]:
@@ -144,6 +168,43 @@ class ProvidersScreen(AreaScreen):
         name = self._cursor_name()
         detail = self.query_one("#detail", Static)
         detail.update(describe_catalog(self.views[name]) if name else "No provider selected.")
+        self._load_gateway(name)
+
+    def _load_gateway(self, name: str | None) -> None:
+        """The address (a network probe, outside the store lock) and the recent calls (a
+        ledger read) load apart; the pane shows both once both are in, if still selected."""
+        pane = self.query_one("#gateway", Static)
+        if name is None:
+            pane.update("")
+            return
+        caracal = self.context.caracal
+        parts: dict[str, Any] = {}
+
+        def arrived(part: str) -> Any:
+            def keep(value: Any) -> None:
+                parts[part] = value
+                if len(parts) == 2 and name == self._cursor_name():
+                    pane.update(describe_gateway(name, parts["address"], parts["calls"]))
+
+            return keep
+
+        run_in_background(
+            self,
+            lambda: caracal.gateway_calls.address(name),
+            done=arrived("address"),
+            group="gateway-address",
+            exclusive=True,
+            description=f"gateway address of {name}",
+            locked=False,  # a runtime that does not answer must not hold up store calls
+        )
+        run_in_background(
+            self,
+            lambda: caracal.gateway_calls.recent(name),
+            done=arrived("calls"),
+            group="gateway-calls",
+            exclusive=True,
+            description=f"gateway calls of {name}",
+        )
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._show_detail()

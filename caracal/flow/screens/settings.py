@@ -53,8 +53,8 @@ class SettingsScreen(AreaScreen):
         with VerticalScroll(id="settings"):
             yield Label("Configuration", classes="section-title")
             yield Static(
-                "e or Enter changes the selected value. Secrets are masked here and set from "
-                "the command line: caracal config set KEY --stdin",
+                "e or Enter changes the selected value. A secret is never shown, only whether "
+                "it is set; it is typed masked and stored sealed.",
                 classes="muted",
                 markup=False,
             )
@@ -111,7 +111,8 @@ class SettingsScreen(AreaScreen):
         for key, value in values.items():
             fixed = settings.read_only(key) or settings.locates_store(key)
             note = "secret" if key in secrets else ("read-only" if fixed else "")
-            table.add_row(Text(key), _cell(value), Text(note, style="dim"), key=key)
+            shown = _secret_cell(value) if key in secrets else _cell(value)
+            table.add_row(Text(key), shown, Text(note, style="dim"), key=key)
         if selected in values:
             table.move_cursor(row=table.get_row_index(selected))
         self.prefs = {
@@ -139,17 +140,13 @@ class SettingsScreen(AreaScreen):
         key = self.selected_key()
         if key is None:
             return
-        if key in secret_keys():
-            self.app.notify(
-                f"{key} is a secret: Flow never shows it. Set it with "
-                f"`caracal config set {key} --stdin`.",
-                severity="warning",
-            )
-            return
         settings = self.context.caracal.settings
         reason = settings.read_only(key) or (STORE_NOTE if settings.locates_store(key) else None)
         if reason is not None:
             self.app.notify(f"{key} is read-only here: {reason}.", severity="warning")
+            return
+        if key in secret_keys():
+            self._edit_secret(key)
             return
         from caracal.flow.modals.settings_value import EditSettingModal
 
@@ -162,6 +159,23 @@ class SettingsScreen(AreaScreen):
             self.load()
 
         self.app.push_screen(EditSettingModal(key, self.values.get(key)), saved)
+
+    def _edit_secret(self, key: str) -> None:
+        from caracal.flow.modals.secret_setting import SecretSettingModal
+
+        def saved(result: tuple[str, bool] | None) -> None:
+            if result is None:
+                return
+            changed, is_set = result
+            state = "set" if is_set else "cleared"
+            self.remember(f"{state} secret {changed}")
+            self.app.notify(
+                f"{changed} {state} (sealed in config.yaml). It applies when the workspace reopens."
+            )
+            self.load()
+
+        is_set = self.values.get(key) is not None
+        self.app.push_screen(SecretSettingModal(key, is_set), saved)
 
     # ---- preferences -----------------------------------------------------------------------
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -215,6 +229,11 @@ class SettingsScreen(AreaScreen):
         switch = self.query_one("#confirm-destructive", Switch)
         if self.prefs is not None:
             switch.toggle()
+
+
+def _secret_cell(value: Any) -> Text:
+    """A secret shows only whether it holds a value, never the value or its shape."""
+    return Text("set") if value is not None else Text("not set", style="dim italic")
 
 
 def _cell(value: Any) -> Text:

@@ -23,6 +23,7 @@ COMMANDS = [
     ("Create a workspace", "create"),
     ("Switch to the selected workspace", "switch"),
     ("Delete the selected workspace", "delete"),
+    ("Import a workspace from a backup file", "import_file"),
 ]
 
 
@@ -48,6 +49,7 @@ class WorkspacesScreen(AreaScreen):
         Binding("n", "create", "New workspace", id="workspace-create"),
         Binding("u", "switch", "Switch to", id="workspace-switch"),
         Binding("x", "delete", "Delete", id="workspace-delete"),
+        Binding("I", "import_file", "Import a backup", id="workspace-import"),
     ]
     DEFAULT_CSS = """
     WorkspacesScreen #count { color: $text-muted; }
@@ -58,7 +60,8 @@ class WorkspacesScreen(AreaScreen):
         yield Static("", id="count")
         yield PagedTable(self._columns(), empty="No workspaces yet.", id="workspaces")
         yield Static(
-            "Enter or u switches to the selected workspace; n creates one; x deletes one.",
+            "Enter or u switches to the selected workspace; n creates one; x deletes one; "
+            "I imports one from a backup file.",
             id="outcome",
             markup=False,
         )
@@ -122,6 +125,19 @@ class WorkspacesScreen(AreaScreen):
             self.load()
 
         self.app.push_screen(CreateWorkspaceModal(), created)
+
+    def action_import_file(self) -> None:
+        from caracal.flow.restore_flow import offer_switch, outcome, pick_and_restore
+
+        def restored(file: str, result: Any) -> None:
+            from rich.text import Text
+
+            self.query_one("#outcome", Static).update(Text.from_markup(outcome(file, result)))
+            self.remember(f"imported {file} as workspace {result.name}")
+            self.load()
+            offer_switch(self, result)
+
+        pick_and_restore(self, "Import a workspace from a backup file", restored)
 
     def action_switch(self) -> None:
         row = self._selected()

@@ -42,6 +42,11 @@ from caracal.store.migrations import LATEST, upgrade
 
 log = logging.getLogger(__name__)
 _SMALL_MEMBER_LIMIT = 64 * 1024 * 1024
+# The notice a restore without secrets ends with; front ends may word its next step their way.
+NO_SECRETS_NOTICE = (
+    "The archive holds no secrets: provider credentials are unset and principals must "
+    "rotate their keys (`caracal principal rotate-key P`) before they can issue."
+)
 
 
 @dataclass(frozen=True)
@@ -171,10 +176,7 @@ def restore(
         )
     secrets_included = manifest.get("secrets") == "included"
     if not secrets_included:
-        notices.append(
-            "The archive holds no secrets: provider credentials are unset and principals must "
-            "rotate their keys (`caracal principal rotate-key P`) before they can issue."
-        )
+        notices.append(NO_SECRETS_NOTICE)
     log.info("workspace %s restored from %s (key %s)", name, archive, signer.trust)
     return RestoreResult(
         name,
