@@ -14,7 +14,6 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from caracal.flow.screens.base import AreaScreen
-from caracal.flow.tasks import run_in_background
 from caracal.flow.text import display_path
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
 
