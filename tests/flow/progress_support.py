@@ -3,9 +3,14 @@ and watching a progress bar move."""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from caracal.core.progress import Progress
 from caracal.services.facade import Caracal
 from tests.flow.conftest import until
 
@@ -49,3 +54,27 @@ async def stop_with_esc(pilot: Any, question: str) -> None:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person is slower than the machine: an operation that can be stopped pauses (up to 30
+    s) once it has shown progress for half a second, until the stop is asked, so esc always
+    arrives while it runs, however busy the machine is."""
+    real = Progress.__call__
+    started: dict[int, float] = {}
+    reports: dict[int, int] = defaultdict(int)
+
+    def call(
+        self: Progress, phase: str, done: int, total: int | None = None, unit: str = "rows"
+    ) -> None:
+        real(self, phase, done, total, unit)
+        if self.cancel is None:
+            return
+        key = id(self)
+        started.setdefault(key, time.monotonic())
+        reports[key] += 1
+        if reports[key] >= 4 and time.monotonic() - started[key] >= 0.5:
+            self.cancel.wait(30)
+
+    monkeypatch.setattr(Progress, "__call__", call)

@@ -7,11 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from caracal.services.facade import Caracal
 from caracal.services.workspaces import WorkspaceManager
 from tests.flow.conftest import SIZE, screen_name, settle, until
-from tests.flow.progress_support import grow, leftovers, stop_with_esc, watch_moves
+from tests.flow.progress_support import (
+    grow,
+    held,  # noqa: F401 - the fixture pytestmark uses
+    leftovers,
+    stop_with_esc,
+    watch_moves,
+)
+
 from tests.flow.test_backups import open_backups
+
+pytestmark = pytest.mark.usefixtures("held")
 
 
 async def _back_on_archives(pilot: Any) -> None:

@@ -6,9 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from caracal.services.workspaces import WorkspaceManager
 from tests.flow.conftest import SIZE, screen_name, settle, until
-from tests.flow.progress_support import grow, leftovers, stop_with_esc, watch_moves
+from tests.flow.progress_support import (
+    grow,
+    held,  # noqa: F401 - the fixture pytestmark uses
+    leftovers,
+    stop_with_esc,
+    watch_moves,
+)
+
+pytestmark = pytest.mark.usefixtures("held")
 
 BIG = 300_000  # a full verify walks 120,000 events in well under a second
 
