@@ -19,7 +19,6 @@ from tests.flow.progress_support import (
     stop_with_esc,
     watch_moves,
 )
-
 from tests.flow.test_backups import open_backups
 
 pytestmark = pytest.mark.usefixtures("held")
