@@ -12,6 +12,7 @@ import typer
 from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
+from caracal.cli.progress import interruptible, steps, wanted
 from caracal.core.errors import RefusedError, ValidationError
 
 app = typer.Typer(
@@ -116,8 +117,12 @@ def create(
         if lock_key_env
         else (_prompt_new_lock_key() if lock else None)
     )
-    with open_workspace(ctx) as caracal:
-        result = caracal.backups.create(output, lock_key, overwrite=force)
+    with (
+        interruptible("nothing was written (no archive, no temporary file)"),
+        open_workspace(ctx) as caracal,
+        steps(enabled=wanted(ctx, as_json)) as progress,
+    ):
+        result = caracal.backups.create(output, lock_key, overwrite=force, progress=progress)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -152,6 +157,7 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE")],
     lock_key_env: LockKeyEnv = None,
     trust_key: TrustKey = None,
@@ -163,12 +169,18 @@ def verify(
     from caracal.services.backup.archive_check import verify_archive
 
     archive = restricted.input_file(archive)
-    report = verify_archive(
-        archive,
-        _existing_lock_key(lock_key_env, archive),
-        trust_keys=_trusted(trust_key),
-        trust_archive_key=trust_archive_key,
-    )
+    lock_key = _existing_lock_key(lock_key_env, archive)
+    with (
+        interruptible("the archive was not fully checked; nothing was written"),
+        steps(enabled=wanted(ctx, as_json)) as progress,
+    ):
+        report = verify_archive(
+            archive,
+            lock_key,
+            trust_keys=_trusted(trust_key),
+            trust_archive_key=trust_archive_key,
+            progress=progress,
+        )
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -187,6 +199,7 @@ def verify(
 
 @app.command()
 def restore(
+    ctx: typer.Context,
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE")],
     name: Annotated[str, typer.Option("--as", metavar="NAME", help="The new workspace's name.")],
     lock_key_env: LockKeyEnv = None,
@@ -208,15 +221,21 @@ def restore(
     archive = restricted.input_file(archive)
     restricted.no_store_location("--store-url", store_url)
 
-    result = run_restore(
-        WorkspaceManager(),
-        archive,
-        name,
-        lock_key=_existing_lock_key(lock_key_env, archive),
-        store_url=store_url,
-        trust_keys=_trusted(trust_key),
-        trust_archive_key=trust_archive_key,
-    )
+    lock_key = _existing_lock_key(lock_key_env, archive)
+    with (
+        interruptible(f"nothing was written (no workspace {name})"),
+        steps(enabled=wanted(ctx, as_json)) as progress,
+    ):
+        result = run_restore(
+            WorkspaceManager(),
+            archive,
+            name,
+            lock_key=lock_key,
+            store_url=store_url,
+            trust_keys=_trusted(trust_key),
+            trust_archive_key=trust_archive_key,
+            progress=progress,
+        )
     if as_json:
         emit_json(result.to_dict())
         return

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 8  # a dependency (database, provider, Docker) is unreachable or unhealthy
     REFUSED = 9  # confirmation required but not given (or no terminal to ask)
     CONFIG = 10  # configuration file is missing or malformed
+    INTERRUPTED = 130  # ctrl+c (SIGINT): stopped, nothing half written (the shells' 128 + 2)
 
 
 EXIT_CODES: dict[ErrorKind, ExitCode] = {

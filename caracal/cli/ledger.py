@@ -15,7 +15,7 @@ import typer
 from caracal.cli import restricted
 from caracal.cli.common import echo, emit_json, json_error, note, open_workspace, table
 from caracal.cli.exit_codes import ExitCode
-from caracal.cli.progress import progress, wanted
+from caracal.cli.progress import interruptible, steps, wanted
 from caracal.core.durations import when
 from caracal.core.errors import NotFoundError, ValidationError
 
@@ -114,8 +114,9 @@ def verify(
         _verify_since(ctx, since, as_json)
         return
     with (
+        interruptible("the ledger was not fully verified; nothing was written"),
         open_workspace(ctx, check_ledger=False) as caracal,
-        progress("Verifying the ledger", "events", enabled=wanted(ctx, as_json)) as shown,
+        steps(enabled=wanted(ctx, as_json)) as shown,
     ):
         report = caracal.ledger.verify(shown)
     if as_json:
@@ -250,8 +251,12 @@ def export(
         note(f"Exported {count} events.")
         return
     output = restricted.output_file(output)
-    with open_workspace(ctx) as caracal:
-        count = caracal.ledger.export(output, fmt, overwrite=force)
+    with (
+        interruptible(f"nothing was written ({output} was not created or changed)"),
+        open_workspace(ctx) as caracal,
+        steps(enabled=wanted(ctx, False)) as shown,
+    ):
+        count = caracal.ledger.export(output, fmt, overwrite=force, progress=shown)
     note(f"Exported {count} events to {output}.")
 
 

@@ -11,6 +11,7 @@ import typer
 
 from caracal import __version__
 from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
+from caracal.cli.progress import Interrupted
 from caracal.core.errors import CaracalError, ErrorKind, RefusedError
 
 HELP = (
@@ -155,8 +156,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CaracalError as exc:
         return _report_error(exc, as_json)
-    except KeyboardInterrupt:
-        return _report("interrupted", 130, "Interrupted; nothing more was done.", as_json)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        return _interrupted(exc, as_json)
     except Exception as exc:
         parser = _parser_outcome(exc, as_json)
         if parser is not None:
@@ -190,9 +191,20 @@ def _parser_outcome(exc: Exception, as_json: bool) -> int | None:
         return _report("usage", int(exc.exit_code), message, as_json=True)  # type: ignore[attr-defined]
     if "Abort" in names:
         if isinstance(exc.__context__, KeyboardInterrupt):
-            return _report("interrupted", 130, "Interrupted; nothing more was done.", as_json)
+            return _interrupted(exc.__context__, as_json)
         return _report_error(RefusedError("No answer was given; nothing was changed."), as_json)
     return None
+
+
+def _interrupted(exc: BaseException, as_json: bool) -> int:
+    """ctrl+c: exit 130; a command that knows what the stop left says so in one line."""
+    if isinstance(exc, Interrupted):
+        return _report(
+            "interrupted", ExitCode.INTERRUPTED, exc.outcome + ".", as_json, prefix="interrupted"
+        )
+    return _report(
+        "interrupted", ExitCode.INTERRUPTED, "Interrupted; nothing more was done.", as_json
+    )
 
 
 def _wants_json(args: list[str]) -> bool:

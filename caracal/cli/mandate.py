@@ -144,7 +144,7 @@ def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     import json
 
     from caracal.cli.exit_codes import exit_code_of
-    from caracal.cli.progress import progress, wanted
+    from caracal.cli.progress import interruptible, progress, wanted
 
     issued = failed = 0
     first_error: Any = None
@@ -158,6 +158,11 @@ def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
     show = wanted(ctx, as_json) and not sys.stdout.isatty()
     total = None if stdin or not show else _count_lines(path)
     with (
+        interruptible(
+            lambda: (
+                f"the {issued} mandate(s) listed were issued before the stop; none was half issued"
+            )
+        ),
         open_workspace(ctx) as caracal,
         source as lines,
         progress("Issuing mandates", "lines", enabled=show) as shown,

@@ -1,6 +1,7 @@
-"""A progress display on stderr for the commands a user waits on (ledger verify and export,
-bulk issuance): phase, count, rate and time left. Only at a terminal: never with `--json`,
-with `--quiet`, or when stderr is a pipe or a file, so scripts see exactly what they saw."""
+"""A progress display on stderr for the commands a user waits on (backups, ledger verify and
+export, bulk issuance): phase, count or bytes, rate and time left. Only at a terminal: never
+with `--json`, with `--quiet`, or when stderr is a pipe or a file, so scripts see exactly
+what they saw. ctrl+c during such a command exits 130 with one line saying what was kept."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
+
+from caracal.core.progress import SILENT, Progress, Step
 
 if TYPE_CHECKING:
     from rich.progress import Task
@@ -72,3 +75,89 @@ def progress(label: str, unit: str, *, enabled: bool) -> Iterator[Report]:
             display.update(task, completed=done, total=total)
 
         yield report
+
+
+class Interrupted(Exception):
+    """ctrl+c during a command that says what the stop left: `caracal` exits 130 with it.
+    Not a KeyboardInterrupt, which typer turns into a silent exit 130 on its way out."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+@contextmanager
+def interruptible(outcome: str | Callable[[], str] = "nothing was written") -> Iterator[None]:
+    """ctrl+c inside the block ends the command with `interrupted: <outcome>.` and exit 130
+    (the operation has cleaned up on its way out: it treats ctrl+c like any failure)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(outcome if isinstance(outcome, str) else outcome()) from None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+@contextmanager
+def steps(*, enabled: bool) -> Iterator[Progress]:
+    """Yields a `Progress` for a service call: each phase (a table, the archive's bytes, the
+    ledger's events) in turn, with its count or size, rate and time left."""
+    if not enabled:
+        yield SILENT
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Display
+    from rich.text import Text
+
+    def amount(task: Task, value: float | None) -> str:
+        if value is None:
+            return "?"
+        return _size(value) if task.fields.get("unit") == "bytes" else f"{value:.0f}"
+
+    class Count(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "")
+            shown = "" if unit == "bytes" else f" {unit}"
+            return Text(f"{amount(task, task.completed)}/{amount(task, task.total)}{shown}")
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            if not speed:
+                return Text("")
+            unit = task.fields.get("unit", "")
+            return Text(f"{_size(speed)}/s" if unit == "bytes" else f"{speed:,.0f} {unit}/s")
+
+    display = Display(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        Count(),
+        Rate(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        refresh_per_second=10,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with display:
+        task = display.add_task("Preparing", total=None, unit="")
+        phase = ""
+
+        def report(step: Step) -> None:
+            nonlocal phase
+            if step.phase != phase:
+                phase = step.phase
+                display.reset(task, description=phase, total=step.total, unit=step.unit)
+            display.update(task, completed=step.done, total=step.total)
+
+        yield Progress(report)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual.worker import Worker, get_current_worker
 
 from caracal.core.errors import CaracalError
+from caracal.core.progress import Cancelled
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
@@ -33,15 +34,21 @@ def run_in_background(
     exclusive: bool = False,
     description: str = "",
     locked: bool = True,
+    cancelled: Callable[[], Any] | None = None,
 ) -> Worker[None]:
     """`locked=False` is for work that may overlap other facade calls (a network probe): it
-    then does not queue everything else behind it."""
+    then does not queue everything else behind it. Work stopped on request (`Cancelled`)
+    calls `cancelled`, never `failed`."""
     app: FlowApp = node.app  # type: ignore[assignment]
 
     def runner() -> None:
         worker = get_current_worker()
         try:
             result = app.context.call(work) if locked else work()
+        except Cancelled:
+            if cancelled is not None and not worker.is_cancelled:
+                app.call_from_thread(cancelled)
+            return
         except CaracalError as exc:
             if not worker.is_cancelled:
                 app.call_from_thread(failed or app.show_problem, exc.message)

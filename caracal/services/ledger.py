@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import IntegrityError, ValidationError
 from caracal.core.ledger import NewEvent
 from caracal.core.merkle import Frontier
+from caracal.core.progress import SILENT, Progress
 from caracal.core.tree_head import HeadFormatError, TreeHead
 from caracal.home.atomic import atomic_write_text, output_writer
 from caracal.services.ledger_query import LedgerQuery
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from caracal.services.ledger_head import Discrepancy, LedgerHeads
 
 log = logging.getLogger(__name__)
+EXPORT_REPORT_EVERY = 1000  # events between two progress reports (and stop checks)
 VERIFIED_FILE = "ledger-verified.json"  # in the workspace's cache folder
 KEPT_HEAD_EVENT = "ledger.head_kept"
 
@@ -351,13 +353,14 @@ class LedgerService:
     # ---- verification ---------------------------------------------------------------------
     def verify(
         self,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress = SILENT,
         *,
         incremental: bool = False,
     ) -> VerifyReport:
         """See `ledger_verify.verify_ledger`. `incremental` walks only the events after the
         last tree a full verify established (kept in the workspace's cache folder), and skips
-        the state replay; without such a tree it verifies everything."""
+        the state replay; without such a tree it verifies everything. A stop through
+        `progress` raises `Cancelled` before anything is remembered."""
         since = self._verified_point() if incremental else None
         report = verify_ledger(
             self.app.store,
@@ -366,8 +369,9 @@ class LedgerService:
             self.heads.publisher.recorded(),
             state_check=None if since is not None else self._state_check,
             since=since,
-            progress=progress,
+            progress=lambda done, total: progress("Verifying the ledger", done, total, "events"),
         )
+        progress.check()
         if report.ok and report.tree is not None:
             self._remember_verified(report, full=since is None)
         log.info("ledger verify: %s", report.problem or f"{report.events} events intact")
@@ -444,17 +448,27 @@ class LedgerService:
         flt: LedgerFilter | None = None,
         *,
         overwrite: bool = False,
+        progress: Progress = SILENT,
     ) -> int:
         """Write every event to `path` (a FIFO or character device directly; see
-        `output_writer`)."""
+        `output_writer`). A file appears complete or not at all: a stop through `progress`,
+        or ctrl+c, leaves none."""
         _check_format(fmt)
         with output_writer(path, overwrite=overwrite) as raw:
-            return self.write_export(raw, fmt, flt)
+            return self.write_export(raw, fmt, flt, progress)
 
-    def write_export(self, raw: BinaryIO, fmt: str, flt: LedgerFilter | None = None) -> int:
+    def write_export(
+        self,
+        raw: BinaryIO,
+        fmt: str,
+        flt: LedgerFilter | None = None,
+        progress: Progress = SILENT,
+    ) -> int:
         """Write every event to an open binary stream (standard output, say)."""
         _check_format(fmt)
         flt = flt or LedgerFilter()
+        total = self.count(flt) if progress is not SILENT else None
+        report = progress.counter("Exporting the ledger", total, "events")
         columns = list(ledger_rows.COLUMNS)
         count = 0
         out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
@@ -467,6 +481,8 @@ class LedgerService:
                 )
                 writer.writerow([event[c] for c in columns])
                 count += 1
+                if count % EXPORT_REPORT_EVERY == 0:
+                    report(count)
         else:
             out.write("[\n")
             for event in self.iter_events(flt):
@@ -475,7 +491,10 @@ class LedgerService:
                     + json.dumps({c: event[c] for c in columns}, sort_keys=True)
                 )
                 count += 1
+                if count % EXPORT_REPORT_EVERY == 0:
+                    report(count)
             out.write("\n]\n")
         out.flush()
+        report(count)  # the last moment a stop leaves no file
         out.detach()  # the caller owns (and closes) the stream
         return count

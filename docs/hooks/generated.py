@@ -29,6 +29,7 @@ EXIT_MEANINGS = {
     "UNAVAILABLE": "unavailable: database, Redis, provider, keyring or Docker unreachable or unhealthy",
     "REFUSED": "refused: confirmation needed, or no terminal to ask (pass `--yes`)",
     "CONFIG": "configuration error: `config.yaml`, or the master key",
+    "INTERRUPTED": "interrupted by ctrl+c (SIGINT): the command stopped and left nothing half written",
 }
 
 # The runtime's endpoints, read from caracal/server/app.py; each needs a line here.

@@ -522,3 +522,27 @@ def table_rows(member: Member) -> tuple[dict[str, Any], list[list[Any]]]:
 def table_dump(header: dict[str, Any], rows: list[list[Any]]) -> bytes:
     lines = [json.dumps(header)] + [json.dumps(r, separators=(",", ":")) for r in rows]
     return ("\n".join(lines) + "\n").encode()
+
+
+# ---- a workspace whose backups take a few seconds (progress and ctrl+c at a terminal) ----------
+BIG_EVENTS = 150_000
+
+
+@pytest.fixture(scope="session")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(home, archive): the workspace `big`, BIG_EVENTS ledger events, and one archive of it."""
+    import subprocess
+
+    from tests.support.long_run import build_big_workspace, caracal_argv, env_for
+
+    home = tmp_path_factory.mktemp("backup-progress") / "home"
+    build_big_workspace(home, "big", BIG_EVENTS)
+    archive = home / "big.tar.gz"
+    subprocess.run(
+        caracal_argv("-w", "big", "backup", "create", "-o", str(archive)),
+        env=env_for(home),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return home, archive

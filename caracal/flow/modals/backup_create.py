@@ -11,7 +11,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
-from caracal.flow.modals.form import FormModal
+from caracal.flow.modals.operation import OperationModal
 
 
 def lock_key_problem(key: str, repeated: str) -> str:
@@ -28,9 +28,10 @@ def lock_key_problem(key: str, repeated: str) -> str:
     return "" if key == repeated else "The two lock keys differ; type the same key twice."
 
 
-class CreateBackupModal(FormModal[Any]):
+class CreateBackupModal(OperationModal[Any]):
     TITLE = "Create a backup"
     SUBMIT = "Write backup"
+    CANCEL_QUESTION = "Cancel the backup? Nothing will be written."
     AUTO_FOCUS = "#lock-key"
     DEFAULT_CSS = """
     CreateBackupModal #key-problem { color: $error; }
@@ -48,6 +49,7 @@ class CreateBackupModal(FormModal[Any]):
         yield self.field("Lock key again")
         yield Input("", password=True, id="lock-key-again")
         yield Static("", id="key-problem")
+        yield from self.compose_progress()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         key, repeated = self.lock_key("lock-key"), self.lock_key("lock-key-again")
@@ -69,5 +71,5 @@ class CreateBackupModal(FormModal[Any]):
         problem = lock_key_problem(key, repeated)
         if problem:
             raise ValueError(problem)
-        caracal = self.flow.context.caracal
-        return lambda: caracal.backups.create(lock_key=key or None)
+        caracal, progress = self.flow.context.caracal, self.progress()
+        return lambda: caracal.backups.create(lock_key=key or None, progress=progress)

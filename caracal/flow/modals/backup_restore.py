@@ -14,7 +14,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
-from caracal.flow.modals.form import FormModal
+from caracal.flow.modals.operation import OperationModal
 from caracal.flow.modals.workspace_create import name_problem
 
 ARCHIVE_SUFFIX = re.compile(r"-\d{8}T\d+Z\.tar\.gz(\.locked)?$")
@@ -27,9 +27,13 @@ def suggested_name(file: str) -> str:
     return candidate if candidate and not name_problem(candidate) else ""
 
 
-class RestoreArchiveModal(FormModal[Any]):
+class RestoreArchiveModal(OperationModal[Any]):
     TITLE = "Restore into a new workspace"
     SUBMIT = "Restore"
+    CANCEL_QUESTION = "Cancel the restore? Nothing will be written."
+    CANCEL_DETAILS = (
+        "No workspace is created; the archive and the other workspaces stay as they are."
+    )
     AUTO_FOCUS = "#name"
     DEFAULT_CSS = """
     RestoreArchiveModal #name-problem { color: $error; }
@@ -53,6 +57,7 @@ class RestoreArchiveModal(FormModal[Any]):
         if locked:
             yield self.field("Lock key")
             yield Input("", password=True, id="lock-key")
+        yield from self.compose_progress()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "name":
@@ -79,4 +84,5 @@ class RestoreArchiveModal(FormModal[Any]):
         if self.archive["locked"] and not key:
             raise ValueError("This archive is locked: type its lock key.")
         manager, path = self.flow.context.manager, Path(self.archive["path"])
-        return lambda: restore(manager, path, name, lock_key=key)
+        progress = self.progress()
+        return lambda: restore(manager, path, name, lock_key=key, progress=progress)

@@ -9,13 +9,15 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, Select
 
-from caracal.flow.modals.form import FormModal
+from caracal.flow.modals.operation import OperationModal
 from caracal.flow.text import display_path
 
 
-class ExportLedgerModal(FormModal[Any]):
+class ExportLedgerModal(OperationModal[Any]):
     TITLE = "Export the ledger"
     SUBMIT = "Export"
+    CANCEL_QUESTION = "Cancel the export? Nothing will be written."
+    CANCEL_DETAILS = "The file is not created (an existing one is left as it was)."
 
     def compose_fields(self) -> ComposeResult:
         yield self.field("Format")
@@ -26,6 +28,7 @@ class ExportLedgerModal(FormModal[Any]):
         default = display_path(self.flow.context.caracal.paths.root / "ledger-export.json")
         yield Input(default, id="path")
         yield Checkbox("Replace the file if it exists", id="overwrite")
+        yield from self.compose_progress()
 
     def prepare(self) -> Callable[[], Any]:
         fmt = self.query_one("#format", Select).value
@@ -34,5 +37,8 @@ class ExportLedgerModal(FormModal[Any]):
             raise ValueError("Give a file to write.")
         path = Path(path_text).expanduser()
         overwrite = self.query_one("#overwrite", Checkbox).value
-        caracal = self.flow.context.caracal
-        return lambda: (caracal.ledger.export(path, str(fmt), overwrite=overwrite), path)
+        caracal, progress = self.flow.context.caracal, self.progress()
+        return lambda: (
+            caracal.ledger.export(path, str(fmt), overwrite=overwrite, progress=progress),
+            path,
+        )

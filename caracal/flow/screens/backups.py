@@ -14,7 +14,6 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from caracal.flow.screens.base import AreaScreen
-from caracal.flow.tasks import run_in_background
 from caracal.flow.text import display_path
 from caracal.flow.widgets.paged_table import Column, PagedTable, Row
 
@@ -179,23 +178,12 @@ class BackupsScreen(AreaScreen):
         row = self._selected()
         if row is None:
             return
-        if row["locked"]:
-            from caracal.flow.modals.backup_verify import VerifyArchiveModal
+        # In a dialog, locked or not: it shows the progress and esc stops it.
+        from caracal.flow.modals.backup_verify import VerifyArchiveModal
 
-            self.app.push_screen(
-                VerifyArchiveModal(row),
-                lambda report: self._show_report(row, report) if report else None,
-            )
-            return
-        from caracal.services.backup.archive_check import verify_archive
-
-        path = Path(row["path"])
-        self._show_outcome(f"Verifying {escape(row['file'])}…")
-        run_in_background(
-            self,
-            lambda: verify_archive(path),
-            done=lambda report: self._show_report(row, report),
-            description="verify archive",
+        self.app.push_screen(
+            VerifyArchiveModal(row),
+            lambda report: self._show_report(row, report) if report else None,
         )
 
     def _show_report(self, row: Row, report: Any) -> None:

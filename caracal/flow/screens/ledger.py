@@ -84,6 +84,7 @@ class LedgerScreen(AreaScreen):
         super().__init__()
         self.following = True
         self.names: dict[str, str] = {}
+        self._stop: Any = None  # threading.Event of a full verify in progress
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
@@ -254,20 +255,50 @@ class LedgerScreen(AreaScreen):
         self._verify(incremental=False)
 
     def _verify(self, *, incremental: bool) -> None:
+        import threading
+        import time
+
+        from caracal.core.progress import Progress, Step
+
         status = self.query_one("#verify-status", Static)
         bar = self.query_one("#verify-progress", ProgressBar)
-        status.update("Verifying… ")
+        status.update("Verifying… " if incremental else "Verifying… (esc stops) ")
         bar.display = True
         bar.update(progress=0)
         caracal = self.context.caracal
+        if self._stop is not None:
+            self._stop.set()  # the verify this one replaces
+        # Only a full verify (v) can be stopped: the incremental one on arrival is short, and
+        # esc then keeps going back as everywhere else.
+        stop = self._stop = None if incremental else threading.Event()
+        shown = [0.0]
 
-        def progress(done: int, total: int) -> None:
-            self.app.call_from_thread(bar.update, total=max(total, 1), progress=done)
+        def report(step: Step) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= 0.1:
+                shown[0] = now
+                self.app.call_from_thread(
+                    bar.update, total=max(step.total or 1, 1), progress=step.done
+                )
+
+        def ended() -> None:
+            bar.display = False
+            if self._stop is stop:
+                self._stop = None
+
+        def stopped() -> None:
+            ended()
+            status.update("Verification stopped; nothing was written (v starts it again)")
+
+        def failed(message: str) -> None:
+            ended()
+            status.update("")
+            self.flow.show_problem(message)
 
         def finished(report: Any) -> None:
             from datetime import datetime
 
-            bar.display = False
+            ended()
             at = datetime.now().strftime("%H:%M:%S")
             if not report.ok:
                 status.update(f"[red b]TAMPERED[/] (checked {at}): {report.problem}")
@@ -288,12 +319,37 @@ class LedgerScreen(AreaScreen):
                 )
             self._show_head()
 
+        progress = Progress(report, stop)
         run_in_background(
             self,
             lambda: caracal.ledger.verify(progress, incremental=incremental),
             done=finished,
+            failed=failed,
+            cancelled=stopped,
             group="verify",
             exclusive=True,
+        )
+
+    def action_back(self) -> None:
+        """esc during a full verify asks whether to stop it; otherwise it goes back."""
+        stop = self._stop
+        if stop is None or isinstance(self.focused, Input):
+            super().action_back()
+            return
+        from caracal.flow.modals.confirm import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes and not stop.is_set():
+                stop.set()
+                self.query_one("#verify-status", Static).update("Stopping… ")
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Cancel the verification? Nothing will be written.",
+                "The ledger stays as it is, not verified; v starts the verification again.",
+                confirm_label="Stop",
+            ),
+            answered,
         )
 
     def action_export(self) -> None:

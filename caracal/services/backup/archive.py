@@ -87,7 +87,14 @@ class MemberInfo:
 class ArchiveWriter:
     """Members are added from files (with known size and hash) in the order given."""
 
-    def __init__(self, sink: BinaryIO, lock_key: str | None) -> None:
+    def __init__(
+        self,
+        sink: BinaryIO,
+        lock_key: str | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_bytes(n)` as each piece of a file member goes in."""
+        self._on_bytes = on_bytes
         self._crypt = EncryptingWriter(sink, lock_key) if lock_key else None
         target: Any = self._crypt if self._crypt is not None else sink
         # Closed in close(), in order: tar, then gzip, then the envelope.
@@ -101,7 +108,9 @@ class ArchiveWriter:
 
     def add_file(self, name: str, path: Path) -> None:
         with path.open("rb") as handle:
-            self._add(name, path.stat().st_size, handle)
+            on_bytes = self._on_bytes
+            source: Any = handle if on_bytes is None else _Counting(handle, on_bytes)
+            self._add(name, path.stat().st_size, source)
 
     def _add(self, name: str, size: int, handle: IO[bytes]) -> None:
         info = tarfile.TarInfo(name)
@@ -121,6 +130,27 @@ class ArchiveWriter:
             if stream is not None:
                 with contextlib.suppress(Exception):
                     stream.closed = True  # type: ignore[misc, union-attr]
+
+
+class _Counting(io.RawIOBase):
+    """A file read through, telling how many bytes each read returned."""
+
+    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        super().__init__()
+        self._inner, self._on_bytes = inner, on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self._on_bytes(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def hash_bytes(data: bytes) -> MemberInfo:

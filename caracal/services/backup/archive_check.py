@@ -4,13 +4,14 @@ authority tables against the state the ledger's events produce."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caracal.core.errors import IntegrityError
 from caracal.core.ledger import ChainWalk
+from caracal.core.progress import SILENT, Progress
 from caracal.core.state_replay import Replayer, ReplayError, first_difference
 from caracal.services.backup import tables
 from caracal.services.backup.archive import OpenedMember, locked, open_archive
@@ -63,7 +64,9 @@ def verify_archive(
     manager: WorkspaceManager | None = None,
     trust_keys: list[str] | None = None,
     trust_archive_key: bool = False,
+    progress: Progress = SILENT,
 ) -> ArchiveReport:
+    """A stop through `progress` raises `Cancelled` (verifying writes nothing)."""
     require_archive(path, lock_key)
     report = ArchiveReport(ok=False, locked=locked(path))
     try:
@@ -82,6 +85,7 @@ def verify_archive(
                 manager or WorkspaceManager(),
                 trust_keys,
                 trust_archive_key,
+                progress,
             )
     except IntegrityError as exc:
         report.problem = exc.message
@@ -107,6 +111,7 @@ def _check_contents(
     manager: WorkspaceManager,
     trust_keys: list[str] | None,
     trust_archive_key: bool,
+    progress: Progress = SILENT,
 ) -> None:
     small: dict[str, bytes] = {}
     scan = _Scan()
@@ -131,9 +136,10 @@ def _check_contents(
             continue
         trust()  # every pin came before the first table: decide before the long read
         table = table_for(opened.name)
-        count = _scan_table(opened, table, scan)
-        report.tables[table.name] = count
         declared = manifest["tables"].get(table.name, {}).get("rows")
+        counter = progress.counter(f"Checking {table.name}", declared)
+        count = _scan_table(opened, table, scan, counter)
+        report.tables[table.name] = count
         if count != declared:
             raise IntegrityError(
                 f"Table {table.name} has {count} rows; the manifest says {declared}."
@@ -159,7 +165,9 @@ def _check_contents(
         )
 
 
-def _scan_table(opened: OpenedMember, table: Any, scan: _Scan) -> int:
+def _scan_table(
+    opened: OpenedMember, table: Any, scan: _Scan, on_rows: Callable[[int], None]
+) -> int:
     """Count the dump's rows; walk the ledger (tree and state) and collect the authority rows
     on the way."""
     columns, batches = tables.read_rows(opened.stream, table)
@@ -173,11 +181,15 @@ def _scan_table(opened: OpenedMember, table: Any, scan: _Scan) -> int:
             except ReplayError as exc:
                 raise IntegrityError(f"The archive's ledger cannot be replayed: {exc}.") from None
             count += len(batch)
+            on_rows(count)
     elif table.name in STATE_TABLES:
         for batch in batches:
             for row in batch:
                 scan.state.add(table.name, dict(zip(columns, row, strict=True)))
             count += len(batch)
+            on_rows(count)
     else:
-        count = sum(len(batch) for batch in batches)
+        for batch in batches:
+            count += len(batch)
+            on_rows(count)
     return count

@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from caracal.core.errors import (
 )
 from caracal.core.ledger import NewEvent
 from caracal.core.names import check_workspace_name
+from caracal.core.progress import SILENT, Progress
 from caracal.core.tree_head import TreeHead
 from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_bytes
@@ -118,8 +119,10 @@ def restore(
     store_url: str | None = None,
     trust_keys: list[str] | None = None,
     trust_archive_key: bool = False,
+    progress: Progress = SILENT,
 ) -> RestoreResult:
-    """Create workspace `name` from `archive`: completely and verified, or not at all."""
+    """Create workspace `name` from `archive`: completely and verified, or not at all (a
+    stop through `progress`, or ctrl+c, leaves the home as it was)."""
     started = time.perf_counter()
     check_workspace_name(name)
     if manager.exists(name):
@@ -155,12 +158,14 @@ def restore(
             store = staging.open_store(migrate=False)
             upgrade(store, target=version)
             loaded = _load_tables(
-                staging, store, manifest, small, first_table, opened.members, name
+                staging, store, manifest, small, first_table, opened.members, name, progress
             )
             upgrade(store)
             _check_loaded(store, manifest, tree_head)
+            progress("Rebuilding the Merkle tree", 0, None, "events")
             store.write(ledger_rows.rebuild_nodes)
-            _verify_loaded(store, staging, tree_head)
+            _verify_loaded(store, staging, tree_head, progress)
+            progress.check()  # the last moment a stop leaves nothing behind
             _record_restore(staging, store, manifest, archive, signer)
             described = staging.location.describe()
     source = str(manifest.get("source_store", ""))
@@ -230,7 +235,9 @@ def _check_loaded(store: Any, manifest: dict[str, Any], tree_head: TreeHead) -> 
             raise IntegrityError("The archive's workspace id does not match its manifest.")
 
 
-def _verify_loaded(store: Any, staging: Staging, tree_head: TreeHead) -> None:
+def _verify_loaded(
+    store: Any, staging: Staging, tree_head: TreeHead, progress: Progress = SILENT
+) -> None:
     """The whole ledger against the signed head, and the tables against the ledger."""
     try:
         report = verify_ledger(
@@ -239,6 +246,7 @@ def _verify_loaded(store: Any, staging: Staging, tree_head: TreeHead) -> None:
             tree_head.workspace_id,
             [("archive's manifest", tree_head, None)],
             state_check=compare_state,
+            progress=lambda done, total: progress("Verifying the ledger", done, total, "events"),
         )
     except (ValueError, TypeError, LookupError, OverflowError) as exc:
         # Rows of the wrong type (bytes for a number, ...) the verifier cannot read.
@@ -318,6 +326,7 @@ def _load_tables(
     first_table: OpenedMember | None,
     members: Iterator[OpenedMember],
     name: str,
+    progress: Progress = SILENT,
 ) -> dict[str, int]:
     expected = {k: int(v["rows"]) for k, v in manifest["tables"].items()}
     loaded: dict[str, int] = {}
@@ -330,7 +339,9 @@ def _load_tables(
                 if not opened.name.startswith("tables/"):
                     raise IntegrityError(f"Archive member {opened.name} comes after the tables.")
                 table = table_for(opened.name)
-                loaded[table.name] = tables.load_table(conn, table, opened.stream)
+                loaded[table.name] = tables.load_table(
+                    conn, table, opened.stream, _counting(progress, table.name, expected)
+                )
                 if loaded[table.name] != expected.get(table.name):
                     raise IntegrityError(
                         f"Table {table.name} has {loaded[table.name]} rows; the manifest says "
@@ -354,6 +365,20 @@ def _load_tables(
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise IntegrityError(f"The archive's data does not load cleanly: {first}.") from None
     return loaded
+
+
+def _counting(
+    progress: Progress, table: str, expected: dict[str, int]
+) -> Callable[[list[str], list[tuple[Any, ...]]], None]:
+    """Reports each batch of a table as it is about to load."""
+    seen = 0
+
+    def batch(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        nonlocal seen
+        seen += len(rows)
+        progress(f"Loading {table}", seen, expected.get(table))
+
+    return batch
 
 
 def _is_disk_full(error: BaseException) -> bool:

@@ -24,6 +24,7 @@ from caracal.core.errors import (
     ValidationError,
 )
 from caracal.core.ledger import NewEvent
+from caracal.core.progress import SILENT, Progress
 from caracal.home import config as cfg
 from caracal.home.atomic import fsync_dir, publish, refuse_existing
 from caracal.services.backup import tables
@@ -112,8 +113,10 @@ class BackupService:
         lock_key: str | None = None,
         *,
         overwrite: bool = False,
+        progress: Progress = SILENT,
     ) -> BackupResult:
-        """Write one archive of the whole workspace; secrets only inside a locked archive."""
+        """Write one archive of the whole workspace; secrets only inside a locked archive.
+        Stopped (`progress` cancelled, or ctrl+c), it leaves no archive and no temp file."""
         started = time.perf_counter()
         if lock_key is not None:
             check_lock_key(lock_key)
@@ -131,13 +134,14 @@ class BackupService:
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         try:
             plan, manifest, manifest_bytes, signature, fingerprint = self._plan(
-                work, lock_key is not None
+                work, lock_key is not None, progress
             )
             with partial.open("xb") as sink:
                 os.chmod(partial, 0o600)
-                self._write(sink, lock_key, manifest_bytes, signature, plan)
+                self._write(sink, lock_key, manifest_bytes, signature, plan, progress)
                 sink.flush()
                 os.fsync(sink.fileno())
+            progress.check()  # the last moment a stop leaves nothing behind
             publish(partial, target, overwrite=overwrite)
             fsync_dir(target.parent)
         except OSError as exc:
@@ -180,15 +184,29 @@ class BackupService:
 
     @staticmethod
     def _write(
-        sink: Any, lock_key: str | None, manifest: bytes, signature: bytes, plan: _Plan
+        sink: Any,
+        lock_key: str | None,
+        manifest: bytes,
+        signature: bytes,
+        plan: _Plan,
+        progress: Progress = SILENT,
     ) -> None:
-        writer = ArchiveWriter(sink, lock_key)
+        total = sum(m.size for m in plan.members)
+        written = 0
+
+        def wrote(n: int) -> None:
+            nonlocal written
+            written += n
+            progress("Writing the archive", written, total, "bytes")
+
+        writer = ArchiveWriter(sink, lock_key, wrote)
         try:
             writer.add_bytes(MANIFEST, manifest)
             writer.add_bytes(SIGNATURE, signature)
             for member in plan.members:
                 if member.data is not None:
                     writer.add_bytes(member.name, member.data)
+                    wrote(member.size)
                 else:
                     assert member.path is not None
                     writer.add_file(member.name, member.path)
@@ -198,7 +216,7 @@ class BackupService:
             raise
 
     def _plan(
-        self, work: Path, include_secrets: bool
+        self, work: Path, include_secrets: bool, progress: Progress = SILENT
     ) -> tuple[_Plan, dict[str, Any], bytes, bytes, str]:
         """The members, the manifest (as written) and its signature by the ledger key that
         signed the head it records, and that key's fingerprint."""
@@ -236,7 +254,9 @@ class BackupService:
                 plan.add_bytes("secrets.jsonl", self._secrets_lines(conn))
             for table in tables.dumped_tables():
                 path = work / f"{table.name}.jsonl"
-                rows, size, digest = tables.dump_table(conn, table, path)
+                report = progress.counter(f"Dumping {table.name}", tables.count_rows(conn, table))
+                report(0)
+                rows, size, digest = tables.dump_table(conn, table, path, report)
                 plan.add_file(f"tables/{table.name}.jsonl", path, size, digest)
                 counts[table.name] = {"rows": rows}
         manifest = {

@@ -60,8 +60,18 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def dump_table(conn: Connection, table: Table, path: Path) -> tuple[int, int, str]:
-    """Write one table to `path`; return (rows, bytes, sha256)."""
+def count_rows(conn: Connection, table: Table) -> int:
+    return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table.name}").scalar() or 0)  # noqa: S608 - schema names only
+
+
+def dump_table(
+    conn: Connection,
+    table: Table,
+    path: Path,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[int, int, str]:
+    """Write one table to `path`; return (rows, bytes, sha256). `on_rows(done)` after each
+    batch."""
     columns = [c.name for c in table.columns]
     quoted = ", ".join(f'"{c}"' if conn.dialect.name == "postgresql" else c for c in columns)
     if table.name == "mandates":
@@ -92,6 +102,8 @@ def dump_table(conn: Connection, table: Table, path: Path) -> tuple[int, int, st
                 )
                 write(chunk.encode("utf-8"))
                 rows += len(batch)
+                if on_rows is not None:
+                    on_rows(rows)
     finally:
         cursor.close()
     return rows, size, digest.hexdigest()
