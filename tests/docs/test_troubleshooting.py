@@ -137,9 +137,12 @@ class _NoRegistry:
 def test_an_image_missing_without_a_registry() -> None:
     from caracal.launcher.doctor import _images
     from caracal.launcher.images import pull
+    from caracal.launcher.watch import Unwatched
 
     for answer in ([{"error": "dial tcp: lookup registry-1.docker.io: no such host"}], []):
-        launcher = SimpleNamespace(client=_NoRegistry(answer), say=lambda text: None)
+        launcher = SimpleNamespace(
+            client=_NoRegistry(answer), say=lambda text: None, watch=Unwatched()
+        )
         with pytest.raises(CaracalError) as caught:
             pull(launcher, "postgres:16-alpine")  # type: ignore[arg-type]
         assert_shown("error: " + caught.value.message)
