@@ -58,6 +58,20 @@ def _target(result: dict[str, Any]) -> str:
     return f"{sign} {fmt(result['target'], result['unit'])}"
 
 
+def _shown_arguments(argv: list[str]) -> list[str]:
+    """The run's arguments less where its files went (`--json`, `--compare`)."""
+    shown: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--json", "--compare"):
+            skip = True
+        elif not arg.startswith(("--json=", "--compare=")):
+            shown.append(arg)
+    return shown
+
+
 def table(run: dict[str, Any]) -> str:
     """The block's text for one `--json` run."""
     missing = [k for k in ("date", "cpus", "results") if run.get(k) is None]
@@ -66,7 +80,7 @@ def table(run: dict[str, Any]) -> str:
             f"the JSON file has no {', '.join(missing)}: write it with a current "
             "`python -m bench --json FILE`"
         )
-    argv = " ".join(run.get("argv") or [])
+    argv = " ".join(_shown_arguments(run.get("argv") or []))
     lines = [
         f"Run of {run['date']} (`python -m bench {argv}`, {run.get('sizes', 'full')} sizes) on "
         f"{run['cpus']} cores; load average (1 / 5 / 15 min) "

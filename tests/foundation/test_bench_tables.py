@@ -48,7 +48,7 @@ def _sample(path: Path) -> None:
     ]
     run = {
         "date": "2026-12-06 08:00 UTC",
-        "argv": ["--only", "runtime-authorize"],
+        "argv": ["--only", "runtime-authorize", "--json", "/tmp/run.json"],
         "loadavg": [3.5, 2.25, 1.0],
     }
     _write_json(path, False, results, run)
@@ -65,7 +65,7 @@ def test_the_block_is_rewritten_from_a_bench_json_file(tmp_path: Path) -> None:
     assert "hand-typed" not in text
     block = text.split("<!-- bench-table:runtime -->\n")[1].split("<!-- /bench-table")[0]
     head = block.splitlines()[0]
-    assert "2026-12-06 08:00 UTC" in head and "--only runtime-authorize" in head
+    assert "2026-12-06 08:00 UTC" in head and "(`python -m bench --only runtime-authorize`," in head
     assert f"on {json.loads(results.read_text())['cpus']} cores" in head
     assert "3.50 / 2.25 / 1.00 before the run" in head
     assert "| runtime-authorize | SQLite: requests/s | 7,123/s |  | ≥ 6,000/s | pass |" in block
