@@ -9,6 +9,7 @@ import platform
 import sqlite3
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,13 @@ def _load() -> str:
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def _environment() -> str:
     import cryptography
     import sqlalchemy
@@ -83,13 +91,24 @@ def _environment() -> str:
     )
 
 
-def _write_json(path: Path, quick: bool, results: list[Result]) -> None:
+def _write_json(
+    path: Path,
+    quick: bool,
+    results: list[Result],
+    started: dict[str, Any] | None = None,
+) -> None:
     path.write_text(
         json.dumps(
             {
                 "sizes": "quick" if quick else "full",
                 "environment": _environment(),
                 "load_after": _load(),
+                # For tools/bench_tables.py: when, on how many cores, under what load.
+                "date": (started or {}).get("date"),
+                "argv": (started or {}).get("argv"),
+                "cpus": os.cpu_count(),
+                "loadavg_before": (started or {}).get("loadavg"),
+                "loadavg_after": _loadavg(),
                 "results": [r.to_dict() for r in results],
             },
             indent=2,
@@ -142,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         enable_profiling(args.profile)
     sizes = QUICK if args.quick else FULL
+    run = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "loadavg": _loadavg(),
+    }
 
     print(f"Caracal benchmarks ({'quick' if args.quick else 'full'} sizes)")
     print(_environment())
@@ -180,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n==== profile: {label} ====\n{text}")
 
     if args.json:
-        _write_json(args.json, args.quick, results)
+        _write_json(args.json, args.quick, results, run)
     return 1 if (args.strict and missed) else 0
 
 

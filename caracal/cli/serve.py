@@ -55,10 +55,14 @@ def serve(
 
         uvicorn.run(create_app(served), **options)
         return
+    from caracal.server.metrics_share import shared_folder
+
     os.environ["CARACAL_SERVE_WORKSPACE"] = served
-    uvicorn.run(
-        "caracal.server.app:app_from_env",
-        factory=True,
-        workers=workers,
-        **options,
-    )
+    # Every worker's figures, so that /metrics answers for the whole service.
+    with shared_folder(workers):
+        uvicorn.run(
+            "caracal.server.app:app_from_env",
+            factory=True,
+            workers=workers,
+            **options,
+        )

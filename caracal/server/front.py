@@ -73,6 +73,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._counted = False
         super().connection_made(transport)
+        # uvicorn writes a response's head and body separately: one send per tick instead.
+        self.transport = _Coalescing(transport, self.loop)  # type: ignore[assignment]
         if _Waiting.open >= _Waiting.cap and not _evict_oldest_waiting():
             log.warning("connection cap (%d) reached: refusing a connection", _Waiting.cap)
             transport.abort()
@@ -165,6 +167,49 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         # Nothing more is parsed: the parser's partial head is dropped with it.
         self.transport.pause_reading()
+
+
+class _Coalescing:
+    """A transport whose writes made in one turn of the event loop leave in one send at the
+    start of the next (a response's head and body, answers to pipelined requests): half the
+    system calls and segments of a small answer. Closing sends what is pending first;
+    aborting drops it."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _evict_oldest_waiting() -> bool:

@@ -113,10 +113,11 @@ class McpGate:
         """The server's limits from the workspace's `runtime.mcp_servers`, else `runtime.mcp`."""
         return self.runtime.caracal.config.runtime.mcp_limits(server)
 
-    def _server(self, name: str) -> McpServer:
+    async def _server(self, name: str) -> McpServer:
         """The server and its tools, cached behind the store's authority version (which every
         provider or tool change moves); read on the loop, as validation's lookups are."""
-        found: McpServer = self.runtime.authorizer.mcp_server(name)
+        authorizer = self.runtime.authorizer
+        found: McpServer = authorizer.mcp_server(name, await authorizer.fresh_version())
         return found
 
     # ---- HTTP -----------------------------------------------------------------------------
@@ -152,7 +153,7 @@ class McpGate:
         try:
             if not IDENTIFIER.fullmatch(name):
                 raise NotFoundError(f"No MCP server named {name!r} is registered.")
-            server = self._server(name)
+            server = await self._server(name)
         except NotFoundError as exc:
             return _error(request_id, UNKNOWN_SERVER, exc.message, status=404)
         except Exception:

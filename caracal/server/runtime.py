@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from caracal.core.errors import CaracalError, IntegrityError
 from caracal.core.ledger import NewEvent
 from caracal.server.metrics import Metrics
+from caracal.server.metrics_share import INTERVAL as METRICS_INTERVAL
+from caracal.server.metrics_share import MetricsShare
 from caracal.services import change_feed
 from caracal.services.cached_state import AuthorityCache
 from caracal.services.denial_aggregator import ANONYMOUS, DenialAggregator, DenialLimits
@@ -25,6 +27,7 @@ from caracal.services.group_commit import InlineBatcher, LedgerBatcher
 from caracal.services.ids import SequentialIds
 from caracal.services.tools import McpServer
 from caracal.services.validation import decision_event
+from caracal.services.version_reads import VersionReads
 
 if TYPE_CHECKING:
     from caracal.store.checkpoint import WalCheckpointer
@@ -80,6 +83,16 @@ class StoreUnreadable(LedgerUnavailable):
         super().__init__("the store cannot be read, so no decision is given")
 
 
+class GivenVersionCache(AuthorityCache):
+    """The authority cache, told the version to hold for a decision when that version was
+    read off the event loop for it (`VersionReads`); otherwise it reads it itself."""
+
+    given = False
+
+    def _version_fresh(self) -> bool:
+        return self.given or super()._version_fresh()
+
+
 class Authorizer:
     def __init__(
         self,
@@ -88,9 +101,13 @@ class Authorizer:
         batcher: LedgerBatcher | InlineBatcher,
         metrics: Metrics,
         denials: DenialAggregator | None = None,
+        versions: VersionReads | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
+        # On a networked store without the change feed: the version each decision needs,
+        # read off the loop and shared by the decisions waiting for it.
+        self.versions = versions if isinstance(cache, GivenVersionCache) else None
         self.batcher = batcher
         self.metrics = metrics
         self.ids = SequentialIds("dec")
@@ -103,10 +120,41 @@ class Authorizer:
         # runtime clears it once the ledger checks out again.
         self.halted: str | None = None
 
+    async def fresh_version(self) -> str | None:
+        """The authority version read after this call began, off the event loop, or None
+        when the cache reads it itself (SQLite, or following the change feed). Raises
+        StoreUnreadable when it cannot be read."""
+        if self.versions is None or self.cache.following:
+            return None
+        try:
+            return await self.versions.fresh()
+        except Exception as exc:
+            log.warning("cannot read the authority state: %s", exc)
+            raise StoreUnreadable() from None
+
+    @contextlib.contextmanager
+    def _holding(self, version: str | None) -> Iterator[None]:
+        """While evaluating: the cache holds `version` (when one was read for the call)."""
+        if version is None or not isinstance(self.cache, GivenVersionCache):
+            yield
+            return
+        self.cache.sync(version)
+        self.cache.given = True
+        try:
+            yield
+        finally:
+            self.cache.given = False
+
     def _evaluate(
-        self, token: str | None, action: str, resource: str, caller: str | None, intent: Any
+        self,
+        token: str | None,
+        action: str,
+        resource: str,
+        caller: str | None,
+        intent: Any,
+        version: str | None = None,
     ) -> Any:
-        with lazy_connection(self.app) as connection:
+        with lazy_connection(self.app) as connection, self._holding(version):
             try:
                 state = self.cache.state(connection)
             except Exception as exc:
@@ -120,11 +168,11 @@ class Authorizer:
                 token, action, resource, state, self.app.clock(), caller=caller_id, intent=intent
             )
 
-    def mcp_server(self, name: str) -> McpServer:
+    def mcp_server(self, name: str, version: str | None = None) -> McpServer:
         """The MCP server and its tools as the store holds them: cached behind the authority
         version like validation's reads (every provider or tool change moves it). Raises
         NotFoundError for a name that is no MCP server (never cached)."""
-        with lazy_connection(self.app) as connection:
+        with lazy_connection(self.app) as connection, self._holding(version):
             found: McpServer = self.cache.read(
                 "mcp_server", name, lambda: self.app.tools.mcp_server(name), connection
             )
@@ -134,7 +182,7 @@ class Authorizer:
         self, token: str | None, action: str, resource: str, caller: str | None = None
     ) -> Outcome:
         """The decision, not recorded: for showing what a mandate would allow."""
-        d = self._evaluate(token, action, resource, caller, None)
+        d = self._evaluate(token, action, resource, caller, None, await self.fresh_version())
         return Outcome(d.allowed, d.reason_code, d.reason, d.mandate_id, None, d.subject_id)
 
     def admit(self, client: str | None) -> None:
@@ -163,7 +211,12 @@ class Authorizer:
             self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
             raise LedgerUnavailable(self.halted)
         self.admit(client)
-        d = self._evaluate(token, action, resource, caller, intent)
+        try:
+            version = await self.fresh_version()
+        except StoreUnreadable:
+            self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
+            raise
+        d = self._evaluate(token, action, resource, caller, intent, version)
         if d.reason_code in ANONYMOUS:
             decision_id = self.denials.count(
                 d.reason_code, client, {"action": action, "resource": resource, "source": source}
@@ -267,6 +320,8 @@ class Runtime:
         self.redis_following = False
         self._ledger_watch: asyncio.Task[None] | None = None
         self._denial_flush: asyncio.Task[None] | None = None
+        self._metrics_share: asyncio.Task[None] | None = None
+        self._versions: VersionReads | None = None
 
     @property
     def ledger_writer(self) -> tuple[bool, int]:
@@ -293,19 +348,26 @@ class Runtime:
         self._caracal = Caracal.open(self.workspace, actor="runtime", check_ledger=False)
         # Decisions commit on the event loop: no checkpoint may stall it.
         self._checkpointer = self._caracal.store.checkpoint_in_background()
-        self.cache = AuthorityCache(self._caracal)
         if self._caracal.store.backend == "sqlite":
+            self.cache = AuthorityCache(self._caracal)
             self._batcher = InlineBatcher(self._caracal, asyncio.get_running_loop())
         else:
+            self.cache = GivenVersionCache(self._caracal)
+            self._versions = VersionReads(self._caracal)
             self._batcher = LedgerBatcher(self._caracal)
         self._batcher.start()
         self.metrics.bind(self._batcher, self.cache, self)
-        self._authorizer = Authorizer(self._caracal, self.cache, self._batcher, self.metrics)
+        self._authorizer = Authorizer(
+            self._caracal, self.cache, self._batcher, self.metrics, versions=self._versions
+        )
         self._authorizer.halted = await asyncio.to_thread(self.ledger_problem)
         self._ledger_watch = asyncio.create_task(self._watch_ledger())
         self._denial_flush = asyncio.create_task(self._flush_denials())
         if change_feed.redis_url(self._caracal):
             self._follower = asyncio.create_task(self._follow_changes())
+        self.metrics.share = MetricsShare.from_env()
+        if self.metrics.share is not None:
+            self._metrics_share = asyncio.create_task(self._share_metrics())
 
     def ledger_problem(self) -> str | None:
         """Why the ledger cannot be trusted now (its head against the copies kept outside the
@@ -335,7 +397,18 @@ class Runtime:
             await asyncio.sleep(1.0)
             self.authorizer.record_denials()
 
+    async def _share_metrics(self) -> None:
+        """With several workers: this one's figures, for whichever answers /metrics."""
+        share = self.metrics.share
+        while True:
+            share.write(self.metrics.snapshot())
+            await asyncio.sleep(METRICS_INTERVAL)
+
     async def stop(self) -> None:
+        if self._metrics_share is not None:
+            self._metrics_share.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._metrics_share
         if self._denial_flush is not None:
             self._denial_flush.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -356,6 +429,10 @@ class Runtime:
             await asyncio.to_thread(self._batcher.close)
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.close)
+        if self._versions is not None:
+            await asyncio.to_thread(self._versions.close)
+        if self.metrics.share is not None:
+            self.metrics.share.write(self.metrics.snapshot())
         if self._caracal is not None:
             self._caracal.close()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from caracal.core.ledger import NewEvent
 from caracal.services.facade import Caracal
+from caracal.store import ledger_rows
 
 log = logging.getLogger(__name__)
 Done = Callable[[int | None, BaseException | None], None]
@@ -36,6 +37,7 @@ class LedgerBatcher:
         self.events = 0
         self.last_commit_seconds = 0.0
         self._started = False
+        self._stopping = False
 
     def start(self) -> None:
         if not self._started:
@@ -63,25 +65,33 @@ class LedgerBatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        self._stopping = False
+        while not self._stopping:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch: list[tuple[NewEvent, Done]] = [first]  # type: ignore[list-item]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
             self._commit(batch)
 
+    def _drain(self, batch: list[tuple[NewEvent, Done]]) -> None:
+        """Add what is queued to `batch`, up to `max_batch`."""
+        while len(batch) < self.max_batch and not self._stopping:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                self._stopping = True
+                return
+            batch.append(item)  # type: ignore[arg-type]
+
     def _commit(self, batch: list[tuple[NewEvent, Done]]) -> None:
-        commit_batch(self, batch)
+        # The batch is taken once this transaction holds the ledger head: while another
+        # process (a worker or replica on the same store) commits under the head lock, the
+        # decisions arriving here join this batch instead of waiting for the next one. Every
+        # writer of a workspace serialises on that lock and its commit, so the decisions per
+        # commit are what bounds the rate.
+        commit_batch(self, batch, before=self._drain)
 
 
 class InlineBatcher:
@@ -136,15 +146,25 @@ class InlineBatcher:
 
 
 def commit_batch(
-    batcher: LedgerBatcher | InlineBatcher, batch: list[tuple[NewEvent, Done]]
+    batcher: LedgerBatcher | InlineBatcher,
+    batch: list[tuple[NewEvent, Done]],
+    before: Callable[[list[tuple[NewEvent, Done]]], None] | None = None,
 ) -> None:
     """One transaction for the whole batch; then every decision learns its sequence number,
-    or, if the commit failed, the error (and is not given)."""
-    events = [event for event, _ in batch]
+    or, if the commit failed, the error (and is not given). `before`, when given, may add to
+    the batch once the transaction holds the ledger head lock (it runs again if the
+    transaction is retried; what it added stays in the batch)."""
     started = time.perf_counter()
     app = batcher.app
+
+    def work(conn: Any) -> int:
+        if before is not None:
+            ledger_rows.lock_head(conn)
+            before(batch)
+        return app.ledger.record(conn, *(event for event, _ in batch))
+
     try:
-        last = app.store.write(lambda conn: app.ledger.record(conn, *events))
+        last = app.store.write(work)
     except BaseException as exc:
         log.error("could not record %d decision(s): %s", len(batch), exc)
         for _, done in batch:

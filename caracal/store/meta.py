@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -54,3 +55,37 @@ class SqliteAuthorityVersion:
             self._local.conn = conn
         row = conn.execute(_GET.sqlite, {"key": AUTHORITY_VERSION}).fetchone()
         return str(row[0]) if row else ""
+
+
+class PostgresAuthorityVersion:
+    """The authority version of a PostgreSQL store through one connection kept for it, in
+    autocommit (each statement sees the latest commit): one round trip, no pool checkout, no
+    ping, no transaction. Not for concurrent use: one caller at a time."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._conn: Any = None
+
+    def read(self) -> str:
+        if self._conn is None:
+            pooled = self.engine.raw_connection()
+            pooled.driver_connection.autocommit = True
+            self._conn = pooled
+        try:
+            cursor = self._conn.driver_connection.execute(
+                "SELECT value FROM meta WHERE key = %s", (AUTHORITY_VERSION,)
+            )
+            row = cursor.fetchone()
+        except Exception:
+            self.close(broken=True)
+            raise
+        return str(row[0]) if row else ""
+
+    def close(self, *, broken: bool = False) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            if broken:
+                conn.invalidate()
+            else:
+                conn.driver_connection.autocommit = False
+                conn.close()

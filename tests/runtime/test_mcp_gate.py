@@ -477,11 +477,15 @@ class _Broken:
         self.authorizer = SimpleNamespace(
             decide=self._decide,
             check=self._check,
-            mcp_server=lambda _: self.server,
+            mcp_server=lambda _name, _version=None: self.server,
+            fresh_version=self._fresh,
             admit=lambda _client: None,
             record_listing=self._record,
         )
         self.upstream_used = False
+
+    async def _fresh(self) -> None:
+        return None
 
     async def _decide(self, *args: Any, **kwargs: Any) -> Any:
         raise LedgerUnavailable("the ledger is down")

@@ -67,7 +67,9 @@ class Server:
 
 
 @contextmanager
-def serve(env: dict[str, str] | None = None, workspace: str | None = None) -> Iterator[Server]:
+def serve(
+    env: dict[str, str] | None = None, workspace: str | None = None, workers: int = 1
+) -> Iterator[Server]:
     """`caracal serve` in a child process until /health answers; stopped afterwards."""
     port = free_port()
     merged = {**os.environ, **(env or {})}
@@ -78,7 +80,7 @@ def serve(env: dict[str, str] | None = None, workspace: str | None = None) -> It
         args += ["--workspace", workspace]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*args, "serve", "--port", str(port)],
+            [*args, "serve", "--port", str(port), "--workers", str(workers)],
             env=merged,
             stdout=sink,
             stderr=subprocess.STDOUT,
