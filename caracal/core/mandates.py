@@ -229,9 +229,40 @@ def _check_types(claims: dict[str, Any]) -> None:
         raise TokenError("TOKEN_MALFORMED", "the token expires before it starts")
 
 
+def _well_formed_grants(value: Any, resources: int, actions: int) -> Grants | None:
+    """The pairs when `_grants` would accept them as they are (exact JSON types), else None
+    for `_grants` to say what is wrong."""
+    if type(value) is not list or not value:
+        return None
+    pairs: list[tuple[int, int]] = []
+    last = (-1, -1)
+    for pair in value:
+        if type(pair) is not list or len(pair) != 2:
+            return None
+        i, j = pair
+        if (
+            type(i) is not int
+            or type(j) is not int
+            or not (0 <= i < resources and 0 <= j < actions)
+        ):
+            return None
+        here = (i, j)
+        if here <= last:
+            return None
+        pairs.append(here)
+        last = here
+    # Every index is in range: all are used when there are as many distinct ones as scopes.
+    if len({i for i, _ in pairs}) != resources or len({j for _, j in pairs}) != actions:
+        return None
+    return tuple(pairs)
+
+
 def _grants(value: Any, resources: int, actions: int) -> Grants:
     """`grt`: [[resource index, action index], ...], strictly ascending, every resource and
     every action in at least one pair."""
+    fast = _well_formed_grants(value, resources, actions)
+    if fast is not None:
+        return fast
     if not isinstance(value, list) or not value:
         raise TokenError("TOKEN_MALFORMED", "claim 'grt' must be a list of index pairs")
     pairs: list[tuple[int, int]] = []

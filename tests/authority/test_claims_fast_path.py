@@ -4,6 +4,7 @@ claims, or the same TOKEN_MALFORMED message."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -27,7 +28,7 @@ def reference(claims: dict[str, Any]) -> MandateClaims:
         raise TokenError("TOKEN_MALFORMED", "the token's claims are not a mandate's")
     mandates._check_types(claims)
     grants = (
-        mandates._grants(claims["grt"], len(claims["res"]), len(claims["act"]))
+        reference_grants(claims["grt"], len(claims["res"]), len(claims["act"]))
         if version == mandates.CLAIMS_VERSION
         else None
     )
@@ -46,6 +47,29 @@ def reference(claims: dict[str, Any]) -> MandateClaims:
         intent_hash=claims["ih"],
         grants=grants,
     )
+
+
+def reference_grants(value: Any, resources: int, actions: int) -> Any:
+    """`_grants` as it was: each rule checked on its own."""
+    if not isinstance(value, list) or not value:
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' must be a list of index pairs")
+    pairs: list[tuple[int, int]] = []
+    for pair in value:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(i) is int for i in pair)
+            or not (0 <= pair[0] < resources and 0 <= pair[1] < actions)
+        ):
+            raise TokenError("TOKEN_MALFORMED", "claim 'grt' holds a pair out of range")
+        pairs.append((pair[0], pair[1]))
+    if any(a >= b for a, b in itertools.pairwise(pairs)):
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' is not in ascending order")
+    if {i for i, _ in pairs} != set(range(resources)) or {j for _, j in pairs} != set(
+        range(actions)
+    ):
+        raise TokenError("TOKEN_MALFORMED", "claim 'grt' leaves a scope without a pair")
+    return tuple(pairs)
 
 
 def valid() -> dict[str, Any]:
@@ -99,6 +123,17 @@ ODD: list[Any] = [
     {"a": 1},
     [[0, 0]],
     [[0, 0], [1, 0]],
+    [[0, 0], [0, 0], [1, 0]],
+    [[1, 0], [0, 0]],
+    [[0, 0], [1, 0], [1, 0]],
+    [[0, 0], [1, 1]],
+    [[0, 0], [2, 0]],
+    [[0, 0], [1, -1]],
+    [[0, 0], [True, 0]],
+    [[0, 0], [1, 0, 0]],
+    [[0, 0], (1, 0)],
+    [[0, 0], [1.0, 0]],
+    [[1, 0]],
 ]
 
 
