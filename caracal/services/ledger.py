@@ -78,14 +78,18 @@ class LedgerService:
         return self.app.ledger_heads
 
     # ---- writing --------------------------------------------------------------------------
-    def record(self, conn: Connection, *events: NewEvent) -> int:
+    def record(
+        self, conn: Connection, *events: NewEvent, locked: ledger_rows.StoredHead | None = None
+    ) -> int:
         """Append events in the caller's transaction and sign the new tree head; the head is
         published outside the store once the transaction commits. Returns the sequence number
-        of the last of `events`."""
+        of the last of `events`. `locked` is the head this transaction already read with its
+        lock (`read_head(conn, lock=True)`) and has not appended to since: it is not read
+        again."""
         if not events:
             return 0
         heads = self.heads
-        head = ledger_rows.read_head(conn, lock=True)
+        head = locked if locked is not None else ledger_rows.read_head(conn, lock=True)
         heads.trust(head)
         ts_us = int(self.app.clock() * 1_000_000)
         appended = ledger_rows.append(

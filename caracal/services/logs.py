@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -26,23 +27,45 @@ class WorkspaceLogHandler(RotatingFileHandler):
         )
         self._identity = self._current_identity()
 
-    def _current_identity(self) -> tuple[int, int] | None:
+    def _stat(self) -> os.stat_result | None:
         try:
-            found = os.stat(self.baseFilename)
+            return os.stat(self.baseFilename)
         except OSError:
             return None
-        return found.st_dev, found.st_ino
+
+    def _current_identity(self) -> tuple[int, int] | None:
+        found = self._stat()
+        return None if found is None else (found.st_dev, found.st_ino)
 
     def emit(self, record: logging.LogRecord) -> None:
-        identity = self._current_identity()
-        if identity is None or identity != self._identity:
-            if not Path(self.baseFilename).parent.is_dir():
-                return  # the workspace itself is gone: never recreate its folders by logging
-            if self.stream is not None:
-                self.stream.close()
-            self.stream = self._open()
-            self._identity = self._current_identity()
-        super().emit(record)
+        """One `stat` per line answers both questions, whether the file is still ours and
+        whether the line makes it outgrow its size (every line is flushed, so the size on disk
+        is where the next line goes); the line is formatted once."""
+        try:
+            found = self._stat()
+            if found is None or (found.st_dev, found.st_ino) != self._identity:
+                if not Path(self.baseFilename).parent.is_dir():
+                    return  # the workspace itself is gone: never recreate its folders by logging
+                if self.stream is not None:
+                    self.stream.close()
+                self.stream = self._open()
+                found = self._stat()
+                self._identity = None if found is None else (found.st_dev, found.st_ino)
+            msg = self.format(record)
+            if (
+                found is not None
+                and stat.S_ISREG(found.st_mode)  # never roll over anything but a regular file
+                and found.st_size + len(msg) + 1 >= self.maxBytes
+            ):
+                self.doRollover()
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(msg + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
     def doRollover(self) -> None:
         super().doRollover()

@@ -142,10 +142,11 @@ class MandateService:
         def work(conn: Connection) -> IssuedMandate | DeniedError:
             # Serialised with suspension and key revocation (which take it too): the issuer's
             # status and key are read after any such change commits, never just before it.
-            ledger_rows.lock_head(conn)
+            # (`lock_head`, keeping the row it read: nothing below appends before `record`.)
+            head = ledger_rows.read_head(conn, lock=True)
             events: list[NewEvent] = []
             outcome = self.issue_in(conn, request, events)
-            self.app.ledger.record(conn, *events)
+            self.app.ledger.record(conn, *events, locked=head)
             return outcome
 
         return self._commit(work)
