@@ -7,6 +7,7 @@ field and, on the last one, submits; esc on a form with edits asks before discar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -44,7 +45,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     BINDINGS = [
         Binding("ctrl+s", "submit", "Submit", id="form-save"),
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
-        Binding("tab", "app.focus_next", "Next field", id="form-next"),
+        Binding("tab", "next_field", "Next field", id="form-next"),
         # A modal sees only the app's priority keys: q quits (asking first) as everywhere else.
         Binding("q", "app.quit_flow", "Quit", show=False, id="form-quit"),
     ]
@@ -64,10 +65,41 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     FormModal #form-buttons Button { margin-left: 2; }
     FormModal #form-keys { color: $text-muted; height: 1; }
     FormModal SelectionList { height: auto; max-height: 10; }
+    /* Below 32 lines (80×24, say) the dialog takes the whole screen and the fields sit closer:
+       the fields scroll, the buttons and keys stay in view. */
+    FormModal.-short > Vertical { height: 1fr; width: 100%; max-width: 110; border: round $primary; }
+    FormModal.-short #form-title { padding: 0; }
+    FormModal.-short Label.field { margin-top: 0; }
+    FormModal.-short SelectionList { max-height: 6; }
+    FormModal.-short #form-buttons { padding-bottom: 0; }
+    FormModal.-short #form-keys { height: auto; }
     """
 
     _saving = False
     _pristine: tuple[str, ...] | None = None
+    _left_select: tuple[Select[Any], float] | None = None  # and when it was left
+
+    # ---- focus ----------------------------------------------------------------------------
+    def action_next_field(self) -> None:
+        """tab: the next field, even right after a dropdown's list closed. Textual's Select
+        takes the focus back a moment after its list closes; a tab typed in that moment has
+        moved on already, and the keys typed after it belong to the next field."""
+        focused = self.focused
+        parent = focused.parent if focused is not None else None
+        if isinstance(parent, Select):
+            self._left_select = (parent, time.monotonic())
+        self.focus_next()
+
+    def set_focus(
+        self, widget: Widget | None, scroll_visible: bool = True, from_app_focus: bool = False
+    ) -> None:
+        left = self._left_select
+        if left is not None and widget is left[0]:
+            self._left_select = None
+            late = time.monotonic() - left[1] < 1.0
+            if late and self.focused is not None and self.focused is not widget:
+                return  # the late take-back of a dropdown the operator has tabbed away from
+        super().set_focus(widget, scroll_visible, from_app_focus)
 
     @property
     def flow(self) -> FlowApp:
@@ -99,7 +131,24 @@ class FormModal(ModalScreen[T | None], Generic[T]):
 
     # ---- edits ----------------------------------------------------------------------------
     def on_mount(self) -> None:
+        # The first field has the keys from the first frame on: a key typed as soon as the
+        # dialog shows goes to it, never to nothing.
+        if self.focused is None and isinstance(self.AUTO_FOCUS, str):
+            for widget in self.query(self.AUTO_FOCUS):
+                if widget.focusable:
+                    self.set_focus(widget)
+                    break
         self.call_after_refresh(self.mark_pristine)
+        # After the focus has scrolled its field into view (itself after a refresh).
+        self.call_after_refresh(lambda: self.call_after_refresh(self.show_top))
+
+    def show_top(self) -> None:
+        """Open at the top of the fields (the first label too), the focused field in view."""
+        if not self.is_mounted:
+            return
+        self.query_one("#form-fields", VerticalScroll).scroll_home(animate=False, immediate=True)
+        if self.focused is not None:
+            self.focused.scroll_visible(animate=False, immediate=True)
 
     def _field_values(self) -> tuple[str, ...]:
         values = []

@@ -65,7 +65,7 @@ class PagedTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Open", id="open-row"),
     ]
     DEFAULT_CSS = """
-    PagedTable { height: 1fr; }
+    PagedTable { height: 1fr; scrollbar-size-horizontal: 1; }
     PagedTable:focus { background-tint: $foreground 3%; }
     """
 
