@@ -78,17 +78,29 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     _saving = False
     _pristine: tuple[str, ...] | None = None
     _left_select: tuple[Select[Any], float] | None = None  # and when it was left
+    _editing: Widget | None = None  # the field last focused (a dropdown, not its list)
 
     # ---- focus ----------------------------------------------------------------------------
     def action_next_field(self) -> None:
-        """tab: the next field, even right after a dropdown's list closed. Textual's Select
-        takes the focus back a moment after its list closes; a tab typed in that moment has
-        moved on already, and the keys typed after it belong to the next field."""
+        """tab: the field after the one being edited, even right after a dropdown's list
+        closed. Then Textual briefly has the focus on the hidden list (or on nothing) and
+        takes it back to the dropdown a moment later; a tab typed in that moment moves on
+        from the dropdown, and the keys typed after it belong to the next field."""
         focused = self.focused
-        parent = focused.parent if focused is not None else None
-        if isinstance(parent, Select):
-            self._left_select = (parent, time.monotonic())
-        self.focus_next()
+        anchor: Widget | None = focused
+        if focused is None or isinstance(focused.parent, Select):
+            anchor = self._editing
+        if isinstance(anchor, Select):
+            self._left_select = (anchor, time.monotonic())
+        chain = self.focus_chain
+        if anchor in chain:
+            self.set_focus(chain[(chain.index(anchor) + 1) % len(chain)])
+        else:
+            self.focus_next()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        widget = event.widget
+        self._editing = widget.parent if isinstance(widget.parent, Select) else widget
 
     def set_focus(
         self, widget: Widget | None, scroll_visible: bool = True, from_app_focus: bool = False
