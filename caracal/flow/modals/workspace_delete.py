@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 
 from caracal.flow.modals.backup_create import lock_key_problem
 from caracal.flow.modals.form import FormModal
+from caracal.flow.text import display_path
 
 
 class DeleteWorkspaceModal(FormModal[Path | None]):
@@ -32,7 +33,8 @@ class DeleteWorkspaceModal(FormModal[Path | None]):
         from caracal.services.workspaces import UNLOCKED_BACKUP_LOSES
 
         yield Static(
-            f"Delete workspace {self.workspace}. A backup of the whole workspace is written to {self.backups} first; if that "
+            f"Delete workspace {self.workspace}. A backup of the whole workspace is written to "
+            f"{display_path(self.backups)} first; if that "
             "fails, nothing is deleted. Then its store, keys, logs and folder are removed. "
             "Restore it later from that backup (Backups screen).",
             classes="hint",
