@@ -34,21 +34,23 @@ def gone(term: Terminal, text: str) -> None:
     raise AssertionError(f"{text!r} never went away; the screen shows:\n{term.screen()}")
 
 
-def choose(term: Terminal, option: str, downs: int) -> None:
-    """Open the focused dropdown, move to an option, take it. Where a form allows, the
-    dropdowns are chosen last: keys that follow one at once are where the walk has failed."""
+def choose(term: Terminal, option: str, downs: int, listed: str) -> None:
+    """Open the focused dropdown, move to an option, take it. `listed` is a line shown only
+    while the list is open (the form may scroll the dropdown itself out of view)."""
     term.send("Enter")
     wait(term, option)
-    wait(term, "▲")  # open
+    wait(term, listed)
     term.send(*["Down"] * downs, "Enter")
-    gone(term, "▲")  # closed again
+    gone(term, listed)  # closed again
     time.sleep(0.5)  # a person's pause before the next field (see Terminal.PACE)
 
 
 def register(term: Terminal, name: str, downs: int) -> None:
     term.send("n")
     wait(term, "Register a principal")
-    choose(term, "orchestrator", downs)  # kinds: human, orchestrator, worker, service
+    choose(
+        term, "orchestrator", downs, "orchestrator"
+    )  # kinds: human, orchestrator, worker, service
     term.send("Tab")
     term.type(name)
     wait(term, f"▊  {name} ")
@@ -64,7 +66,7 @@ def policy(term: Terminal, who: str, downs: int, depth: str) -> None:
     term.send("Tab", "Space", "Tab", "Space", "Tab", "Tab")
     term.type(depth)  # replaces the "0" the field starts with
     term.send("BTab", "BTab", "BTab", "BTab")
-    choose(term, f"{who} (worker)", downs)  # last: only ctrl+s follows a dropdown
+    choose(term, f"{who} (worker)", downs, "alice (human)")  # last: only ctrl+s follows a dropdown
     term.send("C-s")
     gone(term, "Create a policy")
 
@@ -113,12 +115,12 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         term.send("i")
         wait(term, "Issue a mandate")
         term.send("Tab")
-        choose(term, "w1 (worker)", 2)
+        choose(term, "w1 (worker)", 2, "w2 (worker)")
         wait(term, "valid at most 1h, delegation depth at most 1")  # w1's policy, loaded
         term.send("Tab", "Space", "Tab", "Space", "Tab", "Tab")
         term.type("1")  # delegation depth
         term.send(*["BTab"] * 5)
-        choose(term, "alice (human)", 1)
+        choose(term, "alice (human)", 1, "w2 (worker)")
         term.send("C-s")
         wait(term, "1 mandate(s)")
 
@@ -133,7 +135,7 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         # Delegate w1 -> w2 (depth: the source's minus one).
         term.send("d")
         wait(term, "Delegate a mandate")
-        choose(term, "w2 (worker)", 2)  # alice, w2: w1 holds the source
+        choose(term, "w2 (worker)", 2, "alice (human)")  # alice, w2: w1 holds the source
         term.send("C-s")
         wait(term, "2 mandate(s)")
 
