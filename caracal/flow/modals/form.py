@@ -155,12 +155,15 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         self.call_after_refresh(lambda: self.call_after_refresh(self.show_top))
 
     def show_top(self) -> None:
-        """Open at the top of the fields (the first label too), the focused field in view."""
-        if not self.is_mounted:
+        """On a short terminal, open at the top of the fields (the first label too): focusing
+        the first field scrolls it to the top and hides its label."""
+        if not self.is_mounted or not self.has_class("-short"):
             return
+        fields = [w for w in self.query(self.FIELDS) if w.focusable]
+        if not fields or self.focused is not fields[0]:
+            return  # the operator has moved on already
         self.query_one("#form-fields", VerticalScroll).scroll_home(animate=False, immediate=True)
-        if self.focused is not None:
-            self.focused.scroll_visible(animate=False, immediate=True)
+        fields[0].scroll_visible(animate=False, immediate=True)
 
     def _field_values(self) -> tuple[str, ...]:
         values = []
