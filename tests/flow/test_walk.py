@@ -62,11 +62,10 @@ def register(term: Terminal, name: str, downs: int) -> None:
 def policy(term: Terminal, who: str, downs: int, depth: str) -> None:
     term.send("n")
     wait(term, "Create a policy")
+    choose(term, f"{who} (worker)", downs, "alice (human)")  # first: shows the keys arrive
     # The first choice of each list is the provider's wildcard.
     term.send("Tab", "Space", "Tab", "Space", "Tab", "Tab")
     term.type(depth)  # replaces the "0" the field starts with
-    term.send("BTab", "BTab", "BTab", "BTab")
-    choose(term, f"{who} (worker)", downs, "alice (human)")  # last: only ctrl+s follows a dropdown
     term.send("C-s")
     gone(term, "Create a policy")
 
@@ -114,13 +113,12 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         wait(term, "No mandates match.")
         term.send("i")
         wait(term, "Issue a mandate")
+        choose(term, "alice (human)", 1, "w2 (worker)")
         term.send("Tab")
         choose(term, "w1 (worker)", 2, "w2 (worker)")
         wait(term, "valid at most 1h, delegation depth at most 1")  # w1's policy, loaded
         term.send("Tab", "Space", "Tab", "Space", "Tab", "Tab")
         term.type("1")  # delegation depth
-        term.send(*["BTab"] * 5)
-        choose(term, "alice (human)", 1, "w2 (worker)")
         term.send("C-s")
         wait(term, "1 mandate(s)")
 
@@ -158,6 +156,7 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         term.send("n")
         wait(term, "Create a backup")
         term.type(LOCK_KEY)
+        wait(term, "•" * len(LOCK_KEY))
         term.send("Tab")
         term.type(LOCK_KEY)
         term.send("C-s")
