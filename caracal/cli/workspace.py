@@ -109,14 +109,29 @@ def delete(
     no_backup: Annotated[
         bool, typer.Option("--no-backup", help="Do not write a backup first.")
     ] = False,
+    lock_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--lock-key-env",
+            metavar="VAR",
+            help="Lock the backup with the key in this environment variable (it then keeps "
+            "the signing keys and provider credentials).",
+        ),
+    ] = None,
 ) -> None:
     """Delete a workspace and its store (not the active one); backs it up first."""
+    from caracal.cli.backup import _lock_key_from_env
+    from caracal.services.workspaces import UNLOCKED_BACKUP_LOSES
+
     no_workspace_option(ctx, "name the workspace to delete as the argument.")
     manager = _manager()
     manager.check_deletable(name)  # before asking, so nobody confirms in vain
+    lock_key = _lock_key_from_env(lock_key_env) if lock_key_env else None
+    if not no_backup and lock_key is None:
+        note(UNLOCKED_BACKUP_LOSES + " Use --lock-key-env VAR to lock it.")
     extra = "" if no_backup else " (a backup is written first)"
     confirm(f"Delete workspace {name!r} and everything in it{extra}?", yes=yes)
-    archive = manager.delete(name, backup_first=not no_backup)
+    archive = manager.delete(name, backup_first=not no_backup, lock_key=lock_key)
     if archive is not None:
         note(f"Backup of {name} written to {archive}")
     note(f"Deleted workspace {name}.")

@@ -45,6 +45,8 @@ class FlowApp(App[None]):
     # Below 100 columns the sidebar folds away (digits, the palette and ? still reach every
     # area) and the dashboard's tiles wrap, so the table gets the width.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    # Below 32 lines dialogs take the height they need and buttons take one line each.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     COMMANDS = _PaletteProviders()
     CSS = """
     #area { padding: 0 1; }
@@ -55,6 +57,7 @@ class FlowApp(App[None]):
     .toolbar Select { width: 24; }
     Screen.-narrow #nav { display: none; }
     Screen.-narrow .toolbar Select { width: 18; }
+    ModalScreen.-short Button { height: 1; border: none; min-width: 8; padding: 0 1; }
     """
     BINDINGS = [
         Binding("ctrl+p", "command_palette", "Palette", id="palette", priority=True),

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from caracal.core.errors import ConflictError, NotFoundError
+from caracal.core.errors import ConflictError, NotFoundError, ValidationError
 from caracal.core.names import check_workspace_name
 from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
@@ -21,6 +21,13 @@ from caracal.services.staging import ACCOUNT_FILE, DELETING, staged_workspace
 from caracal.store.engine import StoreLocation, drop_store, resolve_location
 
 log = logging.getLogger(__name__)
+
+# What the backup written before a delete keeps only when it is locked.
+UNLOCKED_BACKUP_LOSES = (
+    "Without a lock key the backup is unlocked, so it leaves out every principal's signing key "
+    "and every provider credential: after a restore each principal needs a new key and each "
+    "provider its credentials again."
+)
 
 
 @dataclass(frozen=True)
@@ -142,11 +149,22 @@ class WorkspaceManager:
                 f"Workspace {name!r} is active; switch first with `caracal workspace use OTHER`."
             )
 
-    def delete(self, name: str, *, backup_first: bool = True) -> Path | None:
+    def delete(
+        self, name: str, *, backup_first: bool = True, lock_key: str | None = None
+    ) -> Path | None:
         """Delete a workspace and its store. Unless told otherwise, first write a backup to
-        `$CARACAL_HOME/backups/` (outside the workspace); if that fails, nothing is deleted."""
+        `$CARACAL_HOME/backups/` (outside the workspace); if that fails, nothing is deleted.
+
+        With a lock key the backup is locked and keeps the signing keys and provider
+        credentials; without one it leaves them out (UNLOCKED_BACKUP_LOSES)."""
         self.check_deletable(name)
-        archive = self._safety_backup(name) if backup_first else None
+        if lock_key is not None:
+            from caracal.services.backup.envelope import check_lock_key
+
+            if not backup_first:
+                raise ValidationError("A lock key locks the backup, and no backup is written.")
+            check_lock_key(lock_key)  # a bad key stops here, before anything is written
+        archive = self._safety_backup(name, lock_key) if backup_first else None
         with home_lock(self.home.lock_file):
             self.check_deletable(name)
             paths = self.home.workspace(name)
@@ -165,14 +183,15 @@ class WorkspaceManager:
         log.info("workspace %s deleted", name)
         return archive
 
-    def _safety_backup(self, name: str) -> Path:
+    def _safety_backup(self, name: str, lock_key: str | None = None) -> Path:
         from caracal.services.backup.service import default_name
         from caracal.services.facade import Caracal
 
         folder = self.home.root / "backups"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = folder / default_name(name, lock=lock_key is not None)
         with Caracal(self, name) as app:
-            return app.backups.create(folder / default_name(name, lock=False)).path
+            return app.backups.create(target, lock_key=lock_key).path
 
     # ---- helpers -------------------------------------------------------------------------
     def _retire_keys(self, paths: WorkspacePaths) -> None:

@@ -240,6 +240,27 @@ def test_workspace_delete_no_backup_writes_none(home: Path) -> None:
     assert not (home / "backups").exists() or list((home / "backups").iterdir()) == []
 
 
+def test_workspace_delete_with_a_lock_key_writes_a_locked_backup_with_the_secrets(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from caracal.services.backup.archive_check import verify_archive
+
+    ok(cli("workspace", "create", "keep", "--use"))
+    ok(cli("workspace", "create", "doomed"))
+    unlocked = cli("workspace", "delete", "doomed", "--yes", "--no-backup")
+    assert "signing key" not in unlocked.stderr  # nothing is written, so nothing is lost
+    ok(cli("workspace", "create", "doomed"))
+    monkeypatch.setenv("DELETE_LOCK_KEY", "a lock key for doomed")
+    ok(cli("workspace", "delete", "doomed", "--yes", "--lock-key-env", "DELETE_LOCK_KEY"))
+    [archive] = (home / "backups").iterdir()
+    assert archive.name.endswith(".tar.gz.locked")
+    report = verify_archive(archive, "a lock key for doomed")
+    assert report.ok and report.secrets_included
+    ok(cli("workspace", "create", "doomed"))
+    said = ok(cli("workspace", "delete", "doomed", "--yes")).stderr
+    assert "signing key" in said and "--lock-key-env" in said  # what an unlocked one drops
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_workspace_delete_whose_backup_fails_deletes_nothing(
     home: Path, monkeypatch: pytest.MonkeyPatch

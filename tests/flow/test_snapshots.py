@@ -1,6 +1,7 @@
-"""A snapshot of every screen and dialog at a fixed size, on a workspace built the same way
-every run: frozen time, counter-based ids, and a home folder of the run's own that Flow shows
-as `~/.caracal` (so the pictures do not depend on where it is). Review changes with
+"""A snapshot of every area at 80×24, 130×40 and 200×60, and of every dialog at 80×24 and
+200×60, on a workspace built the same way every run: frozen time, counter-based ids, and a home
+folder of the run's own that Flow shows as `~/.caracal` (so the pictures do not depend on where
+it is). Review changes with
 `pytest tests/flow/test_snapshots.py --snapshot-update` and look at the SVGs."""
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from caracal.core import keys
 from caracal.flow.app import build_app
 from caracal.services import ledger_keys, signing
-from tests.flow.conftest import populated, screen_name, settle, until
+from tests.flow.conftest import ok, populated, screen_name, settle, until
 
 FROZEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-SIZE = (130, 40)
+SIZES = {"80x24": (80, 24), "130x40": (130, 40), "200x60": (200, 60)}
+# Areas at all three; dialogs (a third of the run each size) at the smallest and largest.
+all_sizes = pytest.mark.parametrize("size", list(SIZES))
+sizes = pytest.mark.parametrize("size", ["80x24", "200x60"])
 
 
 @pytest.fixture
@@ -94,6 +98,7 @@ SCREENS = {
     "principals": ("4", ()),
     "policies": ("5", ()),
     "mandates": ("6", ()),
+    "mandates-scrolled": ("6", ("l", "l", "l", "l")),  # the columns past SUBJECT, at 80 wide
     "delegation": ("6", ("T",)),
     "ledger": ("8", ()),
     "backups": ("9", ()),
@@ -102,64 +107,47 @@ SCREENS = {
 }
 
 
+@all_sizes
 @pytest.mark.parametrize("area", list(SCREENS))
-def test_screen(area: str, fixed_world: dict[str, str], snap_compare: Any) -> None:
+def test_screen(area: str, size: str, fixed_world: dict[str, str], snap_compare: Any) -> None:
+    """At 80 columns the sidebar folds, the footer ends in `? more`, tables scroll sideways."""
     key, keys = SCREENS[area]
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=at(key, *keys))
+    assert snap_compare(build_app(), terminal_size=SIZES[size], run_before=at(key, *keys))
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
-@pytest.mark.parametrize("area", [a for a in SCREENS if a != "help"])
-def test_screen_at_size(
-    area: str, size: tuple[int, int], fixed_world: dict[str, str], snap_compare: Any
-) -> None:
-    """A small and a large terminal: the sidebar folds below 100 columns, the footer fits."""
-    key, keys = SCREENS[area]
-    assert snap_compare(build_app(), terminal_size=size, run_before=at(key, *keys))
+@all_sizes
+def test_settings_screen(size: str, fixed_world: dict[str, str], snap_compare: Any) -> None:
+    assert snap_compare(build_app(), terminal_size=SIZES[size], run_before=settings())
 
 
-def test_settings_screen(fixed_world: dict[str, str], snap_compare: Any) -> None:
+def settings(*keys: str, ready: str | None = None) -> Any:
     async def run(pilot: Any) -> None:
         await at("")(pilot)
         pilot.app.goto("settings")
+        await until(pilot, lambda: screen_name(pilot.app) == "SettingsScreen", what="settings")
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        if ready:
+            await until(pilot, lambda: screen_name(pilot.app) == ready, what=ready)
         await steady(pilot)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
+    return run
 
 
-MODALS = {
-    "issue": ("6", ("i",), "IssueMandateModal"),
-    "validate": ("6", ("v",), "ValidateMandateModal"),
-    "delegate": ("6", ("d",), "DelegateMandateModal"),
-    "revoke": ("6", ("x",), "RevokeMandateModal"),
-    "export": ("8", ("w",), "ExportLedgerModal"),
-    "policy-create": ("5", ("n",), None),
-    "workspace-create": ("2", ("n",), None),
-    "backup-create": ("9", ("n",), None),
-    "principal-register": ("4", ("n",), None),
-    "provider-add": ("3", ("n",), None),
-    "quit-confirm": ("", (), None),
-}
+def quit_confirm() -> Any:
+    async def run(pilot: Any) -> None:
+        await at("")(pilot)
+        pilot.app.unsaved = True
+        await pilot.press("q")
+        await until(pilot, lambda: screen_name(pilot.app) == "ConfirmModal")
+        await steady(pilot)
+
+    return run
 
 
-@pytest.mark.parametrize("modal", list(MODALS))
-def test_modal(modal: str, fixed_world: dict[str, str], snap_compare: Any) -> None:
-    key, keys, ready = MODALS[modal]
-    if modal == "quit-confirm":
-
-        async def run(pilot: Any) -> None:
-            await at("")(pilot)
-            pilot.app.unsaved = True
-            await pilot.press("q")
-            await until(pilot, lambda: screen_name(pilot.app) == "ConfirmModal")
-            await steady(pilot)
-
-        assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
-        return
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=at(key, *keys, ready=ready))
-
-
-def test_token_modal(fixed_world: dict[str, str], snap_compare: Any) -> None:
+def token() -> Any:
     from caracal.flow.modals.token import TokenModal
 
     async def run(pilot: Any) -> None:
@@ -168,21 +156,78 @@ def test_token_modal(fixed_world: dict[str, str], snap_compare: Any) -> None:
         pilot.app.push_screen(
             TokenModal("mnd_00000000000000000001", "eyJhbGciOiJFUzI1NiJ9.eyJ2IjoxfQ.c2lnbmF0dXJl")
         )
-        await settle(pilot)
+        await steady(pilot)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
+    return run
 
 
-def test_problem_modal(fixed_world: dict[str, str], snap_compare: Any) -> None:
+def problem() -> Any:
     async def run(pilot: Any) -> None:
         await at("")(pilot)
         pilot.app.show_problem("Provider 'github' does not exist; see `caracal provider list`.")
         await steady(pilot)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
+    return run
 
 
-def test_onboarding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snap_compare: Any) -> None:
+def with_spare_workspace() -> None:
+    ok("workspace", "create", "spare")
+
+
+def with_locked_backup() -> None:
+    ok("backup", "create", "--lock-key-env", "SNAPSHOT_LOCK_KEY")
+
+
+MODALS: dict[str, tuple[Any, Any]] = {
+    # name: (how to open it, what the world needs first)
+    "issue": (lambda: at("6", "i", ready="IssueMandateModal"), None),
+    "validate": (lambda: at("6", "v", ready="ValidateMandateModal"), None),
+    "delegate": (lambda: at("6", "d", ready="DelegateMandateModal"), None),
+    "revoke": (lambda: at("6", "x", ready="RevokeMandateModal"), None),
+    "token": (token, None),
+    "export": (lambda: at("8", "w", ready="ExportLedgerModal"), None),
+    "policy-create": (lambda: at("5", "n", ready="CreatePolicyModal"), None),
+    "policy-deactivate": (lambda: at("5", "G", "x", ready="DeactivatePolicyModal"), None),
+    "workspace-create": (lambda: at("2", "n", ready="CreateWorkspaceModal"), None),
+    "workspace-delete": (
+        lambda: at("2", "j", "x", ready="DeleteWorkspaceModal"),
+        with_spare_workspace,
+    ),
+    "backup-create": (lambda: at("9", "n", ready="CreateBackupModal"), None),
+    "backup-verify": (lambda: at("9", "v", ready="VerifyArchiveModal"), with_locked_backup),
+    "backup-restore": (lambda: at("9", "r", ready="RestoreArchiveModal"), with_locked_backup),
+    "principal-register": (lambda: at("4", "n", ready="RegisterPrincipalModal"), None),
+    "principal-rotate": (lambda: at("4", "R", ready="RotateKeyModal"), None),
+    "provider-add": (lambda: at("3", "n", ready="AddProviderModal"), None),
+    "provider-edit": (lambda: at("3", "e", ready="EditProviderModal"), None),
+    "provider-catalog": (lambda: at("3", "o", ready="ProviderCatalogModal"), None),
+    "settings-value": (lambda: settings("j", "e", ready="EditSettingModal"), None),
+    "quit-confirm": (quit_confirm, None),
+    "problem": (problem, None),
+}
+
+
+@sizes
+@pytest.mark.parametrize("modal", list(MODALS))
+def test_modal(
+    modal: str,
+    size: str,
+    fixed_world: dict[str, str],
+    snap_compare: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every dialog fits: at 80×24 its body scrolls and its buttons and keys stay in view."""
+    opener, needs = MODALS[modal]
+    if needs is not None:
+        monkeypatch.setenv("SNAPSHOT_LOCK_KEY", "snapshot lock key")
+        needs()
+    assert snap_compare(build_app(), terminal_size=SIZES[size], run_before=opener())
+
+
+@sizes
+def test_onboarding(
+    size: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snap_compare: Any
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("CARACAL_HOME", str(tmp_path / ".caracal"))
     monkeypatch.setenv("CARACAL_KEYRING", "off")
@@ -193,6 +238,6 @@ def test_onboarding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snap_compar
         await steady(pilot)
 
     try:
-        assert snap_compare(build_app(), terminal_size=SIZE, run_before=run)
+        assert snap_compare(build_app(), terminal_size=SIZES[size], run_before=run)
     finally:
         os.environ.pop("CARACAL_WORKSPACE", None)  # set by the app itself, not by monkeypatch

@@ -1,5 +1,6 @@
 """Workspaces through the keyboard: create (validated inline), switch (the whole app follows),
-and delete (backup first; the active workspace is refused with an explanation)."""
+and delete (backup first, locked when a lock key is given; the active workspace is refused
+with an explanation)."""
 
 from __future__ import annotations
 
@@ -130,14 +131,14 @@ async def test_delete_writes_a_backup_and_refuses_the_active_one(
             pilot, lambda: app.screen.query_one("#workspaces").current_row["name"] == "spare"
         )
         await pilot.press("x")
-        await until(pilot, lambda: screen_name(app) == "ConfirmModal")
-        assert "backup" in text(app, "#details")
-        await pilot.press("n")
+        await until(pilot, lambda: screen_name(app) == "DeleteWorkspaceModal")
+        assert "signing key" in text(app, "#loss")  # says plainly what an unlocked one drops
+        await pilot.press("escape")
         await until(pilot, lambda: screen_name(app) == "WorkspacesScreen")
         assert WorkspaceManager().exists("spare")
         await pilot.press("x")
-        await until(pilot, lambda: screen_name(app) == "ConfirmModal")
-        await pilot.press("y")
+        await until(pilot, lambda: screen_name(app) == "DeleteWorkspaceModal")
+        await pilot.press("ctrl+s")  # no lock key: an unlocked backup, as the dialog said
         await until(
             pilot, lambda: app.screen.query_one("#workspaces").total == 1, what="spare gone"
         )
@@ -147,3 +148,35 @@ async def test_delete_writes_a_backup_and_refuses_the_active_one(
     assert not WorkspaceManager().exists("spare") and WorkspaceManager().exists("demo")
     backups = list((home / "backups").glob("spare-*.tar.gz"))
     assert len(backups) == 1 and str(backups[0]) in shown
+
+
+async def test_delete_with_a_lock_key_keeps_the_secrets_in_a_locked_backup(
+    world: dict[str, str], home: Path, app_factory: Any
+) -> None:
+    from caracal.services.backup.archive_check import verify_archive
+
+    ok("workspace", "create", "spare")
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await open_workspaces(pilot, 2)
+        await pilot.press("down")
+        await until(
+            pilot, lambda: app.screen.query_one("#workspaces").current_row["name"] == "spare"
+        )
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(app) == "DeleteWorkspaceModal")
+        await pilot.press(*"short", "ctrl+s")  # a bad key: said in place, nothing deleted
+        await until(pilot, lambda: "12" in text(app, "#form-error"), what="key error")
+        assert WorkspaceManager().exists("spare")
+        for _ in "short":
+            await pilot.press("backspace")
+        await pilot.press(*"keep it safe please", "enter", *"keep it safe please", "enter")
+        await until(pilot, lambda: screen_name(app) == "WorkspacesScreen", what="deleted")
+        await until(pilot, lambda: "(locked)" in text(app, "#outcome"), what="outcome")
+        await settle(pilot)
+    assert not WorkspaceManager().exists("spare")
+    assert not list((home / "backups").glob("spare-*.tar.gz"))
+    [archive] = list((home / "backups").glob("spare-*.tar.gz.locked"))
+    report = verify_archive(archive, "keep it safe please")
+    assert report.ok and report.locked and report.secrets_included

@@ -20,6 +20,7 @@ class ConfirmModal(ModalScreen[bool]):
     ConfirmModal #details { margin: 1 0; color: $text-muted; max-height: 16; overflow-y: auto; }
     ConfirmModal Horizontal { height: auto; align-horizontal: right; }
     ConfirmModal Button { margin-left: 2; }
+    ConfirmModal.-short > Vertical { max-height: 100%; padding: 0 1; }
     """
 
     def __init__(self, question: str, details: str = "", *, confirm_label: str = "Yes") -> None:

@@ -7,6 +7,7 @@ field and, on the last one, submits; esc on a form with edits asks before discar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -44,7 +45,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     BINDINGS = [
         Binding("ctrl+s", "submit", "Submit", id="form-save"),
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
-        Binding("tab", "app.focus_next", "Next field", id="form-next"),
+        Binding("tab", "next_field", "Next field", id="form-next"),
         # A modal sees only the app's priority keys: q quits (asking first) as everywhere else.
         Binding("q", "app.quit_flow", "Quit", show=False, id="form-quit"),
     ]
@@ -64,10 +65,53 @@ class FormModal(ModalScreen[T | None], Generic[T]):
     FormModal #form-buttons Button { margin-left: 2; }
     FormModal #form-keys { color: $text-muted; height: 1; }
     FormModal SelectionList { height: auto; max-height: 10; }
+    /* Below 32 lines (80×24, say) the dialog takes the whole screen and the fields sit closer:
+       the fields scroll, the buttons and keys stay in view. */
+    FormModal.-short > Vertical { height: 1fr; width: 100%; max-width: 110; border: round $primary; }
+    FormModal.-short #form-title { padding: 0; }
+    FormModal.-short Label.field { margin-top: 0; }
+    FormModal.-short SelectionList { max-height: 6; }
+    FormModal.-short #form-buttons { padding-bottom: 0; }
+    FormModal.-short #form-keys { height: auto; }
     """
 
     _saving = False
     _pristine: tuple[str, ...] | None = None
+    _left_select: tuple[Select[Any], float] | None = None  # and when it was left
+    _editing: Widget | None = None  # the field last focused (a dropdown, not its list)
+
+    # ---- focus ----------------------------------------------------------------------------
+    def action_next_field(self) -> None:
+        """tab: the field after the one being edited, even right after a dropdown's list
+        closed. Then Textual briefly has the focus on the hidden list (or on nothing) and
+        takes it back to the dropdown a moment later; a tab typed in that moment moves on
+        from the dropdown, and the keys typed after it belong to the next field."""
+        focused = self.focused
+        anchor: Widget | None = focused
+        if focused is None or isinstance(focused.parent, Select):
+            anchor = self._editing
+        if isinstance(anchor, Select):
+            self._left_select = (anchor, time.monotonic())
+        chain = self.focus_chain
+        if anchor in chain:
+            self.set_focus(chain[(chain.index(anchor) + 1) % len(chain)])
+        else:
+            self.focus_next()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        widget = event.widget
+        self._editing = widget.parent if isinstance(widget.parent, Select) else widget
+
+    def set_focus(
+        self, widget: Widget | None, scroll_visible: bool = True, from_app_focus: bool = False
+    ) -> None:
+        left = self._left_select
+        if left is not None and widget is left[0]:
+            self._left_select = None
+            late = time.monotonic() - left[1] < 1.0
+            if late and self.focused is not None and self.focused is not widget:
+                return  # the late take-back of a dropdown the operator has tabbed away from
+        super().set_focus(widget, scroll_visible, from_app_focus)
 
     @property
     def flow(self) -> FlowApp:
@@ -99,7 +143,27 @@ class FormModal(ModalScreen[T | None], Generic[T]):
 
     # ---- edits ----------------------------------------------------------------------------
     def on_mount(self) -> None:
+        # The first field has the keys from the first frame on: a key typed as soon as the
+        # dialog shows goes to it, never to nothing.
+        if self.focused is None and isinstance(self.AUTO_FOCUS, str):
+            for widget in self.query(self.AUTO_FOCUS):
+                if widget.focusable:
+                    self.set_focus(widget)
+                    break
         self.call_after_refresh(self.mark_pristine)
+        # After the focus has scrolled its field into view (itself after a refresh).
+        self.call_after_refresh(lambda: self.call_after_refresh(self.show_top))
+
+    def show_top(self) -> None:
+        """On a short terminal, open at the top of the fields (the first label too): focusing
+        the first field scrolls it to the top and hides its label."""
+        if not self.is_mounted or not self.has_class("-short"):
+            return
+        fields = [w for w in self.query(self.FIELDS) if w.focusable]
+        if not fields or self.focused is not fields[0]:
+            return  # the operator has moved on already
+        self.query_one("#form-fields", VerticalScroll).scroll_home(animate=False, immediate=True)
+        fields[0].scroll_visible(animate=False, immediate=True)
 
     def _field_values(self) -> tuple[str, ...]:
         values = []

@@ -24,10 +24,11 @@ class DeactivatePolicyModal(ModalScreen[str | None]):
     ]
     DEFAULT_CSS = """
     DeactivatePolicyModal { align: center middle; }
-    DeactivatePolicyModal > Vertical { width: 80; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
+    DeactivatePolicyModal > Vertical { width: 80; max-width: 100%; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
     DeactivatePolicyModal #details { margin: 1 0; color: $text-muted; }
     DeactivatePolicyModal Horizontal { height: auto; align-horizontal: right; }
     DeactivatePolicyModal Button { margin-left: 1; }
+    DeactivatePolicyModal.-short > Vertical { padding: 0 1; }
     """
 
     def __init__(self, impact: Any) -> None:

@@ -16,7 +16,7 @@ class ProblemModal(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     ProblemModal { align: center middle; }
-    ProblemModal > Vertical { width: 76; height: auto; border: thick $error; padding: 1 2; background: $surface; }
+    ProblemModal > Vertical { width: 76; max-width: 100%; height: auto; border: thick $error; padding: 1 2; background: $surface; }
     ProblemModal #title { text-style: bold; color: $error; margin-bottom: 1; }
     ProblemModal Button { margin-top: 1; }
     """

@@ -30,6 +30,10 @@ class TokenModal(ModalScreen[None]):
     TokenModal #copy-status { height: auto; color: $text-muted; margin-top: 1; }
     TokenModal Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     TokenModal Button { margin-left: 2; }
+    TokenModal Label { width: 1fr; }
+    TokenModal.-short > Vertical { max-height: 100%; padding: 0 1; }
+    TokenModal.-short TextArea { height: 4; }
+    TokenModal.-short #copy-status { margin-top: 0; }
     """
 
     def __init__(self, mandate_id: str, token: str) -> None:

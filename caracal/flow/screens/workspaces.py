@@ -1,13 +1,15 @@
 """Workspaces: the list (active one marked, with its store), create, switch and delete.
 
 Switching moves the whole app: config, logs, store and Flow state follow the workspace, and
-every screen reloads from the new store. Deleting writes a backup first; the active workspace
+every screen reloads from the new store. Deleting writes a backup first (locked when the
+operator gives a lock key, so it keeps the secrets); the active workspace
 (or the one Flow has open) is never deleted here: the operator is told to switch first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -175,47 +177,23 @@ class WorkspacesScreen(AreaScreen):
                 title="Switch first",
             )
             return
-        from caracal.flow.modals.confirm import ConfirmModal
+        from caracal.flow.modals.workspace_delete import DeleteWorkspaceModal
 
         backups = self.context.manager.home.root / "backups"
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._delete(name)
-
         self.app.push_screen(
-            ConfirmModal(
-                f"Delete workspace {name}?",
-                f"A backup of the whole workspace is written to {backups} first; if that fails, "
-                "nothing is deleted. Then its store, keys, logs and folder are removed. Restore "
-                "it later from that backup (Backups screen).",
-                confirm_label="Delete",
-            ),
-            answered,
+            DeleteWorkspaceModal(name, backups), lambda archive: self._deleted(name, archive)
         )
 
-    def _delete(self, name: str) -> None:
-        manager = self.context.manager
-        self._show_outcome(f"Backing up and deleting {name}…")
-
-        def deleted(archive: Any) -> None:
-            where = f"; its backup is {archive}" if archive else ""
-            self._show_outcome(f"Deleted workspace {name}{where}.")
-            self.app.notify(f"Deleted workspace {name}{where}.", timeout=10)
-            self.remember(f"deleted workspace {name}{where}")
-            self.load()
-
-        def failed(message: str) -> None:
-            self._show_outcome(f"{name} was not deleted: {message}")
-            self.flow.show_problem(message, title=f"{name} was not deleted")
-
-        run_in_background(
-            self,
-            lambda: manager.delete(name, backup_first=True),
-            done=deleted,
-            failed=failed,
-            description="delete workspace",
-        )
+    def _deleted(self, name: str, archive: Path | None) -> None:
+        """The dialog deleted the workspace (it closes with None when cancelled)."""
+        if archive is None:
+            return
+        locked = " (locked)" if archive.name.endswith(".locked") else ""
+        where = f"; its backup{locked} is {archive}"
+        self._show_outcome(f"Deleted workspace {name}{where}.")
+        self.app.notify(f"Deleted workspace {name}{where}.", timeout=10)
+        self.remember(f"deleted workspace {name}{where}")
+        self.load()
 
 
 SCREEN = WorkspacesScreen

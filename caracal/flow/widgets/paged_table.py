@@ -52,6 +52,7 @@ class PageSource(Protocol):
 class PagedTable(ScrollView, can_focus=True):
     PAGE = 100
     KEEP_PAGES = 12
+    FLEX_MIN = 24
 
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False, id="row-up"),
@@ -60,10 +61,12 @@ class PagedTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="page-down"),
         Binding("home,g", "jump(0)", "First", show=False, id="first-row"),
         Binding("end,G", "jump(-1)", "Last", show=False, id="last-row"),
+        Binding("left,h", "scroll_columns(-1)", "Left", show=False, id="col-left"),
+        Binding("right,l", "scroll_columns(1)", "Right", show=False, id="col-right"),
         Binding("enter", "select", "Open", id="open-row"),
     ]
     DEFAULT_CSS = """
-    PagedTable { height: 1fr; }
+    PagedTable { height: 1fr; scrollbar-size-horizontal: 1; }
     PagedTable:focus { background-tint: $foreground 3%; }
     """
 
@@ -241,14 +244,19 @@ class PagedTable(ScrollView, can_focus=True):
         return self.row_at(self.cursor) if self.total else None
 
     # ---- drawing -------------------------------------------------------------------------
+    # The first column stays put; the others scroll sideways (h/l) when they do not fit.
     def _resize(self) -> None:
-        width = sum(c.width + 1 for c in self.columns)
-        self.virtual_size = Size(width, self.total + 1)
+        self.virtual_size = Size(sum(w + 1 for w in self._widths()), self.total + 1)
+
+    def on_resize(self) -> None:
+        if self.loaded:
+            self._resize()
 
     def _widths(self) -> list[int]:
         fixed = sum(c.width + 1 for c in self.columns if c.width)
         flexible = [c for c in self.columns if not c.width]
-        spare = max(self.size.width - fixed, 10 * len(flexible))
+        # A column without a width takes what is left, and at least FLEX_MIN (scroll to see it).
+        spare = max(self.size.width - fixed, (self.FLEX_MIN + 1) * len(flexible))
         return [c.width or max(spare // max(len(flexible), 1) - 1, 8) for c in self.columns]
 
     def _cells(self, values: list[tuple[str, str]], base: Style) -> Strip:
@@ -256,7 +264,11 @@ class PagedTable(ScrollView, can_focus=True):
         for (text, style), width in zip(values, self._widths(), strict=True):
             cell = text[:width].ljust(width) + " "
             segments.append(Segment(cell, base + Style.parse(style) if style else base))
-        return Strip(segments).crop(0, self.size.width)
+        pinned = Strip(segments[:1])
+        rest = Strip(segments[1:])
+        left = int(self.scroll_x)
+        shown = max(self.size.width - pinned.cell_length, 0)
+        return Strip.join([pinned, rest.crop(left, left + shown)]).crop(0, self.size.width)
 
     def render_line(self, y: int) -> Strip:
         header_style = Style(bold=True, reverse=False, underline=True)
@@ -304,6 +316,21 @@ class PagedTable(ScrollView, can_focus=True):
     def action_jump(self, where: int) -> None:
         if self.total:
             self.cursor = 0 if where == 0 else self.total - 1
+
+    def action_scroll_columns(self, direction: int) -> None:
+        """Scroll to the next (or previous) column's start: whole columns come into view."""
+        starts, at = [], 0
+        for width in self._widths()[1:]:
+            starts.append(at)
+            at += width + 1
+        limit = max(self.virtual_size.width - self.size.width, 0)
+        left = int(self.scroll_x)
+        if direction > 0:
+            target = next((s for s in starts if s > left), limit)
+        else:
+            target = next((s for s in reversed(starts) if s < left), 0)
+        self.scroll_to(x=min(max(target, 0), limit), animate=False)
+        self.refresh()
 
     def action_select(self) -> None:
         row = self.current_row
