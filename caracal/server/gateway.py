@@ -169,6 +169,7 @@ class ProviderGateway:
                 intent=intent,
                 source=source,
                 client=client,
+                detail={"method": method, "path": path[:256]},
             )
         except BadRequest as exc:
             self.runtime.metrics.rejected(exc.status)

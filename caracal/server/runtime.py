@@ -201,8 +201,10 @@ class Authorizer:
         intent: Any = None,
         source: str = "http",
         client: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Outcome:
-        """Decide, record, and only then answer. Raises RateLimited for a client over its
+        """Decide, record, and only then answer. `detail` goes into the recorded event as it is
+        (the gateway's method and path). Raises RateLimited for a client over its
         budget, LedgerUnavailable when the decision could not be recorded (the caller must
         then refuse). Denials about tokens tied to no known key are counted, not recorded one
         by one (see `denial_aggregator`)."""
@@ -225,7 +227,14 @@ class Authorizer:
             return Outcome(False, d.reason_code, d.reason, None, decision_id, None)
         decision_id = self.ids.new()
         event = decision_event(
-            d, action, resource, caller, token, decision_id=decision_id, source=source
+            d,
+            action,
+            resource,
+            caller,
+            token,
+            decision_id=decision_id,
+            source=source,
+            **(detail or {}),
         )
         try:
             await self.record(event)

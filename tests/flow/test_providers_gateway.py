@@ -81,7 +81,7 @@ async def test_the_gateway_url_and_recent_gated_calls_of_the_selected_provider( 
                 newest, oldest = [c for c in calls if "agent" in c]
                 assert "agent" in newest and "GET /admin" in newest
                 assert "denied" in newest and "ACTION_NOT_DECLARED" in newest
-                assert "agent" in oldest and "provider:billing:action:read" in oldest
+                assert "agent" in oldest and "GET /invoices/7" in oldest
                 assert "allowed" in oldest
                 assert "github" not in shown and "RESOURCE" not in shown
 
@@ -92,7 +92,7 @@ async def test_the_gateway_url_and_recent_gated_calls_of_the_selected_provider( 
                     what="github's gated call",
                 )
                 shown = text_of(app, "#gateway")
-                assert "provider:github:action:read" in shown and "billing" not in shown
+                assert "GET /repos/x" in shown and "billing" not in shown
 
 
 async def test_without_a_runtime_the_screen_says_how_to_start_one(  # type: ignore[no-untyped-def]
