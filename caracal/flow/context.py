@@ -26,6 +26,9 @@ class FlowContext:
         self._manager: WorkspaceManager | None = None
         self._caracal: Caracal | None = None
         self._lock = threading.RLock()
+        # Flow's own state file has a lock of its own: saving a view (two fsyncs, slow on a
+        # busy disk) never holds up the store reads of the screen being opened.
+        self._state_lock = threading.Lock()
 
     @property
     def manager(self) -> WorkspaceManager:
@@ -105,8 +108,8 @@ class FlowContext:
     def update_state(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         from caracal.home.flow_state import read_state, write_state
 
-        with self._lock:
-            path = self.state_path()
+        path = self.state_path()
+        with self._state_lock:
             if path is None:
                 return {}
             state = read_state(path)

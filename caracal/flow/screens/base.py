@@ -179,4 +179,4 @@ class AreaScreen(Screen[None]):
         """Record a line in the workspace's recent actions (a file write, off the UI thread)."""
         from caracal.flow.tasks import run_in_background
 
-        run_in_background(self, lambda: self.context.remember(action), group="state")
+        run_in_background(self, lambda: self.context.remember(action), group="state", locked=False)

@@ -81,7 +81,8 @@ class DashboardScreen(AreaScreen):
         yield Link("Changes since the last apply: …", DRIFT, id="drift")
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # AreaScreen.on_mount (the first load) runs after this one: Textual calls the handler
+        # of every class in the MRO.
         self.set_interval(REFRESH_SECONDS, self._tick)
 
     # ---- loading ---------------------------------------------------------------------------

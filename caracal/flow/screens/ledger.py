@@ -136,7 +136,8 @@ class LedgerScreen(AreaScreen):
     def on_mount(self) -> None:
         self.query_one("#verify-progress", ProgressBar).display = False
         self._show_follow()
-        super().on_mount()
+        # AreaScreen.on_mount (which loads the area) runs after this one: Textual calls the
+        # handler of every class in the MRO, so calling super() here would load it twice.
         self.set_interval(2.0, self._follow_tick)
 
     def load(self) -> None:
@@ -230,6 +231,15 @@ class LedgerScreen(AreaScreen):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "type-filter":
+            value = event.value
+            types = [value] if isinstance(value, str) and value else []
+            source = self.table.source
+            if (
+                isinstance(source, LedgerPages)
+                and source.app is self.context.caracal
+                and source.types == types
+            ):
+                return  # the list telling its value when it is mounted: that page is loading
             self._refresh_table()
 
     def on_paged_table_highlighted(self, event: PagedTable.Highlighted) -> None:

@@ -87,6 +87,7 @@ class MandatesScreen(AreaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.names: dict[str, str] = {}
+        self._search_pending = False
         self.principals: list[dict[str, Any]] = []
 
     def compose_area(self) -> ComposeResult:
@@ -144,9 +145,9 @@ class MandatesScreen(AreaScreen):
             group="principals",
             description="principals",
         )
-        run_in_background(
-            self, caracal.mandates.prepare_search, group="search", description="search"
-        )
+        # What a search matches against is read once the first page is painted (on the first
+        # visit of a large workspace it reads every mandate, and would hold the page up).
+        self._search_pending = True
 
     def _principals_loaded(self, principals: list[dict[str, Any]]) -> None:
         self.principals = principals
@@ -187,6 +188,15 @@ class MandatesScreen(AreaScreen):
             self._refresh_table()
 
     def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:
+        if self._search_pending:
+            self._search_pending = False
+            run_in_background(
+                self,
+                self.context.caracal.mandates.prepare_search,
+                done=lambda _: self.flow.freeze_heap(),
+                group="search",
+                description="search",
+            )
         self.query_one("#count", Static).update(
             f"{event.total}+ mandates, counting…" if event.counting else f"{event.total} mandate(s)"
         )

@@ -1,0 +1,85 @@
+"""Opening Mandates or Ledger paints its first page without waiting for other work: the page is
+read once, a slow save of the view does not hold it up, and the Mandates search index is read
+only after the page is painted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from caracal.flow.screens.ledger import LedgerPages
+from caracal.flow.widgets.paged_table import PagedTable
+from caracal.services.mandates import MandateService
+from tests.flow.conftest import SIZE, screen_name, settle, until
+
+
+async def test_ledger_reads_its_first_page_once(
+    world: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    fetch = LedgerPages.fetch
+
+    def counted(self: LedgerPages, offset: int, limit: int) -> Any:
+        reads.append(offset)
+        return fetch(self, offset, limit)
+
+    monkeypatch.setattr(LedgerPages, "fetch", counted)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await settle(pilot)
+        await pilot.press("8")
+        await until(pilot, lambda: app.screen.query_one("#events", PagedTable).loaded)
+        assert reads == [0]
+
+
+async def test_a_slow_view_save_does_not_hold_up_the_next_page(
+    world: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from caracal.home import flow_state
+
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await settle(pilot)
+        write, saved = flow_state.write_state, threading.Event()
+
+        def slow_disk(path: Any, state: Any) -> None:
+            time.sleep(4)  # two fsyncs on a busy disk
+            write(path, state)
+            saved.set()
+
+        monkeypatch.setattr(flow_state, "write_state", slow_disk)
+        await pilot.press("8")  # leaving the dashboard saves the view
+        await until(pilot, lambda: app.screen.query_one("#events", PagedTable).loaded)
+        assert not saved.is_set(), "the first page waited for the view to be saved"
+        await until(pilot, saved.is_set)
+
+
+async def test_mandates_search_index_is_read_after_the_first_page(
+    world: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    prepare, loaded = MandateService.prepare_search, PagedTable._loaded
+
+    def prepare_search(self: MandateService) -> None:
+        order.append("search index")
+        prepare(self)
+
+    def painted(self: PagedTable, *args: Any) -> None:
+        loaded(self, *args)
+        if self.id == "mandates" and self.loaded:
+            order.append("first page")
+
+    monkeypatch.setattr(MandateService, "prepare_search", prepare_search)
+    monkeypatch.setattr(PagedTable, "_loaded", painted)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await settle(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: "search index" in order, what="the search index read")
+        assert order[:2] == ["first page", "search index"]
