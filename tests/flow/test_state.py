@@ -34,7 +34,14 @@ async def test_area_filters_and_selection_survive_a_restart(
 
     again = app_factory()
     async with again.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: screen_name(again) == "PrincipalsScreen", what="same area")
+        # The area is pushed before its widgets are mounted: wait for the table itself.
+        await until(
+            pilot,
+            lambda: (
+                screen_name(again) == "PrincipalsScreen" and bool(again.screen.query("#principals"))
+            ),
+            what="same area",
+        )
         table = again.screen.query_one("#principals")
         await until(pilot, lambda: table.row_count == shown, what="same filter")
         assert again.screen.query_one("#filter").value == "o"
