@@ -35,6 +35,9 @@ def fixed_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dic
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("CARACAL_HOME", str(tmp_path / ".caracal"))
     monkeypatch.setenv("CARACAL_KEYRING", "off")
+    # No runtime answers on port 9: the Providers pane says the same in every run, whatever
+    # listens on the default port of this machine.
+    monkeypatch.setenv("CARACAL_RUNTIME_URL", "http://127.0.0.1:9")
     for var in (
         "CARACAL_WORKSPACE",
         "CARACAL_STORE_URL",
