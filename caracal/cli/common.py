@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -132,3 +132,24 @@ def read_secret(env_var: str | None, from_stdin: bool, what: str) -> str | None:
             raise ValidationError(f"No {what} was read from stdin.")
         return value
     return None
+
+
+class Interrupted(Exception):
+    """ctrl+c during a command that says what the stop left: `caracal` exits 130 with it.
+    Not a KeyboardInterrupt, which typer turns into a silent exit 130 on its way out."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+@contextmanager
+def interruptible(outcome: str | Callable[[], str] = "nothing was written") -> Iterator[None]:
+    """ctrl+c inside the block ends the command with `interrupted: <outcome>.` and exit 130
+    (the operation has cleaned up on its way out: it treats ctrl+c like any failure)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(outcome if isinstance(outcome, str) else outcome()) from None

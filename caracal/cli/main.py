@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from caracal import __version__
+from caracal.cli.common import Interrupted
 from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
-from caracal.cli.progress import Interrupted
 from caracal.core.errors import CaracalError, ErrorKind, RefusedError
 
 HELP = (

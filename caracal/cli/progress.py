@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from caracal.cli.common import Interrupted, interruptible
 from caracal.core.progress import SILENT, Progress, Step
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 # done, total (None while unknown)
 Report = Callable[[int, int | None], None]
+
+__all__ = ["Interrupted", "interruptible", "progress", "steps", "wanted"]
 
 
 def _nothing(done: int, total: int | None) -> None:
@@ -48,6 +51,7 @@ def progress(label: str, unit: str, *, enabled: bool) -> Iterator[Report]:
         TextColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -55,12 +59,13 @@ def progress(label: str, unit: str, *, enabled: bool) -> Iterator[Report]:
             speed = task.finished_speed or task.speed
             return Text("" if not speed else f"{speed:,.0f} {unit}/s")
 
+    # The bar takes what the counts leave: at 80 columns nothing wraps onto a second line.
     display = Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        Rate(),
+        BarColumn(bar_width=None),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TextColumn(unit, table_column=Column(no_wrap=True)),
+        Rate(table_column=Column(no_wrap=True)),
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
@@ -75,27 +80,6 @@ def progress(label: str, unit: str, *, enabled: bool) -> Iterator[Report]:
             display.update(task, completed=done, total=total)
 
         yield report
-
-
-class Interrupted(Exception):
-    """ctrl+c during a command that says what the stop left: `caracal` exits 130 with it.
-    Not a KeyboardInterrupt, which typer turns into a silent exit 130 on its way out."""
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-@contextmanager
-def interruptible(outcome: str | Callable[[], str] = "nothing was written") -> Iterator[None]:
-    """ctrl+c inside the block ends the command with `interrupted: <outcome>.` and exit 130
-    (the operation has cleaned up on its way out: it treats ctrl+c like any failure)."""
-    try:
-        yield
-    except Interrupted:
-        raise
-    except KeyboardInterrupt:
-        raise Interrupted(outcome if isinstance(outcome, str) else outcome()) from None
 
 
 def _size(n: float) -> str:
@@ -116,6 +100,7 @@ def steps(*, enabled: bool) -> Iterator[Progress]:
     from rich.console import Console
     from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Display
+    from rich.table import Column
     from rich.text import Text
 
     def amount(task: Task, value: float | None) -> str:
@@ -127,7 +112,9 @@ def steps(*, enabled: bool) -> Iterator[Progress]:
         def render(self, task: Task) -> Text:
             unit = task.fields.get("unit", "")
             shown = "" if unit == "bytes" else f" {unit}"
-            return Text(f"{amount(task, task.completed)}/{amount(task, task.total)}{shown}")
+            return Text(
+                f"{amount(task, task.completed)}/{amount(task, task.total)}{shown}", no_wrap=True
+            )
 
     class Rate(ProgressColumn):
         def render(self, task: Task) -> Text:
@@ -135,13 +122,14 @@ def steps(*, enabled: bool) -> Iterator[Progress]:
             if not speed:
                 return Text("")
             unit = task.fields.get("unit", "")
-            return Text(f"{_size(speed)}/s" if unit == "bytes" else f"{speed:,.0f} {unit}/s")
+            rate = f"{_size(speed)}/s" if unit == "bytes" else f"{speed:,.0f} {unit}/s"
+            return Text(rate, no_wrap=True)
 
     display = Display(
         TextColumn("{task.description}"),
-        BarColumn(),
-        Count(),
-        Rate(),
+        BarColumn(bar_width=None),
+        Count(table_column=Column(no_wrap=True)),
+        Rate(table_column=Column(no_wrap=True)),
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,

@@ -47,4 +47,4 @@ def test_concurrent_decisions_share_version_reads_and_see_every_revocation(
         assert 0 < reads < len(answers), f"{reads} reads for {len(answers)} decisions"
         assert run_cli("mandate", "revoke", mandate_id, "--yes").code == 0
         after = list(pool.map(ask, range(48)))
-        assert after == [(403, "MANDATE_REVOKED")] * 48
+        assert after == [(401, "MANDATE_REVOKED")] * 48
