@@ -95,3 +95,17 @@ async def test_bad_workspace_name_is_explained_inline_and_nothing_is_created(
         await settle(pilot)
         assert screen_name(app) == "OnboardingScreen"
     assert not (home / "workspaces").exists() or list((home / "workspaces").iterdir()) == []
+
+
+async def test_the_onboarding_footer_names_each_key_once_and_fits_80_columns(
+    home: Path, app_factory
+) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets._footer import FooterKey
+
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "OnboardingScreen", what="onboarding")
+        await until(pilot, lambda: bool(app.screen.query(FooterKey)), what="footer")
+        shown = [(k.key_display, k.description) for k in app.screen.query(FooterKey)]
+        assert len(shown) == len(set(shown)), shown
+        assert sum(1 for _, what in shown if what == "Palette") == 1, shown

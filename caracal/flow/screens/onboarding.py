@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Static
+from textual.widgets import Button, ContentSwitcher, Input, Label, Static
 
 from caracal.flow.tasks import run_in_background
+from caracal.flow.widgets.footer import FittingFooter
 from caracal.flow.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class OnboardingScreen(Screen[None]):
                 with Horizontal():
                     yield Button("Add provider", id="add-provider", variant="primary")
                     yield Button("Skip", id="skip-provider")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.flow.paint_status(self.query_one(StatusBar))
