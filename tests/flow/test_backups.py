@@ -63,6 +63,8 @@ async def test_create_plain_and_locked_then_verify(world: dict[str, str], app_fa
         await until(pilot, lambda: "differ" in text(app, "#key-problem"), what="mismatch")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "differ" in text(app, "#form-error"))
+        # Said once: on the form's error line, not again under the fields.
+        assert "differ" not in text(app, "#key-problem")
         await pilot.press("backspace", KEY[-1], "enter")
         await until(
             pilot, lambda: app.screen.query_one("#archives").total == 2, what="locked archive"

@@ -70,6 +70,8 @@ class CreateBackupModal(OperationModal[Any]):
         key, repeated = self.lock_key("lock-key"), self.lock_key("lock-key-again")
         problem = lock_key_problem(key, repeated)
         if problem:
+            # Said once, on the form's error line, not again under the fields.
+            self.query_one("#key-problem", Static).update("")
             raise ValueError(problem)
         caracal, progress = self.flow.context.caracal, self.progress()
         return lambda: caracal.backups.create(lock_key=key or None, progress=progress)
