@@ -27,22 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "bench" / "README.md"
 
-
-def fmt(value: float | None, unit: str) -> str:
-    """As `bench.common.fmt` prints it."""
-    if value is None:
-        return ""
-    if unit == "/s":
-        return f"{value:,.0f}/s"
-    if unit == "ns":
-        if value < 1_000:
-            return f"{value:.0f} ns"
-        if value < 1_000_000:
-            return f"{value / 1_000:.1f} µs"
-        if value < 1_000_000_000:
-            return f"{value / 1_000_000:.2f} ms"
-        return f"{value / 1_000_000_000:.3f} s"
-    return f"{value:g} {unit}"
+# Figures read exactly as the benchmark prints them.
+sys.path.insert(0, str(ROOT))
+from bench.common import fmt  # noqa: E402
 
 
 def _load(values: Any) -> str:
