@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +39,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import wrk
 from bench.common import Result, Sizes, _Profiling, temporary_home
 from bench.runtime import _drop, _free_port, _pg_dsn, _recorded_when_settled
 
@@ -203,50 +202,9 @@ def _wrk(url: str, headers: dict[str, str], expect: str, seconds: float) -> dict
     """`GET url` with `headers`; counts the answers that are 200 with a body starting with
     `expect`."""
     lines = [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            "\n".join(lines) + "\n"
-            f"local expect = {json.dumps(expect)}\n"
-            "local threads = {}\n"
-            "function setup(thread) table.insert(threads, thread) end\n"
-            "function init(args) expected = 0 end\n"
-            "function response(status, headers, body)\n"
-            "  if status == 200 and body:sub(1, #expect) == expect then\n"
-            "    expected = expected + 1\n"
-            "  end\n"
-            "end\n"
-            "done = function(summary, latency, requests)\n"
-            "  local ok = 0\n"
-            '  for _, t in ipairs(threads) do ok = ok + t:get("expected") end\n'
-            '  io.write(string.format("RESULT %d %d %d %d %f %f %d\\n", summary.requests,'
-            " summary.errors.status, summary.errors.connect + summary.errors.read +"
-            " summary.errors.write + summary.errors.timeout, summary.duration,"
-            " latency:percentile(50), latency:percentile(99), ok))\n"
-            "end\n"
-        )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
-    if not found:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    requests, status_errors, socket_errors, duration_us, p50, p99, expected = found.groups()
-    return {
-        "requests": float(requests),
-        "expected": float(expected),
-        "in_flight_at_end": float(CONNECTIONS),
-        "non_2xx": float(status_errors),
-        "socket_errors": float(socket_errors),
-        "rate": float(requests) / (float(duration_us) / 1e6),
-        "p50_ms": float(p50) / 1000,
-        "p99_ms": float(p99) / 1000,
-    }
+    script = "\n".join(lines) + f"\nlocal expect = {json.dumps(expect)}\n"
+    accepted = "status == 200 and body:sub(1, #expect) == expect"
+    return wrk.run(url, script, seconds=seconds, connections=CONNECTIONS, accepted=accepted)
 
 
 def _loadgen(url: str, headers: dict[str, str], expect: str, seconds: float) -> dict[str, float]:

@@ -28,16 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import wrk
 from bench.common import Result, Sizes, temporary_home
 from bench.runtime import _drop, _free_port, _pg_dsn, _start_server
 
@@ -288,48 +287,21 @@ def _wrk(url: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
         **headers,
     }
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in every.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            "\n".join(lines) + "\n"
-            f"local template = {json.dumps(CALL_TEMPLATE)}\n"
-            "local threads, sent = 0, 0\n"
-            "setup = function(thread)\n"  # runs in the main state: one index per thread
-            '  thread:set("index", threads)\n'
-            "  threads = threads + 1\n"
-            "end\n"
-            "request = function()\n"  # runs in each thread's own state
-            "  sent = sent + 1\n"
-            "  local body = string.format(template, index * 1000000000 + sent)\n"
-            "  return wrk.format(nil, nil, nil, body)\n"
-            "end\n"
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format("RESULT %d %d %d %d %f %f\\n", summary.requests,'
-            " summary.errors.status, summary.errors.connect + summary.errors.read +"
-            " summary.errors.write + summary.errors.timeout, summary.duration,"
-            " latency:percentile(50), latency:percentile(99)))\n"
-            "end\n"
-        )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
-    if not found:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    requests, status_errors, socket_errors, duration_us, p50, p99 = found.groups()
-    return {
-        "requests": float(requests),
-        "non_2xx": float(status_errors),
-        "socket_errors": float(socket_errors),
-        "rate": float(requests) / (float(duration_us) / 1e6),
-        "p50_ms": float(p50) / 1000,
-        "p99_ms": float(p99) / 1000,
-    }
+    script = (
+        "\n".join(lines) + "\n"
+        f"local template = {json.dumps(CALL_TEMPLATE)}\n"
+        "local threads, sent = 0, 0\n"
+        "setup = function(thread)\n"  # runs in the main state: one index per thread
+        '  thread:set("index", threads)\n'
+        "  threads = threads + 1\n"
+        "end\n"
+        "request = function()\n"  # runs in each thread's own state
+        "  sent = sent + 1\n"
+        "  local body = string.format(template, index * 1000000000 + sent)\n"
+        "  return wrk.format(nil, nil, nil, body)\n"
+        "end\n"
+    )
+    return wrk.run(url, script, seconds=seconds, connections=CONNECTIONS)
 
 
 def _loadgen(url: str, headers: dict[str, str], seconds: int) -> dict[str, float]:

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import wrk
 from bench.common import Result, Sizes, temporary_home
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,54 +115,20 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
 
 
 def _wrk(url: str, body: str, seconds: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body)}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            # Each thread counts the answers that allowed; done() adds the threads' counts.
-            "local threads = {}\n"
-            "function setup(thread) table.insert(threads, thread) end\n"
-            "function init(args) allowed = 0 end\n"
-            "function response(status, headers, body)\n"
-            "  if status == 200 and body:sub(1, 15) == '{\"allowed\":true' then\n"
-            "    allowed = allowed + 1\n"
-            "  end\n"
-            "end\n"
-            "done = function(summary, latency, requests)\n"
-            "  local ok = 0\n"
-            '  for _, t in ipairs(threads) do ok = ok + t:get("allowed") end\n'
-            '  io.write(string.format("RESULT %d %d %d %d %f %f %d\\n", summary.requests,'
-            " summary.errors.status, summary.errors.connect + summary.errors.read +"
-            " summary.errors.write + summary.errors.timeout, summary.duration,"
-            " latency:percentile(50), latency:percentile(99), ok))\n"
-            "end\n"
-        )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
-    if not found:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    requests, status_errors, socket_errors, duration_us, p50, p99, allowed = found.groups()
-    return {
-        "requests": float(requests),
-        "allowed": float(allowed),
-        # wrk stops with a request in flight on each connection at most: the server may have
-        # decided (and recorded) those without wrk counting the answer.
-        "in_flight_at_end": float(CONNECTIONS),
-        "non_2xx": float(status_errors),
-        "socket_errors": float(socket_errors),
-        "rate": float(requests) / (float(duration_us) / 1e6),
-        "p50_ms": float(p50) / 1000,
-        "p99_ms": float(p99) / 1000,
-    }
+    script = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    figures = wrk.run(
+        url,
+        script,
+        seconds=seconds,
+        connections=CONNECTIONS,
+        accepted="status == 200 and body:sub(1, 15) == '{\"allowed\":true'",
+    )
+    figures["allowed"] = figures.pop("expected")
+    return figures
 
 
 def _loadgen(port: int, body: str, seconds: int) -> dict[str, float]:
