@@ -443,8 +443,10 @@ def test_backup_create_with_the_disk_filling_up(
         locked = n % 2 == 1
         room = rng.randrange(sizes[locked])
 
-        def filling(sink: Any, lock_key: str | None, room: int = room) -> Any:
-            return real(cast(BinaryIO, _FillingSink(sink, room)), lock_key)
+        def filling(
+            sink: Any, lock_key: str | None, on_bytes: Any = None, *, room: int = room
+        ) -> Any:
+            return real(cast(BinaryIO, _FillingSink(sink, room)), lock_key, on_bytes)
 
         target = out / f"b{n}.tar.gz"
         extra = ("--lock-key-env", LOCK_ENV) if locked else ()
