@@ -46,6 +46,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         Binding("ctrl+s", "submit", "Submit", id="form-save"),
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
         Binding("tab", "next_field", "Next field", id="form-next"),
+        Binding("shift+tab", "previous_field", "Previous field", show=False, id="form-previous"),
         # A modal sees only the app's priority keys: q quits (asking first) as everywhere else.
         Binding("q", "app.quit_flow", "Quit", show=False, id="form-quit"),
     ]
@@ -97,6 +98,18 @@ class FormModal(ModalScreen[T | None], Generic[T]):
             self.set_focus(chain[(chain.index(anchor) + 1) % len(chain)])
         else:
             self.focus_next()
+
+    def action_previous_field(self) -> None:
+        """shift+tab: the field before the one being edited. Asked for by the operator, so
+        never taken for a dropdown's late take-back, even right after a tab left it."""
+        self._left_select = None
+        focused = self.focused
+        anchor = self._editing if focused is None or isinstance(focused.parent, Select) else focused
+        chain = self.focus_chain
+        if anchor in chain:
+            self.set_focus(chain[(chain.index(anchor) - 1) % len(chain)])
+        else:
+            self.focus_previous()
 
     def on_descendant_focus(self, event: Any) -> None:
         widget = event.widget
