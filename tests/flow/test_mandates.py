@@ -213,3 +213,18 @@ async def test_validate_wording_and_no_stale_decision(
         error = lambda: str(app.screen.query_one("#form-error").render())  # noqa: E731
         await until(pilot, lambda: "strict JSON" in error(), what="intent error")
         assert "ALLOWED" not in decision() and "--" not in error()
+
+
+async def test_issue_pressed_before_the_principals_arrive_still_offers_them(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mandates(pilot)
+        # As on a loaded machine: the screen is up, its principals not read yet.
+        app.screen.principals = []
+        await pilot.press("i")
+        await until(pilot, lambda: screen_name(app) == "IssueMandateModal", what="issue form")
+        issuer = app.screen.query_one("#issuer", Select)
+        labels = [str(prompt) for prompt, _ in issuer._options if _ is not Select.BLANK]
+        assert any("(human)" in label for label in labels), labels

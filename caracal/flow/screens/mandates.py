@@ -245,9 +245,18 @@ class MandatesScreen(AreaScreen):
     def action_issue(self) -> None:
         from caracal.flow.modals.mandate_issue import IssueMandateModal
 
-        self.app.push_screen(
-            IssueMandateModal(self.principals), self._after("Issued mandate {result.id}")
-        )
+        def show(principals: list[dict[str, Any]]) -> None:
+            self.app.push_screen(
+                IssueMandateModal(principals), self._after("Issued mandate {result.id}")
+            )
+
+        if self.principals:
+            show(self.principals)
+            return
+        # `i` pressed before the principals arrived: read them first, or the form would open
+        # with nobody to choose.
+        caracal = self.context.caracal
+        run_in_background(self, caracal.principals.all, done=show, description="Issue a mandate")
 
     def action_validate(self) -> None:
         row = self._selected()
