@@ -179,6 +179,11 @@ def with_spare_workspace() -> None:
 
 def with_locked_backup() -> None:
     ok("backup", "create", "--lock-key-env", "SNAPSHOT_LOCK_KEY")
+    # Backups lists an archive's time from its file: the frozen clock does not reach the disk.
+    from caracal.services.workspaces import WorkspaceManager
+
+    for archive in WorkspaceManager().paths("demo").backups.iterdir():
+        os.utime(archive, (FROZEN.timestamp(), FROZEN.timestamp()))
 
 
 MODALS: dict[str, tuple[Any, Any]] = {

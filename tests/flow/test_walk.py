@@ -90,7 +90,7 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
             term.type(text)
             term.send("Tab")
         term.send("Enter")  # the focus is on "Add provider"
-        wait(term, "Recent activity")
+        wait(term, "Decisions per minute")
         term.send("3")
         wait(term, "api.github.com")
 
@@ -110,7 +110,7 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
 
         # Issue alice -> w1.
         term.send("6")
-        wait(term, "No mandates match.")
+        wait(term, "No mandates yet. Press i to issue one.")
         term.send("i")
         wait(term, "Issue a mandate")
         choose(term, "alice (human)", 1, "w2 (worker)")
@@ -133,7 +133,9 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         # Delegate w1 -> w2 (depth: the source's minus one).
         term.send("d")
         wait(term, "Delegate a mandate")
-        choose(term, "w2 (worker)", 2, "alice (human)")  # alice, w2: w1 holds the source
+        # Only w2 is offered (alice, a human, is listed under "Not offered" with the reason).
+        wait(term, "Not offered")
+        choose(term, "w2 (worker)", 1, "choose the subject")
         term.send("C-s")
         wait(term, "2 mandate(s)")
 
