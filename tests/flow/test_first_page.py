@@ -83,3 +83,48 @@ async def test_mandates_search_index_is_read_after_the_first_page(
         await pilot.press("6")
         await until(pilot, lambda: "search index" in order, what="the search index read")
         assert order[:2] == ["first page", "search index"]
+
+
+async def test_mandates_reads_its_first_page_once(
+    world: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from caracal.flow.screens.mandates import MandatePages
+
+    reads: list[int] = []
+    fetch = MandatePages.fetch
+
+    def counted(self: MandatePages, offset: int, limit: int) -> Any:
+        reads.append(offset)
+        return fetch(self, offset, limit)
+
+    monkeypatch.setattr(MandatePages, "fetch", counted)
+    app = app_factory()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await settle(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: app.screen.query_one("#mandates", PagedTable).loaded)
+        await settle(pilot)
+        # The filter lists telling their values when mounted do not read the same page again.
+        assert reads == [0]
+
+
+async def test_mandates_search_index_waits_for_the_frame_that_paints_the_page(
+    world: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    painted_before: list[bool] = []
+    prepare = MandateService.prepare_search
+    app = app_factory()
+
+    def prepare_search(self: MandateService) -> None:
+        table = app.screen.query_one("#mandates", PagedTable)
+        painted_before.append(table.painted_at >= table.loaded_at > 0)
+        prepare(self)
+
+    monkeypatch.setattr(MandateService, "prepare_search", prepare_search)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DashboardScreen")
+        await settle(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: painted_before, what="the search index read")
+        assert painted_before == [True]
