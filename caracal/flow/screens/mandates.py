@@ -157,6 +157,8 @@ class MandatesScreen(AreaScreen):
         subject.set_options([("any subject", ""), *((p["name"], p["id"]) for p in principals)])
         subject.value = current if current in self.names else ""
         self.table.refresh()
+        # The page may have come first: its selected row's detail names its principals now.
+        self.on_paged_table_highlighted(PagedTable.Highlighted(self.table, self.table.current_row))
         if not isinstance(self.focused, Input | Select):  # never take it from a filter being typed
             self.table.focus()
 
