@@ -6,9 +6,10 @@ over an existing workspace. Target ≤ 0.6 s.
 
 `flow-data`: a workspace with 100,000 mandates and 1,000,000 ledger events (the backup
 benchmark's data set). In-process through Textual's Pilot: opening the Mandates and Ledger
-screens until their first page is drawn (target ≤ 200 ms), and one filter keystroke until the
-table shows the filtered first page (target ≤ 100 ms): on Mandates, a term most mandates match
-and one that none does (the count of matches follows the page).
+screens until a frame paints their first page of rows (target ≤ 200 ms), and one filter
+keystroke until a frame paints the filtered first page (target ≤ 100 ms): on Mandates, a term
+most mandates match and one that none does (the count of matches follows the page). Each time
+runs to the table's `painted_at` (the frame drawing the page), not to the rows arriving.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ async def _measure_screens(samples: int) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {k: [] for k in keys}
     async with app.run_test(size=(140, 42)) as pilot:
         await _wait(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
+        # The dashboard is painted before the workspace has opened (flow-start times that): a
+        # key pressed before then waits for the opening, which is not the screen's own time.
+        await _wait(pilot, lambda: app.context.has_workspace)
         await _settled(app)
         for _ in range(samples):
             table = await _open(pilot, "6", "#mandates", found["mandates-open"])
@@ -138,8 +142,8 @@ async def _measure_screens(samples: int) -> dict[str, list[float]]:
             await _settled(app)
             before, started = table.loaded_at, time.monotonic()
             app.screen.query_one("#type-filter").value = "validation.denied"
-            await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
-            found["ledger-type"].append(table.loaded_at - started)
+            await _wait(pilot, lambda t=table, b=before: _painted(t, b))
+            found["ledger-type"].append(table.painted_at - started)
             app.screen.query_one("#type-filter").value = ""
             await _settled(app)
             await _back(pilot)
@@ -168,10 +172,10 @@ async def _open(pilot: Any, digit: str, table_id: str, into: list[float]) -> Any
     table = await _wait(
         pilot,
         lambda: (
-            app.screen.query_one(table_id).loaded_at > started and app.screen.query_one(table_id)
+            _painted(app.screen.query_one(table_id), started) and app.screen.query_one(table_id)
         ),
     )
-    into.append(table.loaded_at - started)
+    into.append(table.painted_at - started)
     await _settled(app)
     if app.screen.query_one("#filter").value:
         before = table.loaded_at
@@ -182,13 +186,18 @@ async def _open(pilot: Any, digit: str, table_id: str, into: list[float]) -> Any
     return table
 
 
+def _painted(table: Any, after: float) -> bool:
+    """A first page loaded after `after`, and a frame has drawn it."""
+    return bool(table.loaded_at > after and table.painted_at >= table.loaded_at)
+
+
 async def _keystroke(pilot: Any, table: Any, key: str, into: list[float]) -> None:
     pilot.app.screen.query_one("#filter").focus()
     await pilot.pause()
     before, started = table.loaded_at, time.monotonic()
     await pilot.press(key)
-    await _wait(pilot, lambda: table.loaded_at > before)
-    into.append(table.loaded_at - started)
+    await _wait(pilot, lambda: _painted(table, before))
+    into.append(table.painted_at - started)
     await pilot.app.workers.wait_for_complete()
 
 
@@ -226,10 +235,10 @@ def bench_flow_data(sizes: Sizes) -> list[Result]:
         )
         found = asyncio.run(_measure_screens(5 if sizes.backup_runs > 1 else 2))
     labels = {
-        "mandates-open": ("open Mandates until the first page is drawn", 0.2e9),
+        "mandates-open": ("open Mandates until the first page is painted", 0.2e9),
         "mandates-search": ("Mandates: one search keystroke to the new page", 0.1e9),
         "mandates-search-none": ("Mandates: a keystroke that leaves no match", 0.1e9),
-        "ledger-open": ("open Ledger until the first page is drawn", 0.2e9),
+        "ledger-open": ("open Ledger until the first page is painted", 0.2e9),
         "ledger-id": ("Ledger: last keystroke of a mandate id to its events", 0.1e9),
         "ledger-type": ("Ledger: type filter 'denials' to the new page", 0.1e9),
     }

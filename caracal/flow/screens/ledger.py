@@ -103,6 +103,7 @@ class LedgerScreen(AreaScreen):
         yield PagedTable(
             self._columns(),
             empty="No events match. Clear the filter with esc, or choose every event.",
+            count_later=True,  # counting every denial would hold up the page that lists them
             id="events",
         )
         yield Static("", id="event", markup=False)
@@ -218,7 +219,13 @@ class LedgerScreen(AreaScreen):
                 "REASON_CODE, a principal name, mnd_… or pr_…)"
             )
         if getattr(source, "search", "").strip() or getattr(source, "types", None):
-            parts.append("0 matches" if event.total == 0 else f"{event.total} match(es)")
+            parts.append(
+                "0 matches"
+                if event.total == 0
+                else f"{event.total}+ matches, counting…"
+                if event.counting
+                else f"{event.total} match(es)"
+            )
         self.query_one("#filter-status", Static).update(" · ".join(parts))
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -157,23 +157,28 @@ class MandatesScreen(AreaScreen):
         subject.set_options([("any subject", ""), *((p["name"], p["id"]) for p in principals)])
         subject.value = current if current in self.names else ""
         self.table.refresh()
+        # The page may have come first: its selected row's detail names its principals now.
+        self.on_paged_table_highlighted(PagedTable.Highlighted(self.table, self.table.current_row))
         if not isinstance(self.focused, Input | Select):  # never take it from a filter being typed
             self.table.focus()
 
-    def _refresh_table(self) -> None:
+    def _wanted_source(self) -> MandatePages:
+        """The pages the filters ask for now."""
         status = self.query_one("#status-filter", Select).value
         subject = self.query_one("#subject-filter", Select).value
         search = self.query_one("#filter", Input).value.strip()
-        filtered = any(isinstance(v, str) and v for v in (status, subject, search))
-        self.table.empty = NO_MATCH if filtered else NO_MANDATES
-        self.table.set_source(
-            MandatePages(
-                self.context.caracal,
-                subject if isinstance(subject, str) and subject else None,
-                status if isinstance(status, str) and status else None,
-                search or None,
-            )
+        return MandatePages(
+            self.context.caracal,
+            subject if isinstance(subject, str) and subject else None,
+            status if isinstance(status, str) and status else None,
+            search or None,
         )
+
+    def _refresh_table(self) -> None:
+        source = self._wanted_source()
+        filtered = any((source.subject, source.status, source.search))
+        self.table.empty = NO_MATCH if filtered else NO_MANDATES
+        self.table.set_source(source)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -184,13 +189,19 @@ class MandatesScreen(AreaScreen):
             self.table.focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id in ("status-filter", "subject-filter") and self.table.source is not None:
-            self._refresh_table()
+        if event.select.id not in ("status-filter", "subject-filter") or self.table.source is None:
+            return
+        if self.table.source == self._wanted_source():
+            return  # a list telling its value when it is mounted: that page is already loading
+        self._refresh_table()
 
     def on_paged_table_loaded(self, event: PagedTable.Loaded) -> None:
         if self._search_pending:
             self._search_pending = False
-            run_in_background(
+            # After the frame that paints the page: a worker reading every mandate holds the
+            # interpreter for most of its run, and would slow that frame down.
+            self.call_after_refresh(
+                run_in_background,
                 self,
                 self.context.caracal.mandates.prepare_search,
                 done=lambda _: self.flow.freeze_heap(),

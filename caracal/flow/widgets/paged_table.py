@@ -112,6 +112,7 @@ class PagedTable(ScrollView, can_focus=True):
         self.total = 0
         self.loaded = False
         self.loaded_at = 0.0  # time.monotonic() of the last first-page load (benchmarks read it)
+        self.painted_at = 0.0  # ... and of the first frame drawing that page's lines
         self._pages: dict[int, list[Row]] = {}
         self._pending: set[int] = set()
         self._generation = 0
@@ -277,6 +278,8 @@ class PagedTable(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y - 1
         if not self.loaded:
             return Strip([Segment("Loading…" if y == 1 else "", Style(dim=True))])
+        if self.painted_at < self.loaded_at:
+            self.painted_at = time.monotonic()
         if self.total == 0:
             return Strip([Segment(self.empty if y == 1 else "", Style(dim=True))])
         if index >= self.total:
