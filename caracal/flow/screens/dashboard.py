@@ -148,6 +148,10 @@ class DashboardScreen(AreaScreen):
             self.query_one("#ledger-status", Link).update("Ledger: verifying…")
         self._once("verify", pulse.check_ledger, self._show_check, locked=False, paced=paced)
 
+    def _check_and_drift(self) -> None:
+        self.verify_if_moved()
+        self._refresh_drift()
+
     def action_verify(self) -> None:
         """The palette's "verify now": the head, its signature and copies, checked now."""
         check = self.context.caracal.pulse.check_ledger
@@ -159,9 +163,10 @@ class DashboardScreen(AreaScreen):
 
         self.pulse = pulse
         if self._follow_up:
+            # After the frame with these figures: their workers (imports, a walk of the
+            # ledger) would otherwise hold the interpreter while it is being painted.
             self._follow_up = False
-            self.verify_if_moved()
-            self._refresh_drift()
+            self.call_after_refresh(self._check_and_drift)
         people = "principal" if pulse.principals == 1 else "principals"
         mandates = "active mandate" if pulse.active_mandates == 1 else "active mandates"
         events = "ledger event" if pulse.head_seq == 1 else "ledger events"
