@@ -144,15 +144,18 @@ def test_encrypt_prints_a_value_that_decrypts_in_config(workspace: Path) -> None
 def test_url_secrets_mask_only_the_password(workspace: Path) -> None:
     # Written by hand (sealed with `config encrypt`): the store now points at an unreachable
     # database; config commands still work.
-    sealed = run_cli("config", "encrypt", input="postgresql+psycopg://u:pw@h/db\n").stdout
+    # A password no random ciphertext spells by chance ("pw" did, once in a while).
+    secret = "s3cret-Pass-9f"
+    sealed = run_cli("config", "encrypt", input=f"postgresql+psycopg://u:{secret}@h/db\n").stdout
     path = workspace / "config.yaml"
     data = yaml.safe_load(path.read_text())
     data["store"].update(url=sealed.strip(), pg_schema="ws_demo")
     path.write_text(yaml.safe_dump(data))
-    assert "pw" not in path.read_text()
+    assert secret not in path.read_text()
     shown = run_cli("config", "get", "store.url").stdout.strip()
     assert shown == "postgresql+psycopg://u:********@h/db"
-    assert run_cli("config", "get", "store.url", "--reveal").stdout.strip().endswith("u:pw@h/db")
+    revealed = run_cli("config", "get", "store.url", "--reveal").stdout.strip()
+    assert revealed.endswith(f"u:{secret}@h/db")
 
 
 def test_store_url_is_refused_unless_it_holds_this_workspace(workspace: Path, home: Path) -> None:
