@@ -41,7 +41,7 @@ from typing import Any
 
 from bench import wrk
 from bench.common import Result, Sizes, _Profiling, temporary_home
-from bench.runtime import _drop, _free_port, _pg_dsn, _recorded_when_settled
+from bench.runtime import _drop, _free_port, _pg_dsn, _recorded_when_settled, _start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "gateway"
@@ -127,27 +127,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 # ---- the runtime (its own process) ---------------------------------------------------------
-def _start_server(port: int, profile: Path | None) -> subprocess.Popen[bytes]:
-    """`caracal serve`; under `--profile`, inside cProfile (its event loop thread), the
-    statistics written to `profile` when it stops."""
-    prefix = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
-    process = subprocess.Popen(
-        [sys.executable, *prefix, "-m", "caracal", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("caracal serve did not start") from None
-            time.sleep(0.1)
-
-
 def _profile_report(label: str, path: Path) -> None:
     import io
     import pstats

@@ -96,9 +96,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(port: int) -> subprocess.Popen[bytes]:
+def _start_server(port: int, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """`caracal serve`, once it answers `/health`; with `profile`, inside cProfile (its event
+    loop thread), the statistics written there when it stops."""
+    prefix = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "caracal", "serve", "--port", str(port)],
+        [sys.executable, *prefix, "-m", "caracal", "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
