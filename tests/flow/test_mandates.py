@@ -215,6 +215,29 @@ async def test_validate_wording_and_no_stale_decision(
         assert "ALLOWED" not in decision() and "--" not in error()
 
 
+async def test_validate_answer_is_in_view_on_a_small_terminal(
+    world: dict[str, str], app_factory: Any
+) -> None:
+    """At 80×24 the fields scroll; the decision (and an error) must still be on the screen."""
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_mandates(pilot)
+        await pilot.press("v")
+        await until(pilot, lambda: screen_name(app) == "ValidateMandateModal")
+        app.screen.query_one("#intent").focus()  # scrolls the fields to their end
+        await pilot.press("ctrl+s")
+        decision = app.screen.query_one("#decision")
+        await until(pilot, lambda: "ALLOWED" in str(decision.render()))
+        await settle(pilot)
+        assert decision.region.height >= 1 and app.screen.region.contains_region(decision.region)
+        await pilot.press(*"{bad", "ctrl+s")
+        error = app.screen.query_one("#form-error")
+        await until(pilot, lambda: "strict JSON" in str(error.render()), what="intent error")
+        await settle(pilot)
+        assert error.region.height >= 1 and app.screen.region.contains_region(error.region)
+        assert not decision.display
+
+
 async def test_issue_pressed_before_the_principals_arrive_still_offers_them(
     world: dict[str, str], app_factory: Any
 ) -> None:

@@ -125,15 +125,8 @@ def test_a_whole_day_with_keys_only(home: Path, tmp_path: Path) -> None:
         # Validate it: allowed; the dialog stays to try again, esc closes it.
         term.send("v")
         wait(term, "Validate a mandate")
-        # The form fills its action and resource from the mandate a moment after it opens; a
-        # ctrl+s before that is answered "choose an action", and the dialog stays to try again.
-        for _ in range(10):
-            term.send("C-s")
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline and "ALLOWED" not in term.screen():
-                time.sleep(0.1)
-            if "ALLOWED" in term.screen():
-                break
+        # At 80×24 the fields scroll; the answer shows under them, in view.
+        term.send("C-s")
         wait(term, "ALLOWED")
         term.send("Escape")
         gone(term, "Validate a mandate")

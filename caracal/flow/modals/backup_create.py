@@ -49,7 +49,6 @@ class CreateBackupModal(OperationModal[Any]):
         yield self.field("Lock key again")
         yield Input("", password=True, id="lock-key-again")
         yield Static("", id="key-problem")
-        yield from self.compose_progress()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         key, repeated = self.lock_key("lock-key"), self.lock_key("lock-key-again")

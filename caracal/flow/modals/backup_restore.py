@@ -57,7 +57,6 @@ class RestoreArchiveModal(OperationModal[Any]):
         if locked:
             yield self.field("Lock key")
             yield Input("", password=True, id="lock-key")
-        yield from self.compose_progress()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "name":

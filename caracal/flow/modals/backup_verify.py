@@ -39,7 +39,6 @@ class VerifyArchiveModal(OperationModal[Any]):
             yield Input("", password=True, id="lock-key")
         else:
             yield Static(f"Verifying {self.archive['file']}.", classes="hint", markup=False)
-        yield from self.compose_progress()
 
     def on_mount(self) -> None:
         super().on_mount()

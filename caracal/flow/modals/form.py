@@ -137,6 +137,7 @@ class FormModal(ModalScreen[T | None], Generic[T]):
             fields.can_focus = False
             with fields:
                 yield from self.compose_fields()
+            yield from self.compose_outcome()
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Cancel", id="form-cancel-button")
@@ -145,6 +146,11 @@ class FormModal(ModalScreen[T | None], Generic[T]):
         yield FittingFooter()
 
     def compose_fields(self) -> ComposeResult:
+        yield from ()
+
+    def compose_outcome(self) -> ComposeResult:
+        """Lines under the fields, outside their scrolling: what a submit answered stays in
+        view however far the fields scroll (a dialog that stays open after submitting)."""
         yield from ()
 
     @staticmethod

@@ -28,7 +28,6 @@ class ExportLedgerModal(OperationModal[Any]):
         default = display_path(self.flow.context.caracal.paths.root / "ledger-export.json")
         yield Input(default, id="path")
         yield Checkbox("Replace the file if it exists", id="overwrite")
-        yield from self.compose_progress()
 
     def prepare(self) -> Callable[[], Any]:
         fmt = self.query_one("#format", Select).value

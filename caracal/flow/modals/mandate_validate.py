@@ -52,7 +52,11 @@ class ValidateMandateModal(FormModal[Any]):
         yield Input("", id="caller")
         yield self.field("Intent (optional JSON)")
         yield Input("", id="intent")
-        yield Static("", id="decision")
+
+    def compose_outcome(self) -> ComposeResult:
+        decision = Static("", id="decision")
+        decision.display = False
+        yield decision
 
     def prepare(self) -> Callable[[], Any]:
         from caracal.core.canonical import parse_intent
@@ -78,7 +82,12 @@ class ValidateMandateModal(FormModal[Any]):
             self.show_decision("")
 
     def show_decision(self, text: str) -> None:
-        self.query_one("#decision", Static).update(text)
+        """The decision takes the error line's place: one line under the fields holds
+        whichever of the two is the latest answer."""
+        decision = self.query_one("#decision", Static)
+        decision.update(text)
+        decision.display = bool(text)
+        self.query_one("#form-error", Static).display = not text
 
     def on_input_changed(self, event: Input.Changed) -> None:
         super().on_input_changed(event)

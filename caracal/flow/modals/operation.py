@@ -42,6 +42,10 @@ class OperationModal(FormModal[T]):
 
     _stop: threading.Event | None = None
 
+    def compose_outcome(self) -> ComposeResult:
+        """The phase and the bar sit under the fields, in view however far they scroll."""
+        yield from self.compose_progress()
+
     def compose_progress(self) -> ComposeResult:
         phase = Static("", id="op-phase", markup=False)
         bar = ProgressBar(total=None, show_eta=True, id="op-progress")
