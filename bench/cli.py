@@ -12,7 +12,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ACTION, RESOURCE, Result, Sizes, median, populate, workspace
+from bench.common import (
+    ACTION,
+    RESOURCE,
+    Result,
+    Sizes,
+    installed_bytecode,
+    median,
+    populate,
+    workspace,
+)
 
 PYTHON = sys.executable
 
@@ -44,6 +53,7 @@ def bench_cli_latency(sizes: Sizes) -> list[Result]:
     in the same run, interleaved: a read (`principal list --json`), a write (`mandate issue`)
     and `--help`. Targets: reads ≤ 200 ms, writes ≤ 250 ms."""
     name = "cli-latency"
+    installed_bytecode()
     with workspace() as app:
         populate(app)
         commands: dict[str, Callable[[], None]] = {

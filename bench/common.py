@@ -287,6 +287,18 @@ def _nothing() -> None:
     return None
 
 
+# ---- launching as installed -----------------------------------------------------------------
+def installed_bytecode() -> None:
+    """Compile caracal's modules to bytecode, as `pip install` does for an installation. A
+    launch timed on a checkout without it (PYTHONDONTWRITEBYTECODE set, or a read-only tree)
+    compiles every module it imports, every time: a cost no installed copy pays."""
+    import compileall
+
+    import caracal
+
+    compileall.compile_dir(Path(caracal.__file__).parent, quiet=1)
+
+
 # ---- throw-away workspaces -----------------------------------------------------------------
 @contextlib.contextmanager
 def temporary_home() -> Iterator[Path]:

@@ -37,7 +37,7 @@ def _fast_flow(args: list[str]) -> int | None:
             return None
     if not local:
         return None  # attaching to the container stack goes through the launcher
-    from caracal.flow.app import run as run_flow
+    from caracal.flow.prefetch import run_flow
 
     run_flow(workspace, reset_state=reset)
     return 0

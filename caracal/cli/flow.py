@@ -32,9 +32,9 @@ def flow(
     """Open Flow, the full-screen operator app (in the container stack unless --local)."""
     workspace = workspace or workspace_override(ctx)
     if local or in_container():
-        from caracal.flow.app import run
+        from caracal.flow.prefetch import run_flow
 
-        run(workspace, reset_state=reset_state)
+        run_flow(workspace, reset_state=reset_state)
         return
     from caracal.cli.stack import launcher
     from caracal.launcher.attach import attach_flow

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -18,6 +18,10 @@ from caracal.flow.context import FlowContext
 from caracal.flow.messages import DataChanged, WorkspaceOpened
 from caracal.flow.tasks import run_in_background
 from caracal.flow.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from caracal.core.pulse_figures import Pulse
+    from caracal.flow.prefetch import Prefetch
 
 log = logging.getLogger(__name__)
 MAX_HISTORY = 50
@@ -66,9 +70,12 @@ class FlowApp(App[None]):
         Binding("ctrl+c", "quit_flow", "Quit", show=False, id="quit-ctrl-c", priority=True),
     ]
 
-    def __init__(self, context: FlowContext, *, reset_state: bool = False) -> None:
+    def __init__(
+        self, context: FlowContext, *, reset_state: bool = False, prefetch: Prefetch | None = None
+    ) -> None:
         super().__init__()
         self.context = context
+        self.prefetch = prefetch  # the dashboard's first figures, read by a forked copy
         self.reset_state = reset_state
         self.area = ""
         self.unsaved = False  # set by forms with edits, so quitting asks first
@@ -99,6 +106,15 @@ class FlowApp(App[None]):
             self.apply_preferences(state)
             self.area = "dashboard"
             self.push_screen(_screen_class("dashboard")())
+            if self.prefetch is not None and self.prefetch.workspace == name:
+                run_in_background(
+                    self,
+                    self.prefetch.result,
+                    done=self._prefetched,
+                    locked=False,
+                    group="prefetch",
+                    description="first figures",
+                )
         else:
             self.push_screen(_screen_class("loading")())
         # Opening imports the store, crypto and config libraries: start it once the first
@@ -118,6 +134,14 @@ class FlowApp(App[None]):
         if self.reset_state:
             self.context.reset_state()
         return opened.name
+
+    def _prefetched(self, pulse: Pulse | None) -> None:
+        """The forked copy's figures, painted unless the real opening got there first."""
+        if pulse is None or self.context.has_workspace:
+            return
+        for screen in self.screen_stack:
+            if hasattr(screen, "show_prefetched"):
+                screen.show_prefetched(pulse)
 
     def freeze_heap(self) -> None:
         """Move what is alive now (screens, the store's metadata, a search index of every
@@ -326,10 +350,25 @@ class FlowApp(App[None]):
 
 
 def build_app(
-    workspace: str | None = None, *, reset_state: bool = False, env: dict[str, str] | None = None
+    workspace: str | None = None,
+    *,
+    reset_state: bool = False,
+    env: dict[str, str] | None = None,
+    prefetch: Prefetch | None = None,
 ) -> FlowApp:
-    return FlowApp(FlowContext(workspace, env), reset_state=reset_state)
+    return FlowApp(FlowContext(workspace, env), reset_state=reset_state, prefetch=prefetch)
 
 
-def run(workspace: str | None = None, *, reset_state: bool = False, **_: Any) -> None:
-    build_app(workspace, reset_state=reset_state).run()
+def run(
+    workspace: str | None = None,
+    *,
+    reset_state: bool = False,
+    prefetch: Prefetch | None = None,
+    **_: Any,
+) -> None:
+    app = build_app(workspace, reset_state=reset_state, prefetch=prefetch)
+    try:
+        app.run()
+    finally:
+        if prefetch is not None:
+            prefetch.cancel()

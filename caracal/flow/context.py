@@ -72,6 +72,9 @@ class FlowContext:
                 return None
             fresh = Caracal(self.manager, target, actor="flow:" + _user())
             _ = fresh.store  # open (and migrate) now, in this worker thread
+            # The dashboard's service, imported here rather than on the UI thread when the
+            # dashboard asks for its first figures (it held the first frame with counts).
+            _ = fresh.pulse
             if self._caracal is not None:
                 self._caracal.close()
             self._caracal = fresh

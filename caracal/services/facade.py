@@ -52,8 +52,12 @@ class Caracal:
         actor: str | None = None,
         clock: Callable[[], float] = time.time,
         check_ledger: bool = True,
+        migrate: bool = True,
     ) -> None:
         self.manager = manager
+        # Whether opening the store applies pending migrations (off only for a reader that
+        # must write nothing: it asks `store_is_current` instead).
+        self.migrate = migrate
         # Whether opening the store checks its ledger head against the copies kept outside it
         # (off only for the commands that report or accept what that check finds).
         self.check_ledger = check_ledger
@@ -100,6 +104,7 @@ class Caracal:
                 self.location,
                 pool_size=self.config.store.pool_size,
                 busy_timeout_ms=self.config.store.busy_timeout_ms,
+                migrate=self.migrate,
             )
             self._store = store
             if self.check_ledger:
@@ -110,6 +115,14 @@ class Caracal:
                     store.dispose()
                     raise
         return self._store
+
+    def store_is_current(self) -> bool:
+        """Whether the store is at the schema version this code writes (always, once opened
+        with `migrate`)."""
+        from caracal.store.migrations import LATEST, current_version
+
+        with self.store.read() as conn:
+            return current_version(conn) == LATEST
 
     def check_ledger_head(self) -> TreeHead:
         """The store's signed head, checked against its newest event and every copy kept

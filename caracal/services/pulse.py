@@ -14,52 +14,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
+from caracal.core.pulse_figures import BusyPrincipal, Expiring, Pulse
 from caracal.services.decision_window import DecisionWindow
 from caracal.store import ledger_rows, mandate_rows
 from caracal.store.schema import mandates, principals
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
-
-
-@dataclass(frozen=True)
-class Expiring:
-    mandate_id: str
-    subject: str  # the subject's name
-    issuer: str
-    expires_at: int  # epoch seconds
-
-
-@dataclass(frozen=True)
-class BusyPrincipal:
-    principal_id: str
-    name: str
-    decisions: int
-    denied: int
-
-
-@dataclass(frozen=True)
-class Pulse:
-    workspace: str
-    principals: int
-    active_mandates: int
-    allowed_per_minute: tuple[int, ...]  # the last hour, oldest minute first
-    denied_per_minute: tuple[int, ...]
-    denials_by_reason: tuple[tuple[str, int], ...]  # most frequent first
-    expiring: tuple[Expiring, ...]  # within the next hour, soonest first
-    busiest: tuple[BusyPrincipal, ...]  # most decisions in the last hour first
-    head_seq: int
-    at: float  # when these figures were read (epoch seconds)
-
-    @property
-    def allowed(self) -> int:
-        return sum(self.allowed_per_minute)
-
-    @property
-    def denied(self) -> int:
-        """Every denial of the hour, with those of tokens tied to no key (which are recorded
-        in aggregate, so they have a reason but no minute)."""
-        return sum(n for _, n in self.denials_by_reason)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from caracal.flow.widgets.pulse import (
 )
 
 if TYPE_CHECKING:
+    from caracal.core.pulse_figures import Pulse
     from caracal.core.state_diff import Plan
-    from caracal.services.pulse import LedgerCheck, Pulse
+    from caracal.services.pulse import LedgerCheck
 
 COMMANDS = [("Verify the ledger now", "verify")]
 REFRESH_SECONDS = 2.0
@@ -158,15 +159,28 @@ class DashboardScreen(AreaScreen):
         self._once("verify", lambda: check(again=True), self._show_check, locked=False)
 
     # ---- painting --------------------------------------------------------------------------
-    def _show_pulse(self, pulse: Pulse) -> None:
-        from caracal.core.durations import relative
+    def show_prefetched(self, pulse: Pulse) -> None:
+        """Figures read before the workspace opened here (see caracal.flow.prefetch): painted
+        now, replaced by the opened workspace's own a moment later (never over them)."""
 
-        self.pulse = pulse
+        def paint() -> None:
+            if self.pulse is None:
+                self._paint_pulse(pulse)
+
+        self.call_after_refresh(paint)  # once composed: they may come before the first frame
+
+    def _show_pulse(self, pulse: Pulse) -> None:
         if self._follow_up:
             # After the frame with these figures: their workers (imports, a walk of the
             # ledger) would otherwise hold the interpreter while it is being painted.
             self._follow_up = False
             self.call_after_refresh(self._check_and_drift)
+        self._paint_pulse(pulse)
+
+    def _paint_pulse(self, pulse: Pulse) -> None:
+        from caracal.core.durations import relative
+
+        self.pulse = pulse
         people = "principal" if pulse.principals == 1 else "principals"
         mandates = "active mandate" if pulse.active_mandates == 1 else "active mandates"
         events = "ledger event" if pulse.head_seq == 1 else "ledger events"

@@ -7,6 +7,7 @@ code is refused rather than guessed at.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,21 +16,27 @@ from sqlalchemy import Connection, inspect, select
 
 from caracal.core.errors import ConfigError
 from caracal.store import schema
-from caracal.store.migrations import v001_initial, v002_authority, v003_tools, v004_tree_heads
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    upgrade: Callable[[Connection], None]
+    module: str  # imported only when the migration runs: opening a current store needs none
+
+    @property
+    def upgrade(self) -> Callable[[Connection], None]:
+        found: Callable[[Connection], None] = importlib.import_module(
+            f"{__name__}.{self.module}"
+        ).upgrade
+        return found
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial", v001_initial.upgrade),
-    Migration(2, "authority", v002_authority.upgrade),
-    Migration(3, "tools", v003_tools.upgrade),
-    Migration(4, "tree heads", v004_tree_heads.upgrade),
+    Migration(1, "initial", "v001_initial"),
+    Migration(2, "authority", "v002_authority"),
+    Migration(3, "tools", "v003_tools"),
+    Migration(4, "tree heads", "v004_tree_heads"),
 )
 LATEST = MIGRATIONS[-1].version
 
