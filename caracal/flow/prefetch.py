@@ -50,6 +50,8 @@ class Prefetch:
             return None
         try:
             data = _read_all(fd, timeout)
+        except OSError:
+            data = b""
         finally:
             os.close(fd)
             self._reap()
