@@ -61,6 +61,27 @@ def encode(claims: dict[str, Any], kid: str, private: ec.EllipticCurvePrivateKey
     return signing_input + "." + b64url(sign(private, signing_input.encode("ascii")))
 
 
+# `json.loads` without its wrapper: the decoder's scanner reads one value from a position.
+_SCAN: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _canonical_object(raw: bytes) -> dict[str, Any] | None:
+    """The object `raw` holds when it is canonical JSON, read the shortest way; None when it
+    is anything else, for `_json_object` to read it in full and say what it is. Canonical JSON
+    is ASCII without NUL, starts with its value and ends with it: there `json.loads` and the
+    scanner from position 0 read the same value."""
+    if not raw.isascii() or b"\x00" in raw:
+        return None
+    text = raw.decode("ascii")
+    try:
+        value, end = _SCAN(text, 0)
+        if end == len(text) and type(value) is dict and canonical_json(value) == text:
+            return value
+    except (StopIteration, ValueError, TypeError, RecursionError):
+        pass
+    return None
+
+
 def decode(token: str) -> ParsedToken:
     """Parse without verifying the signature; raise TokenError with a reason code."""
     if not isinstance(token, str) or not token:
@@ -141,6 +162,9 @@ def _json_object(raw: bytes, part: str) -> tuple[dict[str, Any], bool]:
     """Parse one token part; also say whether it is canonical JSON. Mandates are issued in
     canonical JSON, so anything else is refused: re-encoding and comparing rejects duplicate
     keys, NaN, other spellings and key orders in one C-speed step."""
+    value = _canonical_object(raw)
+    if value is not None:
+        return value, True
     # Canonical JSON is ASCII: read it as text directly. Anything else goes through `json`'s
     # own encoding detection (UTF-16/32, BOMs), to be refused the same way as before.
     text = raw.decode("ascii") if raw.isascii() and b"\x00" not in raw else None

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 _CURVE = ec.SECP256R1()
 _ALG = ec.ECDSA(hashes.SHA256())
@@ -26,6 +23,8 @@ SIGNATURE_BYTES = 64
 # form (s <= n/2) is produced and accepted, so a signature has exactly one valid spelling.
 _ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _HALF_ORDER = _ORDER // 2
+_HALF_ORDER_BYTES = _HALF_ORDER.to_bytes(32, "big")
+_ZERO = bytes(32)
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,29 @@ def sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
 def verify(public: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:
     if len(signature) != SIGNATURE_BYTES:
         return False
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
-    if not 0 < s <= _HALF_ORDER:  # the high-S twin of a valid signature is refused
+    s = signature[32:]
+    # Big-endian numbers of one length compare as their bytes do.
+    if not _ZERO < s <= _HALF_ORDER_BYTES:  # the high-S twin of a valid signature is refused
         return False
     try:
-        public.verify(encode_dss_signature(r, s), data, _ALG)
+        public.verify(der_signature(signature[:32], s), data, _ALG)
     except InvalidSignature:
         return False
     return True
+
+
+def der_signature(r: bytes, s: bytes) -> bytes:
+    """The DER form OpenSSL verifies (`encode_dss_signature`) of two 32-byte big-endian
+    numbers, built from their bytes without a round trip through int."""
+    body = _der_integer(r) + _der_integer(s)
+    return b"\x30" + bytes((len(body),)) + body
+
+
+def _der_integer(value: bytes) -> bytes:
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes((len(value),)) + value
 
 
 def b64url(data: bytes) -> str:

@@ -23,6 +23,7 @@ _LEGACY_KEYS = frozenset(
     {"v", "jti", "ws", "iss", "sub", "iat", "nbf", "exp", "res", "act", "dep", "par", "ih"}
 )
 _CLAIM_KEYS = _LEGACY_KEYS | {"grt"}
+_EXPECTED_KEYS = {CLAIMS_VERSION: _CLAIM_KEYS, LEGACY_CLAIMS_VERSION: _LEGACY_KEYS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,33 +107,26 @@ class MandateClaims:
     def from_claims(cls, claims: dict[str, Any]) -> MandateClaims:
         """Strictly typed claims, or TokenError(TOKEN_MALFORMED)."""
         version = claims.get("v")
-        expected: dict[int, frozenset[str]] = {
-            CLAIMS_VERSION: _CLAIM_KEYS,
-            LEGACY_CLAIMS_VERSION: _LEGACY_KEYS,
-        }
-        if type(version) is not int or frozenset(claims) != expected.get(version):
+        if type(version) is not int or claims.keys() != _EXPECTED_KEYS.get(version):
             raise TokenError("TOKEN_MALFORMED", "the token's claims are not a mandate's")
         if not _well_typed(claims):
             _check_types(claims)  # says which claim is wrong (or accepts a str subclass)
-        grants = (
-            _grants(claims["grt"], len(claims["res"]), len(claims["act"]))
-            if version == CLAIMS_VERSION
-            else None
-        )
+        res, act = claims["res"], claims["act"]
+        grants = _grants(claims["grt"], len(res), len(act)) if version == CLAIMS_VERSION else None
         return cls(
-            id=claims["jti"],
-            workspace_id=claims["ws"],
-            issuer_id=claims["iss"],
-            subject_id=claims["sub"],
-            issued_at=claims["iat"],
-            not_before=claims["nbf"],
-            expires_at=claims["exp"],
-            resources=tuple(claims["res"]),
-            actions=tuple(claims["act"]),
-            depth=claims["dep"],
-            parent_id=claims["par"],
-            intent_hash=claims["ih"],
-            grants=grants,
+            claims["jti"],
+            claims["ws"],
+            claims["iss"],
+            claims["sub"],
+            claims["iat"],
+            claims["nbf"],
+            claims["exp"],
+            tuple(res),
+            tuple(act),
+            claims["dep"],
+            claims["par"],
+            claims["ih"],
+            grants,
         )
 
     def signable(self) -> MandateClaims:
