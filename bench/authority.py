@@ -259,8 +259,10 @@ def bench_validate_chain(sizes: Sizes) -> list[Result]:
 
 # ---- 4. issuance ---------------------------------------------------------------------------
 def bench_issue(sizes: Sizes) -> list[Result]:
-    """`app.mandates.issue(...)`: one write transaction that reads the catalog, both parties
-    and the policy, signs the token (ES256), stores the mandate and appends a ledger event."""
+    """`app.mandates.issue(...)`: one write transaction that reads the ledger head and the
+    versions (both parties, the policy and the key are kept behind the authority version),
+    signs the token (ES256), stores the mandate, appends a ledger event and signs the new tree
+    head (ES256)."""
     name = "issue"
     with workspace() as app:
         populate(app)

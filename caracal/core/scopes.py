@@ -58,11 +58,15 @@ def _split(text: str, *, allow_wildcards: bool) -> Scope:
     return Scope(parts[1], kind, parts[3])
 
 
+# A handful of distinct scopes are parsed on every issuance and decision: parsed once (a
+# Scope is immutable; an invalid one raises every time, it is never kept).
+@lru_cache(maxsize=4096)
 def parse_scope(text: str) -> Scope:
     """Parse a concrete scope (no wildcards)."""
     return _split(text, allow_wildcards=False)
 
 
+@lru_cache(maxsize=4096)
 def parse_pattern(text: str) -> Scope:
     """Parse a scope pattern (`*` allowed within a segment)."""
     return _split(text, allow_wildcards=True)

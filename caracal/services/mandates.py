@@ -21,6 +21,7 @@ from caracal.core.scopes import any_pattern_matches, scope_kind
 from caracal.services import change_feed
 from caracal.services.authority_state import StoreAuthorityState
 from caracal.services.ids import new_sortable_id
+from caracal.services.issuance_parties import IssuanceParties
 from caracal.services.principals import resolve
 from caracal.store import ledger_rows, mandate_rows, policy_rows
 
@@ -120,6 +121,8 @@ class IssueRequest:
 class MandateService:
     def __init__(self, app: Caracal) -> None:
         self.app = app
+        # Both parties, the policy and the signing key, kept by authority version.
+        self.parties = IssuanceParties()
 
     # ---- issuing --------------------------------------------------------------------------
     def issue(
@@ -163,17 +166,18 @@ class MandateService:
         """One issuance inside the caller's transaction: the mandate signed and stored, or the
         refusal; its ledger event is appended to `events` for the caller to record. Invalid
         input raises before anything is written."""
-        catalog = self.app.providers.catalog(conn)
+        parties = self.parties.read(conn)
+        catalog = self.app.providers.catalog(conn, parties.catalog_version)
         res = catalog.require_scopes(request.resources, "resource")
         act = catalog.require_scopes(request.actions, "action")
-        issuer = resolve(conn, request.issuer)
-        subject = resolve(conn, request.subject)
+        issuer = parties.principal(request.issuer)
+        subject = parties.principal(request.subject)
         now = int(self.app.clock())
         try:
             plan = decide_issuance(
                 issuer=issuer,
                 subject=subject,
-                policy=policy_rows.active_for(conn, subject.id),
+                policy=parties.policy(subject.id),
                 catalog=catalog,
                 resources=res,
                 actions=act,
@@ -200,7 +204,9 @@ class MandateService:
                 )
             )
             return refusal
-        issued = self._sign_and_store(conn, plan, issuer.name, now)
+        issued = self._sign_and_store(
+            conn, plan, issuer.name, now, active=parties.active_key(plan.issuer_id)
+        )
         events.append(_issued_event("mandate.issued", issued))
         return issued
 
@@ -292,6 +298,7 @@ class MandateService:
         now: int,
         *,
         root_id: str | None = None,
+        active: tuple[str, str] | None = None,
     ) -> IssuedMandate:
         try:
             claims = plan.claims(new_sortable_id("mnd"), self.app.workspace_id, now)
@@ -299,7 +306,7 @@ class MandateService:
             raise ValidationError(
                 f"Refusing to sign a mandate validation would call malformed: {exc.message}."
             ) from None
-        kid, private = self.app.signing.signer(conn, plan.issuer_id, signer_name)
+        kid, private = self.app.signing.signer(conn, plan.issuer_id, signer_name, active)
         token = jws.encode(claims.to_claims(), kid, private)
         root = root_id or claims.id
         mandate_rows.insert(conn, claims, kid, token, root, plan.policy_id)

@@ -77,13 +77,15 @@ class ProviderService:
             spec, ref = rows[0]
             return ProviderView(spec, _credential_state(conn, spec, ref))
 
-    def catalog(self, conn: Connection | None = None) -> Catalog:
+    def catalog(self, conn: Connection | None = None, version: str | None = None) -> Catalog:
         """The scope catalog, cached until any process changes a provider (every change
-        writes a new `catalog_version`, in the same transaction)."""
+        writes a new `catalog_version`, in the same transaction). `version` is that version
+        when the caller read it in `conn`'s transaction already."""
         if conn is None:
             with self.app.store.read() as own:
                 return self.catalog(own)
-        version = meta.get(conn, CATALOG_VERSION) or "0"
+        if version is None:
+            version = meta.get(conn, CATALOG_VERSION) or "0"
         if self._catalog is not None and self._catalog[0] == version:
             return self._catalog[1]
         rows = provider_rows.load_all(conn)

@@ -39,10 +39,15 @@ class SigningKeys:
         return pair
 
     def signer(
-        self, conn: Connection, principal_id: str, name: str
+        self,
+        conn: Connection,
+        principal_id: str,
+        name: str,
+        active: tuple[str, str] | None = None,
     ) -> tuple[str, ec.EllipticCurvePrivateKey]:
-        """The principal's current key id and private key."""
-        found = principal_rows.active_key(conn, principal_id)
+        """The principal's current key id and private key. `active` is its (kid, secret_ref)
+        when the caller read it in `conn`'s transaction already."""
+        found = active if active is not None else principal_rows.active_key(conn, principal_id)
         if found is None:
             raise ConflictError(
                 f"{name} has no active signing key; rotate one with `caracal principal rotate-key {name}`."

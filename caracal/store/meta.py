@@ -14,15 +14,23 @@ from caracal.store.raw import Sql
 from caracal.store.schema import meta
 
 _GET = Sql("SELECT value FROM meta WHERE key = :key")
+_GET_TWO = Sql("SELECT key, value FROM meta WHERE key IN (:a, :b)")
 # Changes in the same transaction as anything that can turn an allow into a deny (a mandate
 # revoked, a principal's status, keys retired or revoked): a runtime replica that reads it
-# unchanged may keep using what it cached.
+# unchanged may keep using what it cached. Also with every write to what issuance keeps behind
+# it (principals registered, keys added, policies created or deactivated: issuance_parties).
 AUTHORITY_VERSION = "authority_version"
 
 
 def get(conn: Connection, key: str) -> str | None:
     row = raw.one(conn, _GET, {"key": key})
     return str(row[0]) if row else None
+
+
+def get_many(conn: Connection, keys: tuple[str, str]) -> dict[str, str]:
+    """Two keys in one statement: those present, with their values."""
+    rows = raw.all_rows(conn, _GET_TWO, {"a": keys[0], "b": keys[1]})
+    return {str(k): str(v) for k, v in rows}
 
 
 def put(conn: Connection, key: str, value: str) -> None:

@@ -8,7 +8,7 @@ import time
 from sqlalchemy import Connection, select
 
 from caracal.core.mandates import Policy
-from caracal.store import raw
+from caracal.store import meta, raw
 from caracal.store.raw import Sql
 from caracal.store.schema import policies
 
@@ -38,6 +38,7 @@ def insert(conn: Connection, policy: Policy) -> None:
             created_at=time.time(),
         )
     )
+    meta.bump_authority(conn)  # issuance keeps the active policy behind the version
 
 
 _ACTIVE = Sql(
@@ -85,3 +86,4 @@ def deactivate(conn: Connection, policy_id: str) -> None:
         .where(policies.c.id == policy_id)
         .values(status="inactive", deactivated_at=time.time())
     )
+    meta.bump_authority(conn)

@@ -61,6 +61,7 @@ def insert(conn: Connection, principal: Principal, email: str | None) -> None:
             updated_at=now,
         )
     )
+    meta.bump_authority(conn)  # issuance keeps what it read behind the version
 
 
 def set_status(conn: Connection, principal_id: str, status: str) -> None:
@@ -85,6 +86,7 @@ def add_key(
             created_at=time.time(),
         )
     )
+    meta.bump_authority(conn)
 
 
 def retire_keys(conn: Connection, principal_id: str, *, revoke: bool) -> list[str]:
