@@ -76,6 +76,7 @@ class FlowApp(App[None]):
         super().__init__()
         self.context = context
         self.prefetch = prefetch  # the dashboard's first figures, read by a forked copy
+        self.open_failed = False  # the last opening failed: no early figure may show
         self.reset_state = reset_state
         self.area = ""
         self.unsaved = False  # set by forms with edits, so quitting asks first
@@ -124,6 +125,7 @@ class FlowApp(App[None]):
             self,
             self._open_workspace,
             done=self._opened,
+            failed=self._open_failed,
             description="open workspace",
         )
 
@@ -137,11 +139,20 @@ class FlowApp(App[None]):
 
     def _prefetched(self, pulse: Pulse | None) -> None:
         """The forked copy's figures, painted unless the real opening got there first."""
-        if pulse is None or self.context.has_workspace:
+        if pulse is None or self.context.has_workspace or self.open_failed:
             return
         for screen in self.screen_stack:
             if hasattr(screen, "show_prefetched"):
                 screen.show_prefetched(pulse)
+
+    def _open_failed(self, message: str) -> None:
+        """Figures read before the opening checked the workspace are not shown beside the
+        problem it found."""
+        self.open_failed = True
+        for screen in self.screen_stack:
+            if hasattr(screen, "forget_prefetched"):
+                screen.forget_prefetched()
+        self.show_problem(message)
 
     def freeze_heap(self) -> None:
         """Move what is alive now (screens, the store's metadata, a search index of every

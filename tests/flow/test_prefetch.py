@@ -4,6 +4,7 @@ replace them (or win when they come first)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -157,3 +158,29 @@ async def test_figures_arriving_after_the_opening_are_ignored(world: dict[str, s
         app._prefetched(stale)
         await settle(pilot)
         assert shown(app)["principals"] == "4"
+
+
+async def test_figures_are_withdrawn_when_the_workspace_does_not_open(
+    world: dict[str, str], home: Path
+) -> None:
+    """The opening finds events removed behind Caracal's back: the problem is shown, and the
+    figures the copy read from that store (which it does not check) are not."""
+    import sqlite3
+
+    from caracal.flow.app import build_app
+
+    early = replace(figures_now(), principals=97)
+    with contextlib.closing(sqlite3.connect(home / "workspaces" / "demo" / "store.db")) as db:
+        db.execute("DELETE FROM ledger_events WHERE seq = (SELECT max(seq) FROM ledger_events)")
+        db.commit()
+    app = build_app(prefetch=_Figures("demo", early))  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(
+            pilot,
+            lambda: "outside caracal" in str(app.screen.query_one("#message").render()).lower(),
+            what="the problem",
+        )
+        await settle(pilot)
+        dashboard = app.screen_stack[-2]
+        figure = dashboard.query_one("#stat-principals .value")
+        assert str(figure.render()) == "…" and dashboard.pulse is None

@@ -164,10 +164,16 @@ class DashboardScreen(AreaScreen):
         now, replaced by the opened workspace's own a moment later (never over them)."""
 
         def paint() -> None:
-            if self.pulse is None:
+            if self.pulse is None and not self.flow.open_failed:
                 self._paint_pulse(pulse)
 
         self.call_after_refresh(paint)  # once composed: they may come before the first frame
+
+    def forget_prefetched(self) -> None:
+        """Back to the placeholders: the workspace did not open, so no figure stands."""
+        if self.pulse is not None and not self.context.has_workspace:
+            self.pulse = None
+            self.refresh(recompose=True)
 
     def _show_pulse(self, pulse: Pulse) -> None:
         if self._follow_up:
