@@ -169,7 +169,9 @@ class ChainWalk:
     only (as if it started at leaf 0). A walk that continues a verified tree is given that
     tree and the hash of its last event."""
 
-    _MEMO_LIMIT = 200_000
+    # Memo entries (about 0.6 kB each, with the row values they hold); a ledger whose events
+    # share no values gains nothing from more.
+    _MEMO_LIMIT = 20_000
 
     def __init__(
         self,

@@ -5,9 +5,10 @@ core; splitting the sequence range over two processes uses the second core. The 
 plain `python -m caracal.store.ledger_scan` child (JSON on stdin and stdout), so it never
 re-imports the caller's main module, and it loads only the database driver and the pure core.
 
-A range that starts at leaf `lo - 1` grows its own Merkle tree as if it started at leaf 0;
-joined after a tree of `lo - 1` leaves (a power of two at least as large as the range's
-biggest subtree), the two frontiers merge into the whole tree exactly.
+A range that starts after `lo - 1` events grows its Merkle trees as if each started at leaf 0,
+one per aligned piece (`aligned_cuts`): joined in order after the tree of the events before
+it, each piece's frontier merges into the whole tree exactly, since none of its perfect
+subtrees is larger than the largest power of two dividing the size it is joined to.
 """
 
 from __future__ import annotations
