@@ -138,6 +138,26 @@ class ChainBreak:
 DECISION_PREFIX = "validation."
 
 
+# The event text around the values that change with every event, for one combination of the
+# other five: (text up to the payload, from prev_hash up to seq, from ts to the end, whether
+# the event changes authority state). The leaf prefix 0x00 leads the text.
+_Parts = tuple[str, str, str, bool]
+
+
+def _parts(key: tuple[Any, ...]) -> _Parts:
+    """Raises TypeError for a value that is neither text nor null (a row altered in the store),
+    so only what `event_json` would quote the same way is ever memoised."""
+    type_, actor, principal, mandate, reason = key
+    if not isinstance(type_, str):
+        raise TypeError("type is not text")
+    return (
+        f'\x00{{"actor":{_opt(actor)},"mandate_id":{_opt(mandate)},"payload":',
+        f'","principal_id":{_opt(principal)},"reason_code":{_opt(reason)},"seq":',
+        f',"type":{_quote(type_)}}}',
+        not type_.startswith(DECISION_PREFIX),
+    )
+
+
 class ChainWalk:
     """Walks rows in `seq` order: checks every hash and link, and grows the Merkle tree over
     them, remembering the event hash and the tree at each sequence number in `wanted` (the
@@ -149,7 +169,9 @@ class ChainWalk:
     only (as if it started at leaf 0). A walk that continues a verified tree is given that
     tree and the hash of its last event."""
 
-    _MEMO_LIMIT = 200_000
+    # Memo entries (about 0.6 kB each, with the row values they hold); a ledger whose events
+    # share no values gains nothing from more.
+    _MEMO_LIMIT = 20_000
 
     def __init__(
         self,
@@ -173,7 +195,7 @@ class ChainWalk:
         self.keep_state = keep_state or state_sink is not None
         self.state_events: list[Row] = []
         self._sink = state_sink if state_sink is not None else self.state_events.append
-        self._memo: dict[object, str] = {None: "null"}
+        self._memo: dict[tuple[Any, ...], _Parts] = {}
 
     def feed(self, rows: Sequence[Row]) -> bool:
         """Consume rows; return False at the first break (kept in `failure`)."""
@@ -188,26 +210,24 @@ class ChainWalk:
         """Check hashes and links, grow the tree, pass state events on; returns how many rows
         passed.
 
-        The loop is the hot path of `ledger verify` (a million rows), so it is one loop:
-        quoted values are memoised, the event text is assembled inline (it must produce
-        exactly `event_json`; any anomaly is re-examined by the plain checks for the
-        message), and the tree's frontier is merged in place (`Frontier.extend`)."""
+        The loop is the hot path of `ledger verify` (a million rows), so it is one loop: the
+        parts of the event text around the payload, `seq`, `ts` and `prev_hash` are memoised
+        by the row's other five values (`_parts`; it must produce exactly `event_json`, and
+        any anomaly is re-examined by the plain checks for the message), and the tree's
+        frontier is merged in place (`Frontier.extend`)."""
         if rows and self.prev_hash is None:
             self.first_prev_hash = rows[0][8]
             self.prev_hash = rows[0][8]
         memo = self._memo
         if len(memo) > self._MEMO_LIMIT:
             memo.clear()
-            memo[None] = "null"
-        quote: Callable[[Any], str] = _quote  # values may be foreign types; caught below
-        get, sha256 = memo.get, hashlib.sha256
+        get, parts, sha256 = memo.get, _parts, hashlib.sha256
         expected, prev, wanted, seen = self.expected_seq, self.prev_hash, self.wanted, self.seen
         tree = self.tree
         nodes, size = tree.hashes, tree.size
         pop, push = nodes.pop, nodes.append
         sink = self._sink if self.keep_state else None
-        decisions = DECISION_PREFIX
-        done = 0
+        start = expected
         try:
             for row in rows:
                 (seq, ts, type_, actor, principal, mandate, reason, payload, prev_hash, digest) = (
@@ -216,16 +236,14 @@ class ChainWalk:
                 # A value of a foreign type (5.0, "5") changes the text below: the hash catches it.
                 if seq != expected or prev_hash != prev:
                     break
-                a = get(actor) or memo.setdefault(actor, quote(actor))
-                p = get(principal) or memo.setdefault(principal, quote(principal))
-                m = get(mandate) or memo.setdefault(mandate, quote(mandate))
-                r = get(reason) or memo.setdefault(reason, quote(reason))
-                t = get(type_) or memo.setdefault(type_, quote(type_))
-                text = (
-                    f'{{"actor":{a},"mandate_id":{m},"payload":{payload},"prev_hash":"{prev_hash}",'
-                    f'"principal_id":{p},"reason_code":{r},"seq":{seq},"ts":{ts},"type":{t}}}'
-                )
-                node = sha256(b"\x00" + text.encode("utf-8", "surrogatepass")).digest()
+                key = (type_, actor, principal, mandate, reason)
+                known = get(key)
+                if known is None:
+                    known = memo[key] = parts(key)
+                head, middle, tail, changes_state = known
+                node = sha256(
+                    f'{head}{payload},"prev_hash":"{prev_hash}{middle}{seq},"ts":{ts}{tail}'.encode()
+                ).digest()
                 if node.hex() != digest:
                     break
                 s = size
@@ -238,13 +256,13 @@ class ChainWalk:
                     seen[seq] = digest
                     tree.size = size
                     self.trees[seq] = tree.copy()
-                if sink is not None and not type_.startswith(decisions):
+                if changes_state and sink is not None:
                     sink(row)
                 expected, prev = seq + 1, digest
-                done += 1
         except (TypeError, ValueError):  # a value of a foreign type was written into a row
             pass
         tree.size = size
+        done = expected - start
         self.expected_seq, self.prev_hash = expected, prev
         self.count += done
         return done

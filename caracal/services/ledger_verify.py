@@ -2,7 +2,8 @@
 signed head, the kept history of heads and the heads recorded outside the store against the
 tree, and the authority state against the events that should have produced it.
 
-Large ledgers are walked in two ranges, the second in a worker process."""
+Large ledgers are walked in two ranges, the second in a worker process (in pieces whose trees
+merge into the first range's)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ def verify_ledger(
                 on_rows,
                 keep_state=state_check is not None,
                 after=(since.last_hash, since.tree) if since is not None else None,
+                batch=_batch(conn),
             )
         report = VerifyReport(
             True, walk.count, len(checkpoints), stored.size, stored.last_hash, since=lo - 1
@@ -131,11 +133,11 @@ def verify_ledger(
 
 
 def split_point(size: int) -> int:
-    """Where to split `size` events between two walkers: a power of two, so that the second
-    range's tree merges into the first's exactly (none of its subtrees is larger than the first
-    range), and no range has less than a third of the events."""
-    k = 1 << ((size - 1).bit_length() - 1)  # the largest power of two below size
-    return k if 2 * size >= 3 * k else k // 2
+    """Where to split `size` events between two walkers: just past the middle (the worker
+    starts later), on a multiple of a power of two near size / 128, so that the worker's range
+    needs few pieces (`ledger_scan.aligned_cuts`)."""
+    step = 1 << max(0, size.bit_length() - 7)
+    return min(size - 1, -(-(size // 2) // step) * step)
 
 
 def _walk_in_halves(
@@ -166,12 +168,15 @@ def _walk_in_halves(
             wanted,
             on_rows,
             keep_state=keep_state,
+            batch=_batch(conn),
         )
     except BaseException:
         worker.kill()
         worker.communicate()
         raise
-    joined = ledger_scan.join(first, ledger_scan.collect(worker, mid + 1))
+    joined = first
+    for piece in ledger_scan.collect(worker):
+        joined = ledger_scan.join(joined, piece)
     # The ranges stop at the head; anything stored beyond it is reported by the head check.
     beyond = ledger_rows.last_seq(conn)
     if joined.failure is None and beyond > head_seq:
@@ -292,6 +297,10 @@ def _cursor(conn: Connection, *, streaming: bool = False) -> Any:
         cursor.itersize = ledger_scan.BATCH
         return cursor
     return dbapi.cursor()
+
+
+def _batch(conn: Connection) -> int:
+    return ledger_scan.BATCH if conn.dialect.name == "postgresql" else ledger_scan.SQLITE_BATCH
 
 
 def _placeholder(conn: Connection) -> str:

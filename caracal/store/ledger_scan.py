@@ -5,23 +5,29 @@ core; splitting the sequence range over two processes uses the second core. The 
 plain `python -m caracal.store.ledger_scan` child (JSON on stdin and stdout), so it never
 re-imports the caller's main module, and it loads only the database driver and the pure core.
 
-A range that starts at leaf `lo - 1` grows its own Merkle tree as if it started at leaf 0;
-joined after a tree of `lo - 1` leaves (a power of two at least as large as the range's
-biggest subtree), the two frontiers merge into the whole tree exactly.
+A range that starts after `lo - 1` events grows its Merkle trees as if each started at leaf 0,
+one per aligned piece (`aligned_cuts`): joined in order after the tree of the events before
+it, each piece's frontier merges into the whole tree exactly, since none of its perfect
+subtrees is larger than the largest power of two dividing the size it is joined to.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from caracal.core.ledger import GENESIS_HASH, ChainBreak, ChainWalk, Row
 from caracal.core.merkle import Frontier
 
+# Rows per fetch: a PostgreSQL round trip brings many; SQLite rows are made in this process,
+# and a batch that stays in the CPU cache is walked faster than one fetched ahead.
 BATCH = 20_000
+SQLITE_BATCH = 1_000
 _COLUMNS = "seq, ts, type, actor, principal_id, mandate_id, reason_code, payload, prev_hash, hash"
 
 
@@ -49,9 +55,40 @@ def walk_cursor(
     *,
     keep_state: bool = False,
     after: tuple[str, Frontier] | None = None,
+    batch: int = BATCH,
 ) -> RangeResult:
-    """Walk rows lo..hi (hi None: to the end) read through a DBAPI cursor. `after` continues
-    a verified ledger of lo - 1 events: the hash of its last event and its tree."""
+    """Walk rows lo..hi (hi None: to the end) read through a DBAPI cursor, `batch` rows per
+    fetch. `after` continues a verified ledger of lo - 1 events: the hash of its last event
+    and its tree."""
+    return walk_pieces(
+        cursor,
+        placeholder,
+        lo,
+        hi,
+        wanted,
+        progress,
+        keep_state=keep_state,
+        after=after,
+        batch=batch,
+    )[0]
+
+
+def walk_pieces(
+    cursor: Any,
+    placeholder: str,
+    lo: int,
+    hi: int | None,
+    wanted: set[int],
+    progress: Any = None,
+    *,
+    keep_state: bool = False,
+    after: tuple[str, Frontier] | None = None,
+    cuts: Sequence[int] = (),
+    batch: int = BATCH,
+) -> list[RangeResult]:
+    """`walk_cursor` in one chain walk whose tree starts afresh after each sequence number in
+    `cuts` (`aligned_cuts`): one result per piece, to be joined in order. A piece ends where
+    the walk stops (at a break or the last row)."""
     where = f"seq >= {placeholder}" + (f" AND seq <= {placeholder}" if hi is not None else "")
     params = (lo,) if hi is None else (lo, hi)
     cursor.execute(f"SELECT {_COLUMNS} FROM ledger_events WHERE {where} ORDER BY seq", params)  # noqa: S608 - fixed text
@@ -66,26 +103,78 @@ def walk_cursor(
         tree=after[1] if after is not None else None,
         keep_state=keep_state,
     )
-    while True:
-        rows = cursor.fetchmany(BATCH)
-        if not rows:
+    pieces: list[RangeResult] = []
+    ends = iter([c for c in cuts if c >= lo and (hi is None or c < hi)])
+    end = next(ends, None)
+    piece_lo, first_prev, counted, kept = lo, after[0] if after is not None else None, 0, 0
+
+    def close() -> None:
+        nonlocal piece_lo, first_prev, counted, kept
+        pieces.append(
+            RangeResult(
+                lo=piece_lo,
+                count=walk.count - counted,
+                failure=walk.failure,
+                first_prev_hash=first_prev if pieces or after is not None else walk.first_prev_hash,
+                expected_seq=walk.expected_seq,
+                last_hash=walk.prev_hash,
+                seen=walk.seen,
+                tree=walk.tree,
+                trees=walk.trees,
+                state_events=walk.state_events[kept:],
+            )
+        )
+        piece_lo, first_prev = walk.expected_seq, walk.prev_hash
+        counted, kept = walk.count, len(walk.state_events)
+        walk.seen, walk.tree, walk.trees = {}, Frontier(), {}
+
+    intact, reported = True, 0
+    # The walk makes no reference cycles; the collector would trace every fetched row.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while intact:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                break
+            at = 0
+            while at < len(rows):
+                # Intact rows are consecutive: the rows up to the cut are counted, not compared.
+                take = len(rows) - at if end is None else end + 1 - walk.expected_seq
+                chunk = rows[at : at + take] if at or take < len(rows) else rows
+                at += len(chunk)
+                if not walk.feed(chunk):
+                    intact = False
+                    break
+                if end is not None and walk.expected_seq == end + 1:
+                    close()
+                    end = next(ends, None)
+            if progress is not None and walk.count >= reported + BATCH:
+                reported = walk.count
+                progress(reported)
+    finally:
+        if collecting:
+            gc.enable()
+    close()
+    if progress is not None and walk.count != reported:
+        progress(walk.count)
+    return pieces
+
+
+def aligned_cuts(lo: int, hi: int) -> list[int]:
+    """Where a walk of events lo..hi must start new trees so that each piece's tree, grown as
+    if from leaf 0, merges exactly into the tree of the events before it: a piece that starts
+    after `n` events may hold no perfect subtree larger than the largest power of two
+    dividing `n`."""
+    cuts: list[int] = []
+    done = lo - 1
+    while 0 < done < hi:
+        rest = hi - done
+        if done % (1 << (rest.bit_length() - 1)) == 0:
             break
-        if not walk.feed(rows):
-            break
-        if progress is not None:
-            progress(walk.count)
-    return RangeResult(
-        lo=lo,
-        count=walk.count,
-        failure=walk.failure,
-        first_prev_hash=walk.first_prev_hash if after is None else after[0],
-        expected_seq=walk.expected_seq,
-        last_hash=walk.prev_hash,
-        seen=walk.seen,
-        tree=walk.tree,
-        trees=walk.trees,
-        state_events=walk.state_events,
-    )
+        done += done & -done
+        cuts.append(done)
+    return cuts
 
 
 def scan_range(
@@ -96,14 +185,24 @@ def scan_range(
     hi: int,
     wanted: set[int],
     keep_state: bool,
-) -> RangeResult:
-    """Worker entry point: open a private connection and walk lo..hi."""
+) -> list[RangeResult]:
+    """Worker entry point: open a private connection and walk lo..hi in aligned pieces."""
+    cuts = aligned_cuts(lo, hi)
     if backend == "sqlite":
         import sqlite3
 
         conn = sqlite3.connect(f"file:{dsn}?mode=ro", uri=True)
         try:
-            return walk_cursor(conn.cursor(), "?", lo, hi, wanted, keep_state=keep_state)
+            return walk_pieces(
+                conn.cursor(),
+                "?",
+                lo,
+                hi,
+                wanted,
+                keep_state=keep_state,
+                cuts=cuts,
+                batch=SQLITE_BATCH,
+            )
         finally:
             conn.close()
     import psycopg
@@ -115,7 +214,7 @@ def scan_range(
         pg.cursor(name="caracal_ledger_scan") as cursor,
     ):
         cursor.itersize = BATCH
-        return walk_cursor(cursor, "%s", lo, hi, wanted, keep_state=keep_state)
+        return walk_pieces(cursor, "%s", lo, hi, wanted, keep_state=keep_state, cuts=cuts)
 
 
 def join(first: RangeResult, second: RangeResult) -> RangeResult:
@@ -124,6 +223,8 @@ def join(first: RangeResult, second: RangeResult) -> RangeResult:
         return first
     if second.first_prev_hash != first.last_hash:
         failure = ChainBreak(second.lo, None, "prev_hash does not link to the event before it")
+        if second.failure is not None and second.failure.seq == second.lo:
+            failure = second.failure  # says more (missing, out of order) about the same event
         first.failure, first.expected_seq = failure, second.lo
         return first
     trees = dict(first.trees)
@@ -179,15 +280,19 @@ def _frontier(data: list[Any]) -> Frontier:
     return Frontier.decode(int(data[0]), str(data[1]))
 
 
-def collect(proc: subprocess.Popen[bytes], lo: int) -> RangeResult:
+def collect(proc: subprocess.Popen[bytes]) -> list[RangeResult]:
+    """The worker's pieces, in order."""
     out, err = proc.communicate()
     if proc.returncode != 0:
         last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"ledger scan worker failed: {last[0]}")
-    data = json.loads(out)
+    return [_piece(data) for data in json.loads(out)]
+
+
+def _piece(data: dict[str, Any]) -> RangeResult:
     failure = data["failure"]
     return RangeResult(
-        lo=lo,
+        lo=data["lo"],
         count=data["count"],
         failure=ChainBreak(*failure) if failure else None,
         first_prev_hash=data["first_prev_hash"],
@@ -200,9 +305,25 @@ def collect(proc: subprocess.Popen[bytes], lo: int) -> RangeResult:
     )
 
 
+def _encode(result: RangeResult) -> dict[str, Any]:
+    failure = result.failure
+    return {
+        "lo": result.lo,
+        "count": result.count,
+        "failure": [failure.seq, failure.event_type, failure.problem] if failure else None,
+        "first_prev_hash": result.first_prev_hash,
+        "expected_seq": result.expected_seq,
+        "last_hash": result.last_hash,
+        "seen": result.seen,
+        "tree": [result.tree.size, result.tree.encode()],
+        "trees": {k: [v.size, v.encode()] for k, v in result.trees.items()},
+        "state_events": result.state_events,
+    }
+
+
 def _main() -> None:
     request = json.loads(sys.stdin.buffer.read())
-    result = scan_range(
+    pieces = scan_range(
         request["backend"],
         request["dsn"],
         request["pg_schema"],
@@ -211,21 +332,7 @@ def _main() -> None:
         set(request["wanted"]),
         request["keep_state"],
     )
-    failure = result.failure
-    json.dump(
-        {
-            "count": result.count,
-            "failure": [failure.seq, failure.event_type, failure.problem] if failure else None,
-            "first_prev_hash": result.first_prev_hash,
-            "expected_seq": result.expected_seq,
-            "last_hash": result.last_hash,
-            "seen": result.seen,
-            "tree": [result.tree.size, result.tree.encode()],
-            "trees": {k: [v.size, v.encode()] for k, v in result.trees.items()},
-            "state_events": result.state_events,
-        },
-        sys.stdout,
-    )
+    json.dump([_encode(piece) for piece in pieces], sys.stdout)
 
 
 if __name__ == "__main__":
