@@ -153,3 +153,24 @@ def interruptible(outcome: str | Callable[[], str] = "nothing was written") -> I
         raise
     except KeyboardInterrupt:
         raise Interrupted(outcome if isinstance(outcome, str) else outcome()) from None
+    except Exception as exc:
+        # ctrl+c in the middle of a database call can surface as the driver's failure to clean
+        # up after it ("another command is already in progress"): still the operator's stop.
+        if not caused_by_ctrl_c(exc):
+            raise
+        raise Interrupted(outcome if isinstance(outcome, str) else outcome()) from None
+
+
+def caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the exceptions that led to `exc`."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        found = pending.pop()
+        if found is None or id(found) in seen:
+            continue
+        if isinstance(found, KeyboardInterrupt):
+            return True
+        seen.add(id(found))
+        pending += [found.__cause__, found.__context__]
+    return False

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from caracal import __version__
-from caracal.cli.common import Interrupted
+from caracal.cli.common import Interrupted, caused_by_ctrl_c
 from caracal.cli.exit_codes import ExitCode, cli_message, exit_code_of
 from caracal.core.errors import CaracalError, ErrorKind, RefusedError
 
@@ -154,11 +154,13 @@ def run(argv: list[str] | None = None) -> int:
         result = command.main(args=args, prog_name="caracal", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except CaracalError as exc:
-        return _report_error(exc, as_json)
     except (KeyboardInterrupt, Interrupted) as exc:
         return _interrupted(exc, as_json)
     except Exception as exc:
+        if caused_by_ctrl_c(exc):  # a store call's failure after ctrl+c landed inside it
+            return _interrupted(KeyboardInterrupt(), as_json)
+        if isinstance(exc, CaracalError):
+            return _report_error(exc, as_json)
         parser = _parser_outcome(exc, as_json)
         if parser is not None:
             return parser

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +49,40 @@ def test_ctrl_c_mid_bulk_issuance_keeps_whole_chunks(
         issued = {m["id"] for m in app.mandates.listing()}
         assert app.ledger.verify().ok
     assert len(issued) - before == len(printed) and set(printed) <= issued
+
+
+def test_a_driver_failing_after_ctrl_c_is_still_an_interruption(
+    world: World, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ctrl+c lands in the middle of a database call and the driver's clean-up then fails
+    ("another command is already in progress", seen on PostgreSQL under load): the command
+    still ends as interrupted (130, the one line), not as a store error."""
+    from sqlalchemy.exc import OperationalError
+
+    from caracal.store.engine import Store
+    from tests.support.cli import run_cli
+
+    real_write, calls = Store.write, []
+
+    def write(self: Store, work: Any) -> Any:
+        calls.append(1)
+        if len(calls) < 3:
+            return real_write(self, work)
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OperationalError(
+                "ROLLBACK", {}, Exception("another command is already in progress")
+            ) from None
+
+    source = tmp_path / "few.jsonl"
+    line = json.dumps({"issuer": "alice", "subject": "orch", "resources": [REPOS],
+                       "actions": [READ], "ttl": "30m"})  # fmt: skip
+    source.write_text((line + "\n") * 2500)  # three chunks
+    monkeypatch.setattr(Store, "write", write)
+    done = run_cli("mandate", "issue", "--from", str(source))
+    monkeypatch.undo()
+    assert done.code == 130, done
+    stops = [s for s in done.stderr.splitlines() if s.startswith("interrupted: ")]
+    assert len(stops) == 1 and "none was half issued" in stops[0], done
+    assert "error" not in done.stderr.lower(), done
