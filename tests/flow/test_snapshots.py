@@ -85,10 +85,11 @@ def at(area_key: str, *keys: str, ready: str | None = None) -> Any:
 
 async def steady(pilot: Any) -> None:
     """Quiet, and no blinking cursor: a blink half-way through would change the picture."""
-    from textual.widgets import Input
+    from textual.widgets import Input, TextArea
 
     await settle(pilot)
-    for field in pilot.app.screen.query(Input):
+    for field in pilot.app.screen.query("Input, TextArea"):
+        assert isinstance(field, Input | TextArea)
         field.cursor_blink = False
     await pilot.pause(0.2)
     await settle(pilot)
