@@ -3,12 +3,18 @@ broad policies. Built through the real CLI, on the backend the test runs on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.cli import Result, run_cli
+
+if TYPE_CHECKING:
+    from caracal.services.facade import Caracal
 
 READ = "provider:github:action:read"
 WRITE = "provider:github:action:write"
@@ -168,4 +174,30 @@ def world(backend: str, home: Path) -> World:
 
 
 # The ledger scenario (thirteen events) for the ledger tests; defined with its helpers.
+@contextmanager
+def github_workspace(bot_kind: str = "worker", depth: int = 0) -> Iterator[Caracal]:
+    """Workspace "demo", opened in this process: provider github (repos, read), alice (a human)
+    and bot with a policy over every github scope, valid an hour at most."""
+    from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec
+    from caracal.services.facade import Caracal
+    from caracal.services.workspaces import WorkspaceManager
+
+    WorkspaceManager().create("demo")
+    with Caracal.open("demo") as opened:
+        opened.providers.add(
+            ProviderSpec(
+                "github",
+                "https://api.github.com",
+                resources=(ProviderResource("repos"),),
+                actions=(ProviderAction("repos", "read"),),
+            )
+        )
+        opened.principals.register("human", "alice")
+        opened.principals.register(bot_kind, "bot")
+        opened.policies.create(
+            "bot", "1h", ["provider:github:resource:*"], ["provider:github:action:*"], depth
+        )
+        yield opened
+
+
 from tests.authority.ledger_world import scenario  # noqa: E402, F401

@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import event
 
 from caracal.core.errors import DeniedError, NotFoundError
-from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec
 from caracal.services.facade import Caracal
-from caracal.services.workspaces import WorkspaceManager
+from tests.authority.conftest import github_workspace
 
 REPOS = "provider:github:resource:repos"
 READ = "provider:github:action:read"
@@ -24,19 +23,7 @@ ACTIONS = ["provider:github:action:*"]
 
 @pytest.fixture
 def app(backend: str, home: Path) -> Iterator[Caracal]:
-    WorkspaceManager().create("demo")
-    with Caracal.open("demo") as opened:
-        opened.providers.add(
-            ProviderSpec(
-                "github",
-                "https://api.github.com",
-                resources=(ProviderResource("repos"),),
-                actions=(ProviderAction("repos", "read"),),
-            )
-        )
-        opened.principals.register("human", "alice")
-        opened.principals.register("orchestrator", "bot")
-        opened.policies.create("bot", "1h", RESOURCES, ACTIONS, 2)
+    with github_workspace("orchestrator", 2) as opened:
         yield opened
 
 

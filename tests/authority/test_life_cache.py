@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from caracal.core.providers import ProviderAction, ProviderResource, ProviderSpec
 from caracal.services.facade import Caracal
-from caracal.services.workspaces import WorkspaceManager
 from caracal.store.schema import mandates
+from tests.authority.conftest import github_workspace
 
 REPOS = "provider:github:resource:repos"
 READ = "provider:github:action:read"
@@ -21,21 +20,7 @@ READ = "provider:github:action:read"
 
 @pytest.fixture
 def app(backend: str, home: Path) -> Iterator[Caracal]:
-    WorkspaceManager().create("demo")
-    with Caracal.open("demo") as opened:
-        opened.providers.add(
-            ProviderSpec(
-                "github",
-                "https://api.github.com",
-                resources=(ProviderResource("repos"),),
-                actions=(ProviderAction("repos", "read"),),
-            )
-        )
-        opened.principals.register("human", "alice")
-        opened.principals.register("worker", "bot")
-        opened.policies.create(
-            "bot", "1h", ["provider:github:resource:*"], ["provider:github:action:*"], 0
-        )
+    with github_workspace("worker", 0) as opened:
         yield opened
 
 
