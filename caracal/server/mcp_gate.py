@@ -2,6 +2,11 @@
 that lists and calls only the tools registered in Caracal for that server, each call decided
 by the caller's mandate (recorded in the ledger) before anything reaches the upstream.
 
+A denial's HTTP status follows the runtime's one rule (`statuses`), as the MCP authorization
+specification asks: 401 with a challenge when the token is no usable mandate (a client should
+get another one), 403 `insufficient_scope` when a valid mandate does not allow the call. The
+JSON-RPC error, with the reason code and decision id, is the body of either.
+
 Sessions are stateless here: the `Mcp-Session-Id` the gate hands out carries no state and is
 not required, because the mandate on every request is the only authority. So any replica can
 answer any request."""
@@ -28,7 +33,8 @@ from caracal.core.errors import NotFoundError
 from caracal.core.names import IDENTIFIER
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamError, UpstreamPool
 from caracal.server.requests import DRAIN_BYTES, drain
-from caracal.server.runtime import LedgerUnavailable, RateLimited
+from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited
+from caracal.server.statuses import NO_CREDENTIAL, challenge, denial_status
 from caracal.services.tools import McpServer
 
 log = logging.getLogger("caracal.server.mcp")
@@ -78,13 +84,18 @@ def _result(request_id: Any, result: Any, headers: dict[str, str] | None = None)
     return JsonRpcResponse({"jsonrpc": "2.0", "id": request_id, "result": result}, headers=headers)
 
 
-def _denial(outcome: Any) -> dict[str, Any]:
+def _denial(outcome: Outcome, decision_id: str | None) -> dict[str, Any]:
     return {
         "reason_code": outcome.reason_code,
         "reason": outcome.reason,
-        "decision_id": outcome.decision_id,
+        "decision_id": decision_id,
         "mandate_id": outcome.mandate_id,
     }
+
+
+def _challenge(reason_code: str) -> dict[str, str]:
+    """The `WWW-Authenticate` header of a denial, as the other enforcement points send it."""
+    return {name.decode(): value.decode() for name, value in challenge(reason_code)}
 
 
 class McpGate:
@@ -135,19 +146,19 @@ class McpGate:
             client = request.client.host if request.client else None
             # Counted with the other denials no key can be tied to (never one event each).
             decision_id = self.runtime.authorizer.denials.count(
-                "TOKEN_MISSING", client, {"source": "mcp"}
+                NO_CREDENTIAL, client, {"source": "mcp"}
             )
             return _error(
                 request_id,
                 DENIED,
                 "A mandate is required: send it as `Authorization: Bearer <token>`.",
                 {
-                    "reason_code": "TOKEN_MISSING",
+                    "reason_code": NO_CREDENTIAL,
                     "reason": "no bearer token",
                     "decision_id": decision_id,
                 },
                 status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="caracal"'},
+                headers=_challenge(NO_CREDENTIAL),
             )
         name = request.path_params["server"]
         try:
@@ -238,7 +249,8 @@ class McpGate:
     ) -> Response:
         """The registered tools the mandate allows. A listing says what a token may do, so it
         is recorded like a decision (one event, with how many tools were shown) before it is
-        answered."""
+        answered. A token that is no usable mandate is refused with 401, as a call with it
+        would be; a valid mandate that allows none of the tools gets an empty list (200)."""
         if params.get("cursor") is not None:
             return _error(request_id, INVALID_PARAMS, "Unknown cursor: the gate lists in one page.")
         authorizer = self.runtime.authorizer
@@ -262,11 +274,23 @@ class McpGate:
             except UpstreamError as exc:
                 failure = exc
         shown = [t for t in upstream_tools if t.get("name") in allowed]
+        unusable = None if allowed else await self._unusable(token, outcomes, len(registered))
         try:
-            await authorizer.record_listing(server.name, token, outcomes, len(shown), client)
+            decision_id = await authorizer.record_listing(
+                server.name, token, outcomes, len(shown), client
+            )
         except LedgerUnavailable as exc:
             data = {"reason_code": "LEDGER_UNAVAILABLE", "reason": exc.reason, "decision_id": None}
             return _error(request_id, DENIED, "The listing could not be recorded.", data)
+        if unusable is not None:
+            return _error(
+                request_id,
+                DENIED,
+                f"Listing refused: {unusable.reason}.",
+                _denial(unusable, decision_id),
+                status=401,
+                headers=_challenge(unusable.reason_code),
+            )
         if failure is not None:
             log.warning("mcp %s: tools/list failed upstream: %s", server.name, failure)
             return _error(
@@ -275,6 +299,20 @@ class McpGate:
                 f"The MCP server {server.name!r} is unavailable: {failure}.",
             )
         return _result(request_id, {"tools": shown})
+
+    async def _unusable(
+        self, token: str, outcomes: list[Outcome], registered: int
+    ) -> Outcome | None:
+        """The denial saying the token is no usable mandate (the same for every tool: such
+        checks come before any about scopes), or None. With no tool registered, the token is
+        checked against no pair at all, so that it is judged like anywhere else."""
+        if not registered:
+            try:
+                outcomes = [await self.runtime.authorizer.check(token, "-", "-")]
+            except Exception:  # nothing is known about the token: the listing stays empty
+                return None
+        first = outcomes[0] if outcomes else None
+        return first if first is not None and denial_status(first.reason_code) == 401 else None
 
     async def _call_tool(
         self,
@@ -316,8 +354,14 @@ class McpGate:
                 request_id, DENIED, f"Call to {name} refused: it could not be decided.", data
             )
         if not outcome.allowed:
+            code = outcome.reason_code
             return _error(
-                request_id, DENIED, f"Call to {name} denied: {outcome.reason}.", _denial(outcome)
+                request_id,
+                DENIED,
+                f"Call to {name} denied: {outcome.reason}.",
+                _denial(outcome, outcome.decision_id),
+                status=denial_status(code),
+                headers=_challenge(code),
             )
         forwarded = {k: v for k, v in params.items() if k in ("name", "arguments", "_meta")}
         try:

@@ -42,6 +42,9 @@ FILES = "provider:docs:resource:files"
 DOWN_READ = "provider:down:action:read"
 DOWN_FILES = "provider:down:resource:files"
 DENIED = -32010
+CHALLENGE = 'Bearer realm="caracal"'
+INVALID = 'Bearer realm="caracal", error="invalid_token"'
+SCOPE = 'Bearer realm="caracal", error="insufficient_scope"'
 
 
 def ok(result: Result) -> Result:
@@ -283,8 +286,11 @@ async def test_tool_and_provider_changes_reach_the_running_gate_at_once(gate: Ga
     assert (await call(gate, reader, "read_doc", {"path": "back"})).content[0].text
 
 
-async def test_tools_list_of_an_invalid_mandate_is_empty(gate: Gate) -> None:
-    assert await listed(gate, "not-a-mandate") == []
+async def test_tools_list_of_an_invalid_mandate_is_refused(gate: Gate) -> None:
+    """A token that is no mandate is refused a listing (401), as the calls it would list."""
+    with pytest.raises(MCPError) as caught:
+        await listed(gate, "not-a-mandate")
+    assert caught.value.error.data["reason_code"] == "TOKEN_MALFORMED"
 
 
 async def test_every_decision_is_in_the_ledger_and_no_token_is(gate: Gate) -> None:
@@ -313,6 +319,80 @@ async def test_a_mandate_bound_to_one_call_allows_only_that_call(gate: Gate) -> 
     assert (await call(gate, token, "read_doc", {"path": "only.md"})).content[0].text
     error = await denied(gate, token, "read_doc", {"path": "other.md"})
     assert error.data["reason_code"] == "INTENT_MISMATCH"
+
+
+# ---- HTTP statuses ----------------------------------------------------------------------
+def _refusal(reply: httpx.Response, request_id: int = 1) -> tuple[int, str | None, str]:
+    """A denial's status, challenge and reason code, its JSON-RPC error checked on the way."""
+    answer = reply.json()
+    assert answer["id"] == request_id and answer["error"]["code"] == DENIED, answer
+    assert answer["error"]["data"]["decision_id"], answer
+    return (
+        reply.status_code,
+        reply.headers.get("www-authenticate"),
+        answer["error"]["data"]["reason_code"],
+    )
+
+
+def test_denials_carry_the_runtimes_statuses_around_their_json_rpc_error(gate: Gate) -> None:
+    """As the MCP authorization specification asks: 401 and a challenge for a token that is
+    no usable mandate (get another), 403 `insufficient_scope` for a valid one that does not
+    allow the call (get one that does), the JSON-RPC error with its reason in the body."""
+    revoked = gate.issue("revoked-status", READ)
+    ok(run_cli("mandate", "revoke", gate.mandates["revoked-status"], "--yes"))
+    expired = gate.issue("expired-status", READ, ttl="1s")
+    header, payload, signature = gate.tokens["reader"].split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    time.sleep(1.2)
+    calls = list(gate.upstream.calls)
+    read = request("tools/call", {"name": "read_doc", "arguments": {"path": "s"}}, id_=7)
+    for token, code in (
+        (revoked, "MANDATE_REVOKED"),
+        (expired, "MANDATE_EXPIRED"),
+        (forged, "SIGNATURE_INVALID"),
+    ):
+        assert _refusal(rpc(gate, read, bearer=token), 7) == (401, INVALID, code)
+        listing = rpc(gate, request("tools/list"), bearer=token)
+        assert _refusal(listing) == (401, INVALID, code)
+    assert _refusal(rpc(gate, read, bearer=None), 7) == (401, CHALLENGE, "TOKEN_MISSING")
+    write = request("tools/call", {"name": "write_doc", "arguments": {"path": "s", "text": "t"}})
+    assert _refusal(rpc(gate, write, bearer="reader")) == (403, SCOPE, "ACTION_OUT_OF_SCOPE")
+    assert gate.upstream.calls == calls, "a refused call reached the upstream"
+    allowed = rpc(gate, read, bearer="reader")
+    assert allowed.status_code == 200 and "www-authenticate" not in allowed.headers
+    assert allowed.json()["result"]["content"][0]["text"] == "contents of s"
+
+
+async def test_a_valid_mandate_allowed_no_tool_gets_an_empty_listing_not_a_refusal(
+    gate: Gate,
+) -> None:
+    """A listing is not a denial: a live mandate that allows none of the tools sees none."""
+    token = gate.issue("other-server", DOWN_READ, resource=DOWN_FILES)
+    reply = rpc(gate, request("tools/list"), bearer=token)
+    assert reply.status_code == 200 and reply.json()["result"] == {"tools": []}
+    assert await listed(gate, token) == []
+
+
+async def test_the_sdk_client_sees_401_for_a_revoked_mandate(gate: Gate) -> None:
+    """What the official client is answered at the HTTP level, besides the error it raises."""
+    token = gate.issue("revoked-sdk", READ)
+    ok(run_cli("mandate", "revoke", gate.mandates["revoked-sdk"], "--yes"))
+    seen: list[tuple[int, str | None]] = []
+
+    async def record(response: httpx2.Response) -> None:
+        seen.append((response.status_code, response.headers.get("www-authenticate")))
+
+    hooks = {"response": [record]}
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, event_hooks=hooks) as http,
+        streamable_http_client(gate.url(), http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        with pytest.raises(MCPError) as caught:
+            await session.call_tool("read_doc", {"path": "p"})
+    assert caught.value.error.data["reason_code"] == "MANDATE_REVOKED"
+    assert (401, INVALID) in seen
 
 
 # ---- upstream sessions ------------------------------------------------------------------
@@ -391,6 +471,7 @@ def test_initialize_negotiates_and_names_the_gate(gate: Gate) -> None:
         (request("tools/list"), {"server": "nosuch"}, 404, -32012),
         (request("tools/list"), {"server": "plain"}, 404, -32012),
         (request("tools/list"), {"bearer": None}, 401, DENIED),
+        (request("tools/list"), {"bearer": "not.a.mandate"}, 401, DENIED),
         (b'{"jsonrpc": "2.0", "id": 1, "method": ', {}, 400, -32700),
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"ping"}', {}, 400, -32700),
         ([request("ping"), request("ping", id_=2)], {}, 400, -32600),
