@@ -281,7 +281,10 @@ class McpGate:
             )
         except LedgerUnavailable as exc:
             data = {"reason_code": "LEDGER_UNAVAILABLE", "reason": exc.reason, "decision_id": None}
-            return _error(request_id, DENIED, "The listing could not be recorded.", data)
+            # As `/v1/authorize` answers a decision it could not record: try again later.
+            return _error(
+                request_id, DENIED, "The listing could not be recorded.", data, status=503
+            )
         if unusable is not None:
             return _error(
                 request_id,
@@ -351,7 +354,11 @@ class McpGate:
                 "decision_id": None,
             }
             return _error(
-                request_id, DENIED, f"Call to {name} refused: it could not be decided.", data
+                request_id,
+                DENIED,
+                f"Call to {name} refused: it could not be decided.",
+                data,
+                status=503 if unrecorded else 500,
             )
         if not outcome.allowed:
             code = outcome.reason_code

@@ -590,8 +590,27 @@ def test_an_undecidable_call_is_refused_and_never_forwarded() -> None:
     with TestClient(Starlette(routes=[Mount("/mcp", routes=gate.routes())])) as client:
         headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
         call = request("tools/call", {"name": "read_doc", "arguments": {}})
-        error = client.post("/mcp/docs", json=call, headers=headers).json()["error"]
+        answer = client.post("/mcp/docs", json=call, headers=headers)
+        error = answer.json()["error"]
         assert (error["code"], error["data"]["reason_code"]) == (DENIED, "LEDGER_UNAVAILABLE")
+        assert answer.status_code == 503  # as /v1/authorize: not a denial, try again later
         listed = client.post("/mcp/docs", json=request("tools/list"), headers=headers).json()
         assert listed["result"] == {"tools": []}
+    assert not broken.upstream_used
+
+
+class _Failing(_Broken):
+    async def _decide(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the validator broke")
+
+
+def test_a_call_that_fails_to_be_decided_is_a_server_error_and_never_forwarded() -> None:
+    broken = _Failing()
+    gate = McpGate(broken, upstreams=broken)  # type: ignore[arg-type]
+    with TestClient(Starlette(routes=[Mount("/mcp", routes=gate.routes())])) as client:
+        headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
+        call = request("tools/call", {"name": "read_doc", "arguments": {}})
+        answer = client.post("/mcp/docs", json=call, headers=headers)
+        assert answer.status_code == 500
+        assert answer.json()["error"]["data"]["reason_code"] == "INTERNAL_ERROR"
     assert not broken.upstream_used
