@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 
+from caracal.server.authorizer import lazy_connection
+from caracal.server.outcomes import LedgerUnavailable, Outcome, RateLimited
 from caracal.server.requests import DRAIN_BYTES, BadRequest, drain, parse_json
-from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime, lazy_connection
+from caracal.server.runtime import Runtime
 from caracal.server.statuses import challenge, denial_status
 from caracal.services.denial_aggregator import ANONYMOUS
 from caracal.services.gateway import (
