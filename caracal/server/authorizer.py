@@ -158,17 +158,20 @@ class Authorizer(DecisionRecorder):
         source: str = "http",
         client: str | None = None,
         detail: dict[str, Any] | None = None,
+        admitted: bool = False,
     ) -> Outcome:
         """Decide, record, and only then answer. `detail` goes into the recorded event as it is
-        (the gateway's method and path). Raises RateLimited for a client over its
-        budget, LedgerUnavailable when the decision could not be recorded (the caller must
-        then refuse). Denials about tokens tied to no known key are counted, not recorded one
-        by one (see `denial_aggregator`)."""
+        (the gateway's method and path). Raises RateLimited for a client over its budget
+        (checked here unless the caller has checked it for this request with `admit`:
+        `admitted`), LedgerUnavailable when the decision could not be recorded (the caller
+        must then refuse). Denials about tokens tied to no known key are counted, not recorded one by
+        one (see `denial_aggregator`)."""
         started = time.perf_counter()
         if self.halted is not None:
             self.metrics.observe("LEDGER_UNAVAILABLE", time.perf_counter() - started)
             raise LedgerUnavailable(self.halted)
-        self.admit(client)
+        if not admitted:
+            self.admit(client)
         try:
             version = await self.fresh_version()
         except StoreUnreadable:

@@ -153,6 +153,8 @@ class ProviderGateway:
                 )
                 body = _denied("TOKEN_MISSING", "no bearer token", decision)
                 return Verdict(401, body, challenge("TOKEN_MISSING"))
+            # Before routing: a client over its budget is refused before an unknown provider
+            # (never cached) costs a store read, or a refusal is recorded.
             authorizer.admit(client)
             try:
                 target = self._target(provider)
@@ -172,6 +174,7 @@ class ProviderGateway:
                 source=source,
                 client=client,
                 detail={"method": method, "path": path[:256]},
+                admitted=True,
             )
         except BadRequest as exc:
             self.runtime.metrics.rejected(exc.status)
