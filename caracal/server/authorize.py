@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from caracal.server.outcomes import LedgerUnavailable, Outcome, RateLimited
 from caracal.server.requests import DRAIN_BYTES, BadRequest, authorize_request, drain
-from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime
+from caracal.server.runtime import Runtime
 from caracal.server.statuses import challenge, denial_status
 
 Scope = dict[str, Any]

@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 
+from caracal.server.authorizer import lazy_connection
+from caracal.server.outcomes import LedgerUnavailable, Outcome, RateLimited
 from caracal.server.requests import DRAIN_BYTES, BadRequest, drain, parse_json
-from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited, Runtime, lazy_connection
+from caracal.server.runtime import Runtime
 from caracal.server.statuses import challenge, denial_status
 from caracal.services.denial_aggregator import ANONYMOUS
 from caracal.services.gateway import (
@@ -151,6 +153,8 @@ class ProviderGateway:
                 )
                 body = _denied("TOKEN_MISSING", "no bearer token", decision)
                 return Verdict(401, body, challenge("TOKEN_MISSING"))
+            # Before routing: a client over its budget is refused before an unknown provider
+            # (never cached) costs a store read, or a refusal is recorded.
             authorizer.admit(client)
             try:
                 target = self._target(provider)
@@ -170,6 +174,7 @@ class ProviderGateway:
                 source=source,
                 client=client,
                 detail={"method": method, "path": path[:256]},
+                admitted=True,
             )
         except BadRequest as exc:
             self.runtime.metrics.rejected(exc.status)

@@ -32,8 +32,8 @@ from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import NotFoundError
 from caracal.core.names import IDENTIFIER
 from caracal.server.mcp_upstream import HANDSHAKE_VERSIONS, UpstreamError, UpstreamPool
+from caracal.server.outcomes import LedgerUnavailable, Outcome, RateLimited
 from caracal.server.requests import DRAIN_BYTES, drain
-from caracal.server.runtime import LedgerUnavailable, Outcome, RateLimited
 from caracal.server.statuses import NO_CREDENTIAL, challenge, denial_status
 from caracal.services.tools import McpServer
 

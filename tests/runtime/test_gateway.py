@@ -422,3 +422,59 @@ def test_a_call_that_cannot_be_decided_is_refused_not_forwarded() -> None:
         )
     )
     assert (verdict.status, verdict.reason_code, verdict.target) == (503, "INTERNAL_ERROR", None)
+
+
+def test_a_client_over_its_budget_of_unusable_tokens_gets_429_whatever_it_calls(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a client has spent its budget of denials no key can be tied to, every gateway call
+    it makes is refused with 429 and Retry-After before anything is routed or decided (a
+    declared path, an undeclared one, an unknown provider alike) and nothing reaches the
+    provider; once the budget refills, its mandate is honoured again."""
+    monkeypatch.delenv("CARACAL_REDIS_URL", raising=False)
+    monkeypatch.setenv("API_TOKEN", API_SECRET)
+    with provider_upstream() as upstream:
+        ok(run_cli("workspace", "create", "limits"))
+        ok(
+            run_cli(
+                "provider", "add", "api", "--base-url", upstream.url + "/base",
+                "--auth", "bearer", "--credential-env", "API_TOKEN",
+                "--resource", "repos", "--action", "repos:read:GET:/repos",
+            )
+        )  # fmt: skip
+        ok(run_cli("principal", "register", "--kind", "human", "--name", "alice"))
+        ok(run_cli("principal", "register", "--kind", "worker", "--name", "agent"))
+        ok(
+            run_cli(
+                "policy", "create", "--principal", "agent", "--max-validity", "1h",
+                "--resource", scope("api", "resource", "*"),
+                "--action", scope("api", "action", "*"),
+            )
+        )  # fmt: skip
+        # Three unusable tokens spend the budget; one more is earned every 4 s.
+        ok(run_cli("config", "set", "runtime.anonymous_denials.per_client_per_second", "0.25"))
+        ok(run_cli("config", "set", "runtime.anonymous_denials.burst", "3"))
+        with serve() as server:
+            world = World(server, upstream, home)
+            token = world.issue("reader", "api", ["repos"], ["read"])
+            replies = [world.call("GET", "/v1/providers/api/repos", "not.a.mandate")]
+            while replies[-1].status_code == 401 and len(replies) < 10:
+                replies.append(world.call("GET", "/v1/providers/api/repos", "not.a.mandate"))
+            statuses = [r.status_code for r in replies]
+            assert statuses == [401, 401, 401, 429], statuses
+            over = [
+                replies[-1],
+                world.call("GET", "/v1/providers/api/repos", token),
+                world.call("DELETE", "/v1/providers/api/undeclared", token),
+                world.call("GET", "/v1/providers/nowhere/repos", "not.a.mandate"),
+            ]
+            for reply in over:
+                assert reply.status_code == 429, (reply.status_code, reply.text)
+                assert reply.json()["error"] == "rate_limited"
+                assert int(reply.headers["retry-after"]) >= 1
+                assert reply.headers["x-caracal-decision"] == ""
+            assert upstream.received == []
+            time.sleep(int(over[-1].headers["retry-after"]) + 0.5)
+            allowed = world.call("GET", "/v1/providers/api/repos", token)
+            assert allowed.status_code == 200, allowed.text
+            assert len(upstream.received) == 1

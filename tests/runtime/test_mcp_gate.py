@@ -25,7 +25,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from caracal.server.mcp_gate import McpGate
-from caracal.server.runtime import LedgerUnavailable
+from caracal.server.outcomes import LedgerUnavailable
 from caracal.services.tools import McpServer, Tool
 from tests.conftest import _require_postgres
 from tests.runtime.upstream import Upstream, running_upstream
