@@ -327,7 +327,7 @@ class MandateService:
         if not preview or any(row["revoked_at"] is None for row in preview):
             return None
         from caracal.core.durations import when
-        from caracal.services.ledger import LedgerFilter
+        from caracal.services.ledger_reads import LedgerFilter
 
         first = preview[0]
         found = self.app.ledger.events(
