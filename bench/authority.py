@@ -34,7 +34,7 @@ from caracal.store.schema import mandates, principal_keys, principals
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
-    from caracal.services.ledger import VerifyReport
+    from caracal.services.ledger_verify import VerifyReport
 
 
 # ---- an in-memory AuthorityState -----------------------------------------------------------

@@ -327,7 +327,7 @@ def _store_batch(
     from caracal.core import jws
     from caracal.core.mandates import MandateClaims
     from caracal.services.ids import new_id
-    from caracal.services.mandates import IssuedMandate, _issued_event
+    from caracal.services.mandate_issuance import IssuedMandate, issued_event
     from caracal.store import mandate_rows
 
     now = int(app.clock())
@@ -370,7 +370,7 @@ def _store_batch(
         mandate_rows.insert(conn, claims, kid, token, root_id, target.policy_id)
         issued = IssuedMandate(claims.id, token, claims, False, kid, root_id, target.policy_id)
         kind = "mandate.issued" if parent is None else "mandate.delegated"
-        events.append(_issued_event(kind, issued))
+        events.append(issued_event(kind, issued))
         out.append(_described(claims, target.kind, token, root_id))
     app.ledger.record(conn, *events)
     return out

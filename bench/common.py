@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
-    from caracal.services.mandates import IssuedMandate
+    from caracal.services.mandate_issuance import IssuedMandate
 
 RESOURCE = "provider:github:resource:repos"
 ACTION = "provider:github:action:read"

@@ -322,7 +322,7 @@ def _check_forwarded(allowed: int, forwarded: int) -> None:
 def _check_ledger() -> None:
     """No call was denied, and the ledger verifies."""
     from caracal.services.facade import Caracal
-    from caracal.services.ledger import LedgerFilter
+    from caracal.services.ledger_reads import LedgerFilter
 
     with Caracal.open("bench") as app:
         denied = app.ledger.count(LedgerFilter(types=["validation.denied"]))

@@ -374,7 +374,7 @@ def _check_ledger(answered: float, forwarded: int) -> None:
     allowed decision (less the calls cancelled when a load run stopped), and the ledger
     verifies."""
     from caracal.services.facade import Caracal
-    from caracal.services.ledger import LedgerFilter
+    from caracal.services.ledger_reads import LedgerFilter
 
     with Caracal.open("bench") as app:
         allowed = app.ledger.count(LedgerFilter(types=["validation.allowed"]))

@@ -191,7 +191,7 @@ def _recorded_when_settled() -> int:
     """The decisions in the ledger, once the count stops moving (the last answers of a load
     run are committed a moment after they are sent)."""
     from caracal.services.facade import Caracal
-    from caracal.services.ledger import LedgerFilter
+    from caracal.services.ledger_reads import LedgerFilter
 
     last = -1
     with Caracal.open("bench") as app:

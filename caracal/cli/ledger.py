@@ -62,7 +62,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """The most recent events (newest last), filtered."""
-    from caracal.services.ledger import LedgerFilter
+    from caracal.services.ledger_reads import LedgerFilter
 
     with open_workspace(ctx) as caracal:
         principal_id = caracal.principals.get(principal).id if principal else None

@@ -21,7 +21,7 @@ from caracal.store import ledger_rows
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
-    from caracal.services.mandates import IssuedMandate, IssueRequest
+    from caracal.services.mandate_issuance import IssuedMandate, IssueRequest
 
 REQUIRED = ("issuer", "subject", "resources", "actions", "ttl")
 OPTIONAL = ("delegation_depth", "intent", "starts_in")
@@ -50,7 +50,7 @@ class LineOutcome:
 
 def parse_line(text: str, number: int) -> IssueRequest:
     """One input line as an issuance request, or a ValidationError naming the line."""
-    from caracal.services.mandates import IssueRequest
+    from caracal.services.mandate_issuance import IssueRequest
 
     where = f"line {number}"
     if len(text) > MAX_LINE_CHARS:

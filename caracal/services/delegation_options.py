@@ -18,6 +18,7 @@ from caracal.core.errors import DeniedError
 from caracal.core.mandates import MandateClaims, Principal
 from caracal.core.scopes import any_pattern_matches
 from caracal.services.authority_state import StoreAuthorityState
+from caracal.services.mandate_reads import resolve_mandate_id
 from caracal.store import mandate_rows, policy_rows, principal_rows
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class DelegationOptions:
 def delegation_options(app: Caracal, source_id: str) -> DelegationOptions:
     now = int(app.clock())
     with app.store.read() as conn:
-        ident = app.mandates._resolve_id(conn, source_id)
+        ident = resolve_mandate_id(conn, source_id)
         row = mandate_rows.get(conn, ident)
         assert row is not None
         problem = _source_problem(app, conn, row, now)

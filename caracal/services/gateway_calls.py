@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from caracal.core.reasons import GATEWAY_REFUSALS, VALIDATION_DENIALS
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal

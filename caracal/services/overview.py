@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from caracal.services.denial_aggregator import EVENT_TYPE
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from caracal.store import ledger_rows, mandate_rows
 from caracal.store.schema import ledger_events, principals
 

@@ -13,7 +13,7 @@ import pytest
 
 from caracal.core.errors import CaracalError
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.conftest import _require_postgres
 from tests.runtime.test_authorize import READ, REPOS, make_workspace
 from tests.support.postgres import scratch_database

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.flow.conftest import SIZE, screen_name, until
 from tests.support.cli import run_cli
 

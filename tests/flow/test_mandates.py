@@ -7,7 +7,7 @@ from typing import Any
 from textual.widgets import Select, SelectionList
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.flow.conftest import SIZE, screen_name, settle, until
 
 

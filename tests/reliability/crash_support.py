@@ -502,7 +502,7 @@ def issue_and_validate(app: Any) -> str:
 
 
 def committed_validations(app: Any, mandate_id: str) -> int:
-    from caracal.services.ledger import LedgerFilter
+    from caracal.services.ledger_reads import LedgerFilter
 
     return int(app.ledger.count(LedgerFilter(types=["validation."], mandate_id=mandate_id)))
 

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from caracal.services.logs import detach_workspace_log
 from caracal.services.workspaces import WorkspaceManager
 from tests.reliability.concurrency_worker import ACTION, RESOURCE, populate

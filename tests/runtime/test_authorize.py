@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.support.cli import run_cli
 from tests.support.runtime import Server, free_port, serve
 

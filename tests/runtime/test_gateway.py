@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.conftest import _require_postgres
 from tests.runtime.provider_upstream import ProviderUpstream, provider_upstream
 from tests.support.cli import Result, run_cli

@@ -13,7 +13,7 @@ import pytest
 from caracal.core.ledger import NewEvent
 from caracal.services.facade import Caracal
 from caracal.services.group_commit import LedgerBatcher
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from caracal.store import ledger_rows
 from tests.runtime.test_authorize import make_workspace
 

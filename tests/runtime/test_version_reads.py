@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from caracal.services.facade import Caracal
-from caracal.services.ledger import LedgerFilter
+from caracal.services.ledger_reads import LedgerFilter
 from tests.runtime.test_authorize import READ, REPOS, make_workspace
 from tests.support.cli import run_cli
 from tests.support.runtime import serve

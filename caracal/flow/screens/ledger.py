@@ -40,7 +40,7 @@ class LedgerPages:
     query: Any = None  # the search words as the facade read them (after the first page)
 
     def _filter(self) -> Any:
-        from caracal.services.ledger import LedgerFilter
+        from caracal.services.ledger_reads import LedgerFilter
 
         if self.query is None:
             self.query = self.app.ledger.parse_query(self.search)
