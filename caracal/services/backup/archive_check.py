@@ -14,7 +14,8 @@ from caracal.core.ledger import ChainWalk
 from caracal.core.progress import SILENT, Progress
 from caracal.core.state_replay import Replayer, ReplayError, first_difference
 from caracal.services.backup import tables
-from caracal.services.backup.archive import OpenedMember, locked, open_archive
+from caracal.services.backup.archive_reader import OpenedMember, open_archive
+from caracal.services.backup.envelope import locked
 from caracal.services.backup.restore import (
     archive_pins,
     read_small,

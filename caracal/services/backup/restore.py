@@ -29,7 +29,8 @@ from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_bytes
 from caracal.services import ledger_keys
 from caracal.services.backup import tables
-from caracal.services.backup.archive import OpenedMember, locked, open_archive
+from caracal.services.backup.archive_reader import OpenedMember, open_archive
+from caracal.services.backup.envelope import locked
 from caracal.services.backup.trust import TrustedSigner, archive_signer, manifest_tree_head
 from caracal.services.ledger_head import LedgerHeads, PinnedKeys
 from caracal.services.ledger_state import compare_state
