@@ -2,7 +2,7 @@
 the bounds on its size, and the manifest that declares every member's size and SHA-256.
 
 The container is a gzip'd tar (`archive_writer` writes it, `archive_reader` reads it), wrapped
-in the lock envelope (`envelope`) when the archive holds secrets.
+in the lock envelope (`envelope`) when made with a lock key, the only way it carries secrets.
 """
 
 from __future__ import annotations

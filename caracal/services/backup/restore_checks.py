@@ -1,7 +1,8 @@
 """What a restore checks beyond the archive's container: before anything is written (the
-archive is there and readable, its schema is one this Caracal knows, members are of a sane
-size and name known tables; shared with verify), and once the staged store is loaded (its
-head and workspace id are the manifest's, its ledger verifies and its tables match it)."""
+archive exists and, when locked, comes with its key; its schema is one this Caracal reads;
+its members are of a sane size and name known tables; shared with verify), and once the
+staged store is loaded (its head and workspace id are the manifest's, its ledger verifies
+and its tables match it)."""
 
 from __future__ import annotations
 
