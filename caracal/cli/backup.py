@@ -76,7 +76,7 @@ def _prompt_new_lock_key() -> str:
 def _existing_lock_key(var: str | None, archive: Path) -> str | None:
     if var:
         return _lock_key_from_env(var)
-    from caracal.services.backup.archive import locked
+    from caracal.services.backup.envelope import locked
 
     if archive.is_file() and locked(archive) and sys.stdin.isatty():
         import getpass

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from caracal.cli.exit_codes import ExitCode
-from caracal.services.backup import archive as archive_module
+from caracal.services.backup.archive_writer import ArchiveWriter
 from tests.backup.conftest import (
     LOCK_ENV,
     READ,
@@ -273,7 +273,7 @@ def test_workspace_delete_whose_backup_fails_deletes_nothing(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as mp:
-        mp.setattr(archive_module.ArchiveWriter, "add_file", add_file)
+        mp.setattr(ArchiveWriter, "add_file", add_file)
         result = cli("workspace", "delete", "doomed", "--yes")
     assert result.code != 0, result
     assert (home / "workspaces" / "doomed").exists()

@@ -19,9 +19,9 @@ import pytest
 from caracal.cli.exit_codes import ExitCode
 from caracal.home import atomic as atomic_module
 from caracal.services import staging as staging_module
-from caracal.services.backup import archive as archive_module
 from caracal.services.backup import restore as restore_module
 from caracal.services.backup import tables as tables_module
+from caracal.services.backup.archive_writer import ArchiveWriter
 from tests.backup.conftest import (
     LOCK_ENV,
     Source,
@@ -294,7 +294,7 @@ def test_failed_backup_leaves_no_partial_archive(
 
 
 def _fail_mid_archive(mp: pytest.MonkeyPatch) -> None:
-    real = archive_module.ArchiveWriter.add_file
+    real = ArchiveWriter.add_file
     added: list[str] = []
 
     def add_file(self: Any, name: str, path: Path) -> None:
@@ -303,7 +303,7 @@ def _fail_mid_archive(mp: pytest.MonkeyPatch) -> None:
         added.append(name)
         real(self, name, path)
 
-    mp.setattr(archive_module.ArchiveWriter, "add_file", add_file)
+    mp.setattr(ArchiveWriter, "add_file", add_file)
 
 
 def test_failed_backup_leaves_no_stray_exception(

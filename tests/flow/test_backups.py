@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caracal.services.backup.archive import locked
 from caracal.services.backup.archive_check import verify_archive
+from caracal.services.backup.envelope import locked
 from caracal.services.facade import Caracal
 from caracal.services.workspaces import WorkspaceManager
 from tests.flow.conftest import SIZE, ok, screen_name, settle, until

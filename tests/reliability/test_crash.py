@@ -60,8 +60,8 @@ import psycopg
 import pytest
 
 from caracal.cli.exit_codes import ExitCode
-from caracal.services.backup import archive as archive_module
 from caracal.services.backup import service as service_module
+from caracal.services.backup.archive_writer import ArchiveWriter
 from caracal.services.facade import Caracal
 from tests.reliability.crash_support import (
     Judge,
@@ -438,7 +438,7 @@ def test_backup_create_with_the_disk_filling_up(
         extra = ("--lock-key-env", LOCK_ENV) if locked else ()
         made = ok(run_cli("backup", "create", "-o", str(out / f"full-{locked}"), *extra, "--json"))
         sizes[locked] = made.json()["size"]
-    real = archive_module.ArchiveWriter
+    real = ArchiveWriter
     for n in range(FULL_DISKS):
         locked = n % 2 == 1
         room = rng.randrange(sizes[locked])

@@ -27,7 +27,7 @@ def is_archive_name(name: str) -> bool:
 
 def archive_row(path: Path) -> dict[str, Any]:
     """An archive file as the restore dialog takes it (a row of the Backups table)."""
-    from caracal.services.backup.archive import locked
+    from caracal.services.backup.envelope import locked
 
     return {"file": path.name, "path": str(path), "locked": locked(path)}
 

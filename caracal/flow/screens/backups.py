@@ -39,7 +39,7 @@ def archives_in(folder: Path) -> list[Row]:
 
     The facade lists only the workspace's own folder; the safety backups `delete` writes go
     to `$CARACAL_HOME/backups/`, and those are the ones worth restoring."""
-    from caracal.services.backup.archive import locked
+    from caracal.services.backup.envelope import locked
 
     if not folder.is_dir():
         return []

@@ -14,16 +14,20 @@ from caracal.core.ledger import ChainWalk
 from caracal.core.progress import SILENT, Progress
 from caracal.core.state_replay import Replayer, ReplayError, first_difference
 from caracal.services.backup import tables
-from caracal.services.backup.archive import OpenedMember, locked, open_archive
-from caracal.services.backup.restore import (
-    archive_pins,
+from caracal.services.backup.archive_reader import OpenedMember, open_archive
+from caracal.services.backup.envelope import locked
+from caracal.services.backup.restore_checks import (
     read_small,
     require_archive,
     schema_version,
-    signed_tree_head,
     table_for,
 )
-from caracal.services.backup.trust import TrustedSigner, archive_signer
+from caracal.services.backup.trust import (
+    TrustedSigner,
+    archive_pins,
+    archive_signer,
+    signed_tree_head,
+)
 from caracal.services.ledger_state import STATE_TABLES, StateCollector
 from caracal.services.workspaces import WorkspaceManager
 from caracal.store import ledger_rows

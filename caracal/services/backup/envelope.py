@@ -15,6 +15,7 @@ import io
 import json
 import os
 import struct
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -39,6 +40,11 @@ def check_lock_key(lock_key: str) -> None:
 
 def is_locked(path_or_head: bytes) -> bool:
     return path_or_head.startswith(MAGIC)
+
+
+def locked(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return is_locked(handle.read(len(MAGIC)))
 
 
 # What a locked archive's header may ask of the reader, checked before anything is derived: at

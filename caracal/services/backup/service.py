@@ -28,15 +28,9 @@ from caracal.core.progress import SILENT, Progress
 from caracal.home import config as cfg
 from caracal.home.atomic import fsync_dir, publish, refuse_existing
 from caracal.services.backup import tables
-from caracal.services.backup.archive import (
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST,
-    SIGNATURE,
-    ArchiveWriter,
-    locked,
-)
-from caracal.services.backup.envelope import check_lock_key
+from caracal.services.backup.archive_format import FORMAT, FORMAT_VERSION, MANIFEST, SIGNATURE
+from caracal.services.backup.archive_writer import ArchiveWriter
+from caracal.services.backup.envelope import check_lock_key, locked
 from caracal.services.backup.trust import signature_document
 from caracal.services.config_service import without_literal_secrets
 from caracal.store import ledger_rows, meta, provider_rows

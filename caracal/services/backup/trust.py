@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from caracal.core.canonical import StrictJSONError, strict_loads
 from caracal.core.errors import IntegrityError
-from caracal.core.keys import b64url, b64url_decode, sign, verify
+from caracal.core.keys import b64url, b64url_decode, load_public, sign, verify
 from caracal.core.tree_head import HeadFormatError, TreeHead, key_fingerprint
 from caracal.services import ledger_keys
 from caracal.services.head_witnesses import HEAD_FILE, parse_head
@@ -74,6 +74,36 @@ def manifest_tree_head(manifest: dict[str, Any]) -> TreeHead:
         raise IntegrityError(f"The archive's manifest has no valid tree head ({exc}).") from None
     if head.workspace_id != manifest.get("workspace_id"):
         raise IntegrityError("The archive's tree head belongs to another workspace.")
+    return head
+
+
+def archive_pins(small: dict[str, bytes]) -> dict[str, Any]:
+    """The ledger public keys the archive carries, by kid (covered by the manifest's hashes,
+    so trusted once the manifest's signature is)."""
+    pins: dict[str, Any] = {}
+    for member, data in small.items():
+        if member.startswith("keys/ledger-"):
+            kid = member.removeprefix("keys/ledger-").removesuffix(".pub.pem")
+            try:
+                pins[kid] = load_public(data.decode())
+            except Exception:
+                raise IntegrityError(f"Archive member {member} is not a public key.") from None
+    return pins
+
+
+def signed_tree_head(manifest: dict[str, Any], pins: dict[str, Any]) -> TreeHead:
+    """The tree head the backup was taken at, with a valid signature by an archived pin."""
+    head = manifest_tree_head(manifest)
+    key = pins.get(head.kid)
+    if key is None or not head.verify(key):
+        raise IntegrityError(
+            "The archive's tree head is not signed by the workspace's ledger key (forged)."
+        )
+    if (head.size, head.last_hash) != (
+        manifest["ledger"]["head_seq"],
+        manifest["ledger"]["head_hash"],
+    ):
+        raise IntegrityError("The archive's tree head does not match its manifest.")
     return head
 
 

@@ -1,42 +1,38 @@
-"""The archive container: a gzip'd tar whose members are all known in advance.
+"""Reading an archive, which trusts nothing.
 
-Reading trusts nothing: members must be regular files with names from a fixed list, the
-manifest comes first and declares every member's size and SHA-256, no member may grow past
-what the manifest says, the total is bounded, and the gzip header must be exactly the one
-Caracal writes (gzip's own CRC does not cover the header, so a flipped header byte would
-otherwise pass unnoticed).
+Members must be regular files with names from a fixed list, the manifest comes first and
+declares every member's size and SHA-256, no member may grow past what the manifest says, the
+total is bounded, and the gzip header must be exactly the one Caracal writes (gzip's own CRC
+does not cover the header, so a flipped header byte would otherwise pass unnoticed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
 import itertools
-import json
-import os
-import re
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from caracal.core.errors import IntegrityError, ValidationError
-from caracal.services.backup.envelope import MAGIC, DecryptingReader, EncryptingWriter
+from caracal.services.backup.archive_format import (
+    GZIP_HEADER,
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    SIGNATURE,
+    MemberInfo,
+    allowed_member,
+    parse_manifest,
+)
+from caracal.services.backup.envelope import MAGIC, DecryptingReader
 
-FORMAT = "caracal-backup"
-# 2: every archive carries manifest.sig, the workspace ledger key's signature over the
-# manifest, and the manifest holds the signed tree head the backup was taken at.
-FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
-# Right after the manifest; the only member the manifest cannot list (it signs the manifest).
-SIGNATURE = "manifest.sig"
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_SIGNATURE_BYTES = 4096
 # A PAX or GNU long-name header is read whole by tarfile before anything else looks at it:
 # ours are a few hundred bytes at most, so a bigger one is refused before it is read.
 MAX_EXTENDED_HEADER = 64 * 1024
@@ -51,113 +47,8 @@ _EXTENDED = (
 # padding; plus the end-of-archive blocks and one read-ahead of tarfile's stream buffer.
 _MEMBER_OVERHEAD = 3 * 512 + MAX_EXTENDED_HEADER
 _STREAM_SLACK = 4 * 10240
-GZIP_LEVEL = 1  # speed over size: ledgers are large and compress well anyway
-_GZIP_HEADER = bytes.fromhex("1f8b08000000000004ff")
-_FIXED_MEMBERS = frozenset(
-    {
-        MANIFEST,
-        "config.yaml",
-        "config-secrets.json",
-        "flow_state.json",
-        "providers.json",
-        "secrets.jsonl",
-    }
-)
-_TABLE_MEMBER = re.compile(r"^tables/[a-z_]{1,48}\.jsonl$")
-_PIN_MEMBER = re.compile(r"^keys/ledger-k_[0-9a-f]{16}\.pub\.pem$")
 
 
-def max_total_bytes() -> int:
-    """Upper bound on an archive's uncompressed content (decompression bombs)."""
-    return int(os.environ.get("CARACAL_BACKUP_MAX_BYTES", str(64 * 1024**3)))
-
-
-def allowed_member(name: str) -> bool:
-    return name in _FIXED_MEMBERS or bool(_TABLE_MEMBER.match(name) or _PIN_MEMBER.match(name))
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    name: str
-    size: int
-    sha256: str
-
-
-# ---- writing -----------------------------------------------------------------------------------
-class ArchiveWriter:
-    """Members are added from files (with known size and hash) in the order given."""
-
-    def __init__(
-        self,
-        sink: BinaryIO,
-        lock_key: str | None,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        """`on_bytes(n)` as each piece of a file member goes in."""
-        self._on_bytes = on_bytes
-        self._crypt = EncryptingWriter(sink, lock_key) if lock_key else None
-        target: Any = self._crypt if self._crypt is not None else sink
-        # Closed in close(), in order: tar, then gzip, then the envelope.
-        self._gzip = gzip.GzipFile(
-            fileobj=target, mode="wb", compresslevel=GZIP_LEVEL, mtime=0, filename=""
-        )
-        self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-
-    def add_bytes(self, name: str, data: bytes) -> None:
-        self._add(name, len(data), io.BytesIO(data))
-
-    def add_file(self, name: str, path: Path) -> None:
-        with path.open("rb") as handle:
-            on_bytes = self._on_bytes
-            source: Any = handle if on_bytes is None else _Counting(handle, on_bytes)
-            self._add(name, path.stat().st_size, source)
-
-    def _add(self, name: str, size: int, handle: IO[bytes]) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = size, 0o600, 0
-        self._tar.addfile(info, handle)
-
-    def close(self) -> None:
-        self._tar.close()
-        self._gzip.close()
-        if self._crypt is not None:
-            self._crypt.close()
-
-    def abort(self) -> None:
-        """After a failure: release everything without writing more (the caller deletes the
-        partial file), so no half-closed stream complains when it is collected."""
-        for stream in (self._tar.fileobj, self._tar, self._gzip, self._crypt):
-            if stream is not None:
-                with contextlib.suppress(Exception):
-                    stream.closed = True  # type: ignore[misc, union-attr]
-
-
-class _Counting(io.RawIOBase):
-    """A file read through, telling how many bytes each read returned."""
-
-    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None]) -> None:
-        super().__init__()
-        self._inner, self._on_bytes = inner, on_bytes
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        self._on_bytes(len(data))
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def hash_bytes(data: bytes) -> MemberInfo:
-    return MemberInfo("", len(data), hashlib.sha256(data).hexdigest())
-
-
-# ---- reading -----------------------------------------------------------------------------------
 @dataclass
 class OpenedMember:
     name: str
@@ -262,11 +153,6 @@ def _check_tar_member(member: tarfile.TarInfo) -> None:
         raise IntegrityError(f"Archive member {name!r} is not part of a Caracal backup.")
 
 
-def locked(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(len(MAGIC)) == MAGIC
-
-
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
 
 
@@ -313,12 +199,10 @@ def open_archive(path: Path, lock_key: str | None) -> Iterator[OpenedArchive]:
                 )
             source = io.BufferedReader(DecryptingReader(raw, lock_key), buffer_size=1024 * 1024)
         try:
-            head = (
-                source.peek(len(_GZIP_HEADER))[: len(_GZIP_HEADER)] if is_locked else raw.read(10)
-            )
+            head = source.peek(len(GZIP_HEADER))[: len(GZIP_HEADER)] if is_locked else raw.read(10)
             if not is_locked:
                 raw.seek(0)
-            if head != _GZIP_HEADER:
+            if head != GZIP_HEADER:
                 raise IntegrityError(
                     f"{path.name} is not a Caracal backup archive (or its header is damaged)."
                 )
@@ -365,7 +249,7 @@ def _leading_members(
     handle = tar.extractfile(first)
     assert handle is not None
     manifest_bytes = handle.read()
-    manifest = _parse_manifest(manifest_bytes, label)
+    manifest = parse_manifest(manifest_bytes, label)
     second = next(members, None)
     if second is None or second.name != SIGNATURE:
         return manifest, manifest_bytes, None, second
@@ -413,46 +297,3 @@ def _members(
     if missing:
         raise IntegrityError(f"The archive is missing member {missing[0]} (truncated?).")
     finish()
-
-
-def _parse_manifest(data: bytes, label: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(data)
-    except (ValueError, RecursionError):
-        raise IntegrityError(f"{label} has a damaged manifest.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IntegrityError(f"{label} is not a Caracal backup.")
-    version = manifest.get("version")
-    if version != FORMAT_VERSION:
-        raise ValidationError(
-            f"{label} uses backup format version {version!r}; this Caracal reads version "
-            f"{FORMAT_VERSION}. Use a matching Caracal release."
-        )
-    members = manifest.get("members")
-    if not isinstance(members, dict) or not all(
-        isinstance(k, str)
-        and allowed_member(k)
-        and isinstance(v, dict)
-        and isinstance(v.get("size"), int)
-        and v["size"] >= 0
-        and isinstance(v.get("sha256"), str)
-        for k, v in members.items()
-    ):
-        raise IntegrityError(f"{label} has a malformed manifest member list.")
-    ledger, tables = manifest.get("ledger"), manifest.get("tables")
-    if not (
-        isinstance(ledger, dict)
-        and isinstance(ledger.get("head_seq"), int)
-        and isinstance(ledger.get("head_hash"), str)
-        and isinstance(tables, dict)
-        and all(isinstance(v, dict) and isinstance(v.get("rows"), int) for v in tables.values())
-        and isinstance(manifest.get("workspace_id"), str)
-    ):
-        raise IntegrityError(f"{label} has an incomplete manifest (ledger, tables or workspace).")
-    total = sum(int(v["size"]) for v in members.values())
-    if total > max_total_bytes():
-        raise IntegrityError(
-            f"{label} would expand to {total:,} bytes, over the {max_total_bytes():,}-byte limit; "
-            "refusing it (set CARACAL_BACKUP_MAX_BYTES to allow larger archives)."
-        )
-    return manifest
