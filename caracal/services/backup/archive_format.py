@@ -7,7 +7,6 @@ in the lock envelope (`envelope`) when made with a lock key, the only way it car
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -56,10 +55,6 @@ class MemberInfo:
     name: str
     size: int
     sha256: str
-
-
-def hash_bytes(data: bytes) -> MemberInfo:
-    return MemberInfo("", len(data), hashlib.sha256(data).hexdigest())
 
 
 def parse_manifest(data: bytes, label: str) -> dict[str, Any]:
