@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from caracal.core.errors import UnavailableError
 from caracal.home.atomic import atomic_write_text
-from caracal.launcher.compose import Service
+from caracal.launcher.compose_model import Service
 from caracal.launcher.distribution import installation_digest, wheel_from_installation
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caracal.core.errors import ConflictError, UnavailableError
-from caracal.launcher.compose import Service, Stack
+from caracal.launcher.compose_model import Service, Stack
 from caracal.launcher.state import CONTAINER_UID, StackState
 from caracal.launcher.watch import Unwatched, UpWatcher
 
