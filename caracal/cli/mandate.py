@@ -8,12 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from caracal.cli import restricted
-from caracal.cli.common import confirm, echo, emit_json, json_error, note, open_workspace, table
+from caracal.cli.common import confirm, echo, emit_json, json_error, note, open_workspace
 from caracal.cli.exit_codes import ExitCode
-from caracal.core.durations import relative, when
+from caracal.core.durations import when
 from caracal.core.errors import ValidationError
-from caracal.core.scopes import short_scope
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -111,7 +109,9 @@ def issue(
                 "of the file names its own.",
                 param_hint="'--from'",
             )
-        _issue_from(ctx, from_file, as_json)
+        from caracal.cli.mandate_bulk import issue_from
+
+        issue_from(ctx, from_file, as_json)
         return
     for name in ("--issuer", "--subject", "--resource", "--action", "--ttl"):
         if not given[name]:
@@ -131,67 +131,6 @@ def issue(
             starts_in=starts_in,
         )
     _print_issued(issued, as_json)
-
-
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as data:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(1 << 20), b""))
-
-
-def _issue_from(ctx: typer.Context, path: Path, as_json: bool) -> None:
-    """Bulk issuance: outcomes stream out in input order; exit 0 only if every line issued."""
-    import contextlib
-    import json
-
-    from caracal.cli.exit_codes import exit_code_of
-    from caracal.cli.progress import interruptible, progress, wanted
-
-    issued = failed = 0
-    first_error: Any = None
-    stdin = str(path) == "-"
-    if not stdin:
-        path = restricted.input_file(path)
-    source: Any = (
-        contextlib.nullcontext(sys.stdin) if stdin else open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-    )
-    # With the ids printed on the same terminal, they are the progress.
-    show = wanted(ctx, as_json) and not sys.stdout.isatty()
-    total = None if stdin or not show else _count_lines(path)
-    with (
-        interruptible(
-            lambda: (
-                f"the {issued} mandate(s) listed were issued before the stop; none was half issued"
-            )
-        ),
-        open_workspace(ctx) as caracal,
-        source as lines,
-        progress("Issuing mandates", "lines", enabled=show) as shown,
-    ):
-        for outcome in caracal.mandates.issue_many(lines):
-            shown(outcome.line, total)
-            if outcome.issued is not None:
-                issued += 1
-                if not as_json:
-                    echo(outcome.issued.id)
-            else:
-                failed += 1
-                first_error = first_error or outcome.error
-                if not as_json:
-                    note(f"error: {outcome.error}")
-            if as_json:
-                sys.stdout.write(json.dumps(outcome.to_dict()) + "\n")
-    summary = f"issued {issued} mandate(s); {failed} line(s) failed"
-    if first_error is None:
-        if not as_json:
-            note(summary + ".")
-        return
-    code = exit_code_of(first_error)
-    message = f"{summary} (first: {first_error.message})."
-    if as_json:
-        json_error(code, first_error.kind.value, message)
-    else:
-        note(message)
-    raise typer.Exit(int(code))
 
 
 @app.command()
@@ -253,22 +192,9 @@ def list_(
     if as_json:
         emit_json(rows)
         return
-    table(
-        ["id", "status", "issuer", "subject", "expires", "parent", "actions"],
-        [
-            [
-                r["id"],
-                r["status"],
-                names.get(r["issuer_id"], r["issuer_id"]),
-                names.get(r["subject_id"], r["subject_id"]),
-                relative(r["expires_at"]),
-                r["parent_id"] or "-",
-                ",".join(short_scope(a).split(":", 1)[-1] for a in r["actions"]),
-            ]
-            for r in rows
-        ],
-        empty="No mandates.",
-    )
+    from caracal.cli.mandate_views import print_listing
+
+    print_listing(rows, names)
 
 
 @app.command()
@@ -280,26 +206,9 @@ def show(ctx: typer.Context, mandate_id: MandateArg, as_json: JsonOption = False
     if as_json:
         emit_json(row)
         return
-    for key in (
-        "id",
-        "status",
-        "issuer_id",
-        "subject_id",
-        "parent_id",
-        "root_id",
-        "kid",
-        "depth",
-        "intent_hash",
-    ):
-        echo(f"{key + ':':13} {row[key] if row[key] is not None else '-'}")
-    echo(f"{'not before:':13} {when(row['not_before'])}")
-    echo(f"{'expires:':13} {when(row['expires_at'])} ({relative(row['expires_at'])})")
-    if row["revoked_at"]:
-        echo(f"{'revoked:':13} {when(row['revoked_at'])} {row['revoked_reason'] or ''}".rstrip())
-    for scope in row["resources"]:
-        echo(f"{'resource:':13} {scope}")
-    for scope in row["actions"]:
-        echo(f"{'action:':13} {scope}")
+    from caracal.cli.mandate_views import print_mandate
+
+    print_mandate(row)
 
 
 @app.command()
@@ -320,23 +229,9 @@ def graph(ctx: typer.Context, mandate_id: MandateArg, as_json: JsonOption = Fals
         emit_json(data)
         return
 
-    def label(row: dict[str, Any], mark: str = "") -> str:
-        who = f"{names.get(row['issuer_id'], row['issuer_id'])} -> {names.get(row['subject_id'], row['subject_id'])}"
-        return f"{row['id']}{mark}  {who}  [{row['status']}]"
+    from caracal.cli.mandate_views import print_graph
 
-    indent = ""
-    for row in data["ancestors"]:
-        echo(indent + label(row))
-        indent += "    "
-    echo(indent + label(data["mandate"], " *"))
-
-    def walk(children: list[dict[str, Any]], prefix: str) -> None:
-        for i, child in enumerate(children):
-            last = i == len(children) - 1
-            echo(prefix + ("└── " if last else "├── ") + label(child))
-            walk(child["children"], prefix + ("    " if last else "│   "))
-
-    walk(data["descendants"], indent)
+    print_graph(data, names)
 
 
 @app.command()

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from caracal.core.errors import UnavailableError
 from caracal.home.atomic import atomic_write_text
-from caracal.launcher.compose import Service
+from caracal.launcher.compose_model import Service
 from caracal.launcher.distribution import installation_digest, wheel_from_installation
 
 if TYPE_CHECKING:
-    from caracal.launcher.stack import Launcher
+    from caracal.launcher.project import Project
 
 OFFLINE_HINT = (
     "without a registry, build local images with containers/offline/build-images.sh and set "
@@ -29,7 +29,7 @@ OFFLINE_HINT = (
 )
 
 
-def ensure_images(launcher: Launcher, services: list[Service], *, build: bool) -> dict[str, str]:
+def ensure_images(launcher: Project, services: list[Service], *, build: bool) -> dict[str, str]:
     """Image reference -> image id, for every service given."""
     builders = {s.image: s for s in launcher.stack.services.values() if s.build is not None}
     ids: dict[str, str] = {}
@@ -47,7 +47,7 @@ def ensure_images(launcher: Launcher, services: list[Service], *, build: bool) -
     return ids
 
 
-def _image_id(launcher: Launcher, ref: str) -> str | None:
+def _image_id(launcher: Project, ref: str) -> str | None:
     from docker.errors import ImageNotFound
 
     try:
@@ -56,7 +56,7 @@ def _image_id(launcher: Launcher, ref: str) -> str | None:
         return None
 
 
-def pull(launcher: Launcher, ref: str) -> str:
+def pull(launcher: Project, ref: str) -> str:
     from docker.errors import APIError
 
     repository, _, tag = (
@@ -84,7 +84,7 @@ def pull(launcher: Launcher, ref: str) -> str:
     return image_id
 
 
-def build_image(launcher: Launcher, service: Service) -> str:
+def build_image(launcher: Project, service: Service) -> str:
     assert service.build is not None
     spec = service.build
     base = spec.args.get("BASE_IMAGE")
@@ -151,7 +151,7 @@ class _Stages:
             self._current = None
 
 
-def _remove_untagged(launcher: Launcher, image_ids: list[str]) -> None:
+def _remove_untagged(launcher: Project, image_ids: list[str]) -> None:
     """Remove what a build left behind, never an image someone tagged or built on."""
     from docker.errors import APIError
 
@@ -164,7 +164,7 @@ def _remove_untagged(launcher: Launcher, image_ids: list[str]) -> None:
             continue
 
 
-def _python_of(launcher: Launcher, image: str | None) -> str:
+def _python_of(launcher: Project, image: str | None) -> str:
     if image is None:
         return ".".join(map(str, sys.version_info[:3]))
     output = launcher.client.containers.run(
@@ -204,7 +204,7 @@ def _dependencies(context: Path) -> list[str]:
     return [r for r in (metadata.requires("caracal") or []) if "extra ==" not in r]
 
 
-def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None) -> Path:
+def prepare_wheelhouse(launcher: Project, context: Path, base_image: str | None) -> Path:
     """`build/wheels/` in the build context: the caracal wheel and every dependency, for the
     base image's Python. Reused while the sources and that Python are unchanged."""
     target = context / "build" / "wheels"
@@ -268,7 +268,7 @@ def prepare_wheelhouse(launcher: Launcher, context: Path, base_image: str | None
 _MISSING = re.compile(r"No matching distribution found for ([^\n;]+)")
 
 
-def _complete(launcher: Launcher, image: str, target: Path, download: list[str]) -> None:
+def _complete(launcher: Project, image: str, target: Path, download: list[str]) -> None:
     """pip evaluates environment markers with the host's interpreter, not the image's (redis
     needs async-timeout below Python 3.11.3, for one). Resolve the wheelhouse inside the base
     image, offline, and fetch what it reports missing, until it resolves."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from caracal.core.canonical import json_containers
 
 if TYPE_CHECKING:
-    from caracal.home.config import McpUpstreamSettings
+    from caracal.home.config_model import McpUpstreamSettings
 
 PARSE_OFF_LOOP_BYTES = 256 * 1024
 BIG_PARSES = 2

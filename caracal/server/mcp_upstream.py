@@ -21,7 +21,7 @@ import aiohttp
 
 from caracal import __version__
 from caracal.core.canonical import strict_loads
-from caracal.home.config import McpUpstreamSettings
+from caracal.home.config_model import McpUpstreamSettings
 from caracal.server.mcp_limits import (
     BIG_PARSES,
     PARSE_OFF_LOOP_BYTES,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from caracal.core.errors import ConfigError, UnavailableError, ValidationError
 from caracal.core.redact import url_has_secret
 from caracal.home import config as cfg
+from caracal.home.config_model import WorkspaceConfig, secret_keys
 
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
@@ -36,7 +37,7 @@ def seal_if_secret(key: str, value: Any, seal: Any, secrets: set[str] | None = N
     """`value` as it is written to config.yaml under `key`: a secret setting holding a literal
     secret is sealed with `seal` (the workspace cipher); `${VAR}` references stay as they are.
     A value mixing a reference with a literal secret cannot be sealed, and is refused."""
-    secrets = cfg.secret_keys() if secrets is None else secrets
+    secrets = secret_keys() if secrets is None else secrets
     if not isinstance(value, str) or not value or cfg.is_encrypted_value(value):
         return value
     if key not in secrets and not ("://" in value and url_has_secret(value)):
@@ -56,7 +57,7 @@ def seal_if_secret(key: str, value: Any, seal: Any, secrets: set[str] | None = N
 
 def seal_literal_secrets(raw: dict[str, Any], seal: Any) -> dict[str, Any]:
     """The config with every secret setting that holds a literal secret sealed."""
-    secrets = cfg.secret_keys()
+    secrets = secret_keys()
     for key, value in cfg.flatten(raw).items():
         sealed = seal_if_secret(key, value, seal, secrets)
         if sealed is not value:
@@ -68,7 +69,7 @@ def without_literal_secrets(raw: dict[str, Any]) -> dict[str, Any]:
     """The config as it may leave the vault unlocked: literal secrets (in secret settings, or
     a URL's password anywhere) are left out, and a list entry holding one is dropped; sealed
     values and `${VAR}` references stay."""
-    secrets = cfg.secret_keys()
+    secrets = secret_keys()
 
     def literal(key: str, value: Any) -> bool:
         if not isinstance(value, str):
@@ -115,9 +116,9 @@ class ConfigService:
     def items(self, *, reveal: bool = False) -> dict[str, Any]:
         """Every key with its value as written in the file (secrets masked unless `reveal`)."""
         raw = self._raw()
-        defaults = cfg.flatten(cfg.WorkspaceConfig(workspace=self.app.name).model_dump(mode="json"))
+        defaults = cfg.flatten(WorkspaceConfig(workspace=self.app.name).model_dump(mode="json"))
         written = cfg.flatten(raw)
-        secrets = cfg.secret_keys()
+        secrets = secret_keys()
         out: dict[str, Any] = {}
         for key in cfg.known_keys():
             out[key] = self._display(key, written.get(key, defaults.get(key)), reveal, secrets)
@@ -129,7 +130,7 @@ class ConfigService:
         template as written (`${VAR}` references kept, sealed values shown as sealed)."""
         values = cfg.flatten(self.app.config.model_dump(mode="json"))
         written = cfg.flatten(self._raw())
-        secrets = cfg.secret_keys()
+        secrets = secret_keys()
         out: dict[str, dict[str, Any]] = {}
         for key in cfg.known_keys():
             value = values.get(key)
@@ -154,9 +155,9 @@ class ConfigService:
         value = cfg.get_path(self._raw(), key)
         if isinstance(value, dict):
             flat = cfg.flatten(value, key + ".")
-            secrets = cfg.secret_keys()
+            secrets = secret_keys()
             return {k: self._display(k, v, reveal, secrets) for k, v in flat.items()}
-        return self._display(key, value, reveal, cfg.secret_keys())
+        return self._display(key, value, reveal, secret_keys())
 
     def set_value(self, key: str, text: str) -> Any:
         """Set a key from its command-line text; secrets are stored sealed."""
@@ -173,7 +174,7 @@ class ConfigService:
         """Set (or with None, clear) a secret setting from a masked input: the text is taken
         literally (never read as YAML, so `yes` or `0123` stay text), stored sealed, and never
         handed back; returns whether the setting now holds a value."""
-        if key not in cfg.secret_keys():
+        if key not in secret_keys():
             raise ValidationError(f"{key} is not a secret setting; change it as a plain value.")
         reason = self.read_only(key) or (
             "it points the workspace at another store" if self.locates_store(key) else None
@@ -202,7 +203,7 @@ class ConfigService:
         if self.locates_store(key):
             self._check_store_move(config.store.url, config.store.pg_schema)
         cfg.write_raw(self.app.paths.config, raw)
-        return self._display(key, value, False, cfg.secret_keys())
+        return self._display(key, value, False, secret_keys())
 
     def _check_store_move(self, url: str, pg_schema: str | None) -> None:
         """A new store location must hold this workspace's own store: reachable, initialised,

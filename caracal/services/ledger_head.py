@@ -43,7 +43,7 @@ from caracal.store import ledger_rows, secret_rows
 from caracal.store.ledger_rows import Appended, StoredHead
 
 if TYPE_CHECKING:
-    from caracal.home.config import WitnessSettings
+    from caracal.home.config_model import WitnessSettings
     from caracal.services.secrets import SecretVault
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from caracal.core.errors import ConflictError
 from caracal.core.names import check_workspace_name
 from caracal.home import config as cfg
 from caracal.home.atomic import atomic_write_text, fsync_dir
+from caracal.home.config_model import WorkspaceConfig
 from caracal.home.flow_state import DEFAULT_STATE, write_state
 from caracal.home.lock import home_lock
 from caracal.home.paths import WorkspacePaths
@@ -49,7 +50,7 @@ class Staging:
     name: str
     paths: WorkspacePaths
     raw_config: dict[str, Any]
-    config: cfg.WorkspaceConfig
+    config: WorkspaceConfig
     location: StoreLocation
     master: MasterKey
     vault: SecretVault

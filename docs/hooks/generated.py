@@ -126,7 +126,7 @@ def config_keys() -> str:
     """Every config.yaml key, from the pydantic model (unknown keys are errors)."""
     from pydantic import BaseModel
 
-    from caracal.home.config import WorkspaceConfig
+    from caracal.home.config_model import WorkspaceConfig
 
     rows: list[list[str]] = []
 

@@ -103,7 +103,7 @@ def test_a_port_taken_by_another_program() -> None:
 def test_up_says_which_port_is_taken() -> None:
     from docker.errors import APIError
 
-    from caracal.launcher.stack import start_failure
+    from caracal.launcher.containers import start_failure
 
     service = SimpleNamespace(
         name="runtime", ports=[SimpleNamespace(host_ip="127.0.0.1", host_port=8080)]

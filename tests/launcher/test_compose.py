@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from caracal.core.errors import ConfigError
-from caracal.launcher.compose import duration_ns, interpolate, load
+from caracal.launcher.compose import load
+from caracal.launcher.compose_syntax import duration_ns, interpolate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from caracal.launcher.compose import _SERVICE_KEYS, Service, duration_ns, load
+from caracal.launcher.compose import _SERVICE_KEYS, load
+from caracal.launcher.compose_model import Service
+from caracal.launcher.compose_syntax import duration_ns
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = ROOT / "docker-compose.yml"

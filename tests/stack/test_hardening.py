@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from caracal.launcher.compose import Stack, load
+from caracal.launcher.compose import load
+from caracal.launcher.compose_model import Stack
 from caracal.launcher.state import StackState
 from tests.shell.escapes import ESCAPE_ATTEMPTS
 from tests.stack.conftest import ROOT, StackEnv

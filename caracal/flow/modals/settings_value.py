@@ -26,7 +26,7 @@ def as_text(value: Any) -> str:
 
 def describe(key: str) -> str:
     """What the key accepts, from the config model: kind, bounds and description."""
-    from caracal.home.config import WorkspaceConfig
+    from caracal.home.config_model import WorkspaceConfig
 
     model: Any = WorkspaceConfig
     *sections, name = key.split(".")

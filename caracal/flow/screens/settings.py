@@ -100,7 +100,7 @@ class SettingsScreen(AreaScreen):
 
     def _loaded(self, loaded: tuple[dict[str, Any], dict[str, Any]]) -> None:
         from caracal.flow.text import setting_label
-        from caracal.home.config import secret_keys
+        from caracal.home.config_model import secret_keys
 
         values, prefs = loaded
         self.values = values
@@ -136,7 +136,7 @@ class SettingsScreen(AreaScreen):
             self.action_edit()
 
     def action_edit(self) -> None:
-        from caracal.home.config import secret_keys
+        from caracal.home.config_model import secret_keys
 
         key = self.selected_key()
         if key is None:

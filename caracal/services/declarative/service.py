@@ -20,6 +20,7 @@ from caracal.core.providers import spec_from_dict
 from caracal.core.state_diff import Change, Plan, plan
 from caracal.core.workspace_state import ProviderEntry, WorkspaceState
 from caracal.home import config as cfg
+from caracal.home.config_model import WorkspaceConfig
 from caracal.services import change_feed
 from caracal.services.declarative.current import (
     LAST_APPLIED,
@@ -298,7 +299,7 @@ class DeclarativeService:
                 }
         return read_state(conn, references, in_effect(self._config()))
 
-    def _config(self) -> cfg.WorkspaceConfig:
+    def _config(self) -> WorkspaceConfig:
         """config.yaml as it is now (this process may have written it since it opened)."""
         raw = cfg.read_raw(self.app.paths.config)
         decrypt = self.app.cipher.decrypt_value if cfg.has_encrypted(raw) else None

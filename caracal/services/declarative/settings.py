@@ -10,6 +10,7 @@ from typing import Any
 
 from caracal.core.errors import ConfigError, ValidationError
 from caracal.home import config as cfg
+from caracal.home.config_model import WorkspaceConfig
 
 SAFE_SETTINGS: tuple[str, ...] = (
     "ledger.checkpoint_every",
@@ -23,7 +24,7 @@ SAFE_SETTINGS: tuple[str, ...] = (
 )
 
 
-def in_effect(config: cfg.WorkspaceConfig) -> dict[str, Any]:
+def in_effect(config: WorkspaceConfig) -> dict[str, Any]:
     values = cfg.flatten(config.model_dump(mode="json"))
     return {key: values[key] for key in SAFE_SETTINGS}
 
