@@ -10,7 +10,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from caracal.server.gateway import DECISION, ProviderGateway, Verdict
+from caracal.server.call_judge import DECISION, CallJudge, Verdict
 from caracal.services.gateway import released_credential
 
 PATH = "/v1/forward-auth"
@@ -43,11 +43,11 @@ def original_call(scope: dict[str, Any], headers: dict[str, str]) -> tuple[str, 
     return provider, (method or scope["method"]).upper(), uri
 
 
-async def handle(gateway: ProviderGateway, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def handle(judge: CallJudge, scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     provider, method, raw_path = original_call(scope, headers)
     peer = (scope.get("client") or ("unknown",))[0]
-    verdict = await gateway.judge(
+    verdict = await judge.judge(
         provider=provider,
         method=method,
         path=unquote(raw_path),
@@ -58,7 +58,7 @@ async def handle(gateway: ProviderGateway, scope: dict[str, Any], receive: Any, 
     )
     released: dict[str, str] = {}
     if verdict.target is not None and verdict.outcome is not None:
-        peers = gateway.runtime.caracal.config.runtime.gateway.credential_peers
+        peers = judge.runtime.caracal.config.runtime.gateway.credential_peers
         released = released_credential(verdict.target, peer, peers)
     await _answer(
         send, verdict, [(k.lower().encode(), v.encode("latin-1")) for k, v in released.items()]

@@ -1,4 +1,4 @@
-"""Reading request bodies strictly: a size cap, JSON, and field-level errors."""
+"""Reading requests strictly: a size cap, JSON, field-level errors, and the bearer token."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ async def drain(receive: Any, budget: int = DRAIN_BYTES) -> None:
         budget -= len(message.get("body", b""))
         if not message.get("more_body", False):
             return
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def parse_json(body: bytes) -> Any:

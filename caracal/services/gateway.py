@@ -1,6 +1,7 @@
 """The provider gateway's rules: which declared action a call is, where it goes, and which
 headers travel with it (the provider's credential in, the agent's mandate out). The HTTP side
-lives in `caracal/server/gateway.py`."""
+lives in `caracal/server/call_judge.py` (judging a call) and `caracal/server/gateway.py`
+(forwarding it)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from caracal.services.ledger_reads import LedgerFilter
 if TYPE_CHECKING:
     from caracal.services.facade import Caracal
 
-# The `source` the gateway's decisions are recorded with (`caracal/server/gateway.py`).
+# The `source`s the gateway and forward authentication record their decisions with.
 GATED_SOURCES = frozenset({"gateway", "forward-auth"})
 RUNTIME_URL_VARIABLE = "CARACAL_RUNTIME_URL"
 PROBE_SECONDS = 0.5
