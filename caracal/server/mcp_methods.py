@@ -185,7 +185,7 @@ class McpMethods:
                 DENIED,
                 f"Call to {name} refused: it could not be decided.",
                 data,
-                status=503 if unrecorded else 500,
+                status=503,  # as the provider gateway answers an undecided call
             )
         if not outcome.allowed:
             code = outcome.reason_code

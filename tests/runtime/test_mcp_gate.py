@@ -604,13 +604,13 @@ class _Failing(_Broken):
         raise RuntimeError("the validator broke")
 
 
-def test_a_call_that_fails_to_be_decided_is_a_server_error_and_never_forwarded() -> None:
+def test_a_call_that_fails_to_be_decided_is_a_503_and_never_forwarded() -> None:
     broken = _Failing()
     gate = McpGate(broken, upstreams=broken)  # type: ignore[arg-type]
     with TestClient(Starlette(routes=[Mount("/mcp", routes=gate.routes())])) as client:
         headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
         call = request("tools/call", {"name": "read_doc", "arguments": {}})
         answer = client.post("/mcp/docs", json=call, headers=headers)
-        assert answer.status_code == 500
+        assert answer.status_code == 503  # as the provider gateway answers it
         assert answer.json()["error"]["data"]["reason_code"] == "INTERNAL_ERROR"
     assert not broken.upstream_used
