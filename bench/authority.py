@@ -371,7 +371,7 @@ def bench_ledger_verify(sizes: Sizes) -> list[Result]:
             reports.append(app.ledger.verify())
 
         runs = sample(verify, sizes.verify_runs, gc_off=False, label=f"{name}: verify")
-        heads = app.ledger.heads
+        heads = app.ledger_heads
 
         def verify_chain() -> None:
             reports.append(

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -448,6 +449,10 @@ def _denial(rng: random.Random) -> str:
     return _DENIALS[-1][0]
 
 
+def _record(app: Caracal, events: list[NewEvent], conn: Any) -> int:
+    return app.ledger.record(conn, *events)
+
+
 def _validation_event(mandate: _Mandate, callers: list[_Party], rng: random.Random) -> NewEvent:
     """One event shaped exactly like `ValidationService._record`'s, about `mandate`:
     85 % allowed, the rest denied for the usual reasons."""
@@ -507,7 +512,7 @@ def _fill_ledger(
     while head < total:
         count = min(batch, total - head)
         events = [_validation_event(rng.choice(made), callers, rng) for _ in range(count)]
-        app.store.write(lambda conn, events=events: app.ledger.record(conn, *events))
+        app.store.write(partial(_record, app, events))
         head, _ = app.ledger.head()
 
 

@@ -150,7 +150,7 @@ def print_table(
     baseline: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> None:
     header: tuple[str, ...] = ("benchmark", "metric", "median", "p90", "target", "result")
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (r.bench, r.metric, fmt(r.value, r.unit), fmt(r.p90, r.unit), r.target_text, r.status)
         for r in results
     ]

@@ -107,6 +107,8 @@ def _mark_onboarded(name: str) -> None:
 
 
 async def _measure_screens(samples: int) -> dict[str, list[float]]:
+    from textual.widgets import Input, Select
+
     from caracal.flow.app import build_app
 
     app = build_app("bench")
@@ -137,20 +139,20 @@ async def _measure_screens(samples: int) -> dict[str, list[float]]:
             table = await _open(pilot, "8", "#events", found["ledger-open"])
             # The last keystroke of a pasted mandate id: its events, newest first.
             before = table.loaded_at
-            app.screen.query_one("#filter").value = some_id[:-1]
+            app.screen.query_one("#filter", Input).value = some_id[:-1]
             await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
             await _settled(app)
             await _keystroke(pilot, table, some_id[-1], found["ledger-id"])
             # Choosing "denials" in the type list (after clearing the id).
             before = table.loaded_at
-            app.screen.query_one("#filter").value = ""
+            app.screen.query_one("#filter", Input).value = ""
             await _wait(pilot, lambda t=table, b=before: t.loaded_at > b)
             await _settled(app)
             before, started = table.loaded_at, time.monotonic()
-            app.screen.query_one("#type-filter").value = "validation.denied"
+            app.screen.query_one("#type-filter", Select).value = "validation.denied"
             await _wait(pilot, lambda t=table, b=before: _painted(t, b))
             found["ledger-type"].append(table.painted_at - started)
-            app.screen.query_one("#type-filter").value = ""
+            app.screen.query_one("#type-filter", Select).value = ""
             await _settled(app)
             await _back(pilot)
     return found
@@ -172,6 +174,8 @@ async def _settled(app: Any) -> None:
 async def _open(pilot: Any, digit: str, table_id: str, into: list[float]) -> Any:
     """Show the screen (built the first time, kept after) until its table has (re)loaded; then
     clear its filters for the next measurement."""
+    from textual.widgets import Input
+
     app = pilot.app
     started = time.monotonic()
     await pilot.press(digit)
@@ -183,9 +187,9 @@ async def _open(pilot: Any, digit: str, table_id: str, into: list[float]) -> Any
     )
     into.append(table.painted_at - started)
     await _settled(app)
-    if app.screen.query_one("#filter").value:
+    if app.screen.query_one("#filter", Input).value:
         before = table.loaded_at
-        app.screen.query_one("#filter").value = ""
+        app.screen.query_one("#filter", Input).value = ""
         await _wait(pilot, lambda: table.loaded_at > before)
         await _settled(app)
     await pilot.pause()
